@@ -1,0 +1,234 @@
+"""The on-disk dataset of (labelled) stamps: a directory of Parquet parts plus `manifest.json`.
+
+Each row is one detection: the detection-table columns (docs/design.md) plus `stamp`, a
+fixed-size list of 3*S*S float32 (channels in `stamps.CHANNELS` order, row-major), and the
+stamp quality columns `valid_fraction` and `edge`. Readable by pandas, pyarrow, DuckDB, Dask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+from .stamps import CHANNELS, Stamps
+
+__all__ = [
+    "MANIFEST",
+    "SCHEMA_VERSION",
+    "Dataset",
+    "open_dataset",
+    "write_dataset",
+    "stamps_to_arrow",
+]
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+_PART = "part-{:05d}.parquet"
+_STAMP_COLUMNS = ("stamp", "valid_fraction", "edge")
+
+
+def stamps_to_arrow(data: np.ndarray) -> pa.FixedSizeListArray:
+    """(N, 3, S, S) float32 stamps -> Arrow fixed-size lists of 3*S*S float32 (no copy)."""
+    flat = np.ascontiguousarray(data, dtype=np.float32).reshape(len(data), -1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+
+
+def _arrow_to_stamps(column: pa.ChunkedArray | pa.Array, size: int) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.astype(np.float32, copy=False).reshape(len(column), len(CHANNELS), size, size)
+
+
+def write_dataset(
+    path: str | os.PathLike,
+    table: pd.DataFrame,
+    stamps: Stamps,
+    *,
+    provenance: dict | None = None,
+    rows_per_part: int = 50_000,
+    overwrite: bool = False,
+) -> Path:
+    """Write a dataset directory atomically (temporary directory, then rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Output directory; must not exist unless `overwrite`.
+    table : DataFrame of N rows
+        Detection-table columns (docs/design.md); `label`, `origin` are counted in the manifest.
+    stamps : Stamps of N stamps
+        Stamp pixels, `valid_fraction` and `edge` are stored as columns.
+    provenance : dict, optional
+        JSON-serialisable record of how the data were made (seeds, configs, sources).
+    rows_per_part : int
+        Rows per Parquet part file (the unit of distributed work).
+    """
+    path = Path(path)
+    if len(table) != len(stamps):
+        msg = f"table has {len(table)} rows but there are {len(stamps)} stamps"
+        raise InputError(msg)
+    clash = [c for c in _STAMP_COLUMNS if c in table.columns]
+    if clash:
+        msg = f"table must not already hold the stamp columns {clash}"
+        raise InputError(msg)
+    if path.exists() and not overwrite:
+        msg = f"{path} already exists; choose another path or pass overwrite=True"
+        raise InputError(msg)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        digest = hashlib.sha256()
+        base = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
+        n_parts = max(1, -(-len(table) // rows_per_part))
+        for part in range(n_parts):
+            lo, hi = part * rows_per_part, min(len(table), (part + 1) * rows_per_part)
+            piece = base.slice(lo, hi - lo)
+            piece = piece.append_column("stamp", stamps_to_arrow(stamps.data[lo:hi]))
+            piece = piece.append_column("valid_fraction", pa.array(stamps.valid_fraction[lo:hi]))
+            piece = piece.append_column("edge", pa.array(stamps.edge[lo:hi]))
+            part_path = tmp / _PART.format(part)
+            pq.write_table(piece, part_path, row_group_size=4096)
+            digest.update(part_path.read_bytes())
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "n_rows": len(table),
+            "stamp_size": stamps.size,
+            "channels": list(CHANNELS),
+            "parts": [_PART.format(p) for p in range(n_parts)],
+            "counts": _counts(table),
+            "provenance": provenance or {},
+            "content_hash": "sha256:" + digest.hexdigest(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    msg = f"provenance value of type {type(value).__name__} is not JSON-serialisable"
+    raise TypeError(msg)
+
+
+def _counts(table: pd.DataFrame) -> dict:
+    counts: dict = {}
+    if "label" in table:
+        labels = table["label"].map({1: "real", 0: "bogus"}).fillna("unknown")
+        counts["label"] = {str(k): int(v) for k, v in labels.value_counts().items()}
+    if "origin" in table:
+        counts["origin"] = {str(k): int(v) for k, v in table["origin"].value_counts().items()}
+    return counts
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An opened dataset directory. Stamps are read on demand, part by part."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def stamp_size(self) -> int:
+        """Stamp side S, pixels."""
+        return int(self.manifest["stamp_size"])
+
+    @property
+    def parts(self) -> list[Path]:
+        """Parquet part files in order."""
+        return [self.path / p for p in self.manifest["parts"]]
+
+    def __len__(self) -> int:
+        return int(self.manifest["n_rows"])
+
+    def table(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The detection table (without stamp pixels), N rows in dataset order."""
+        if columns is None:
+            schema = pq.read_schema(self.parts[0])
+            columns = [c for c in schema.names if c != "stamp"]
+        frames = [pq.read_table(p, columns=columns).to_pandas() for p in self.parts]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    def iter_parts(self) -> Iterator[tuple[pd.DataFrame, Stamps]]:
+        """Yield (table, Stamps) for each part; memory stays bounded by one part."""
+        for part in self.parts:
+            yield read_part(part, self.stamp_size)
+
+    def stamps(self) -> Stamps:
+        """All stamps in memory, (N, 3, S, S) float32. Prefer `iter_parts` for big datasets."""
+        pieces = [s for _, s in self.iter_parts()]
+        return Stamps(
+            data=np.concatenate([s.data for s in pieces]),
+            valid_fraction=np.concatenate([s.valid_fraction for s in pieces]),
+            edge=np.concatenate([s.edge for s in pieces]),
+        )
+
+
+def read_part(path: str | os.PathLike, size: int) -> tuple[pd.DataFrame, Stamps]:
+    """Read one Parquet part into (detection table, Stamps)."""
+    try:
+        arrow = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        msg = f"{path}: not a readable Parquet part ({exc})"
+        raise InputError(msg) from exc
+    missing = [c for c in _STAMP_COLUMNS if c not in arrow.column_names]
+    if missing:
+        msg = f"{path}: missing stamp columns {missing}"
+        raise InputError(msg)
+    data = _arrow_to_stamps(arrow.column("stamp"), size)
+    stamps = Stamps(
+        data=data,
+        valid_fraction=arrow.column("valid_fraction").to_numpy().astype(np.float32),
+        edge=arrow.column("edge").to_numpy(zero_copy_only=False).astype(bool),
+    )
+    table = arrow.drop_columns(list(_STAMP_COLUMNS)).to_pandas()
+    return table, stamps
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """Open a dataset directory, validating its manifest and parts."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        msg = f"{path}: not a realbogus dataset (no {MANIFEST})"
+        raise InputError(msg)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"{manifest_path}: unreadable manifest ({exc})"
+        raise InputError(msg) from exc
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        msg = f"{manifest_path}: unknown dataset schema_version {version!r}; this realbogus reads {SCHEMA_VERSION}"
+        raise InputError(msg)
+    if list(manifest.get("channels", [])) != list(CHANNELS):
+        msg = f"{manifest_path}: channel order {manifest.get('channels')} is not {list(CHANNELS)}"
+        raise InputError(msg)
+    missing = [p for p in manifest.get("parts", []) if not (path / p).is_file()]
+    if missing:
+        msg = f"{path}: manifest lists missing part files {missing}"
+        raise InputError(msg)
+    return Dataset(path=path, manifest=manifest)

@@ -1,0 +1,322 @@
+"""Triplet stamps: cutting them from images, checking them, and bringing other sizes to a model's.
+
+The contract (docs/design.md): float32 arrays of shape (N, 3, S, S), channels in the order
+`CHANNELS` = (difference, science, template), centred on the detection's centroid pixel.
+Non-finite pixels and pixels off the image become 0; every stamp carries `valid_fraction`
+(finite, on-image pixels over all 3 S^2 pixels) and an `edge` flag (its box leaves the image).
+Partial stamps are kept and flagged, never zeroed or dropped.
+
+Pixel convention: 0-based, x = column, y = row, pixel centres at integers (astropy/numpy). The
+centre pixel of a stamp is round-half-up(x, y); for an even S it sits at index S // 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .errors import InputError, StampShapeError
+
+__all__ = [
+    "CHANNELS",
+    "Stamps",
+    "check_stamps",
+    "cut_stamps",
+    "centre_pixels",
+    "fit_stamp",
+    "resize_stamps",
+]
+
+#: Channel order of every stamp array in realbogus (and of Rubin's production interface).
+CHANNELS = ("difference", "science", "template")
+
+_CHUNK = 512  # stamps gathered per fancy-index call; keeps the temporary in cache
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """Triplet stamps with their per-stamp quality.
+
+    Attributes
+    ----------
+    data : ndarray of shape (n_stamps, 3, size, size), float32
+        Pixel values in the images' units, channels in `CHANNELS` order; non-finite and
+        off-image pixels are 0.
+    valid_fraction : ndarray of shape (n_stamps,), float32
+        Finite, on-image pixels over all 3 * size**2 pixels.
+    edge : ndarray of shape (n_stamps,), bool
+        The stamp's box leaves the image (or the position is not finite).
+    """
+
+    data: np.ndarray
+    valid_fraction: np.ndarray
+    edge: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def size(self) -> int:
+        """Stamp side S in pixels."""
+        return int(self.data.shape[-1])
+
+
+def check_stamps(stamps: np.ndarray, *, size: int | None = None, name: str = "stamps") -> np.ndarray:
+    """Check the (N, 3, S, S) float32 contract and return the array (no copy).
+
+    Raises `StampShapeError` naming the expected and received shapes or dtype, and for
+    non-finite pixels (callers must zero them and account for them in `valid_fraction`).
+    """
+    if not isinstance(stamps, np.ndarray):
+        msg = f"{name} must be a numpy array; got {type(stamps).__name__}"
+        raise StampShapeError(msg)
+    expected = f"(N, {len(CHANNELS)}, {size or 'S'}, {size or 'S'})"
+    if (
+        stamps.ndim != 4
+        or stamps.shape[1] != len(CHANNELS)
+        or stamps.shape[2] != stamps.shape[3]
+        or (size is not None and stamps.shape[2] != size)
+    ):
+        msg = f"{name} must have shape {expected} in order {CHANNELS}; got {stamps.shape}"
+        raise StampShapeError(msg)
+    if stamps.dtype != np.float32:
+        msg = f"{name} must be float32; got {stamps.dtype}"
+        raise StampShapeError(msg)
+    if not np.isfinite(stamps).all():
+        msg = f"{name} contain non-finite pixels; cut them with cut_stamps/fit_stamp, which zero them"
+        raise StampShapeError(msg)
+    return stamps
+
+
+def centre_pixels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer centre pixels (round half up) of positions; non-finite positions flagged.
+
+    Returns (ix, iy, finite): int64 arrays of shape (N,) (0 where not finite) and a bool mask.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y) & (np.abs(x) < 2**40) & (np.abs(y) < 2**40)
+    ix = np.where(finite, np.floor(np.where(finite, x, 0.0) + 0.5), 0).astype(np.int64)
+    iy = np.where(finite, np.floor(np.where(finite, y, 0.0) + 0.5), 0).astype(np.int64)
+    return ix, iy, finite
+
+
+def _as_native_float32(image: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2:
+        msg = f"{name} image must be 2-D; got shape {image.shape}"
+        raise InputError(msg)
+    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
+        msg = f"{name} image must hold real numbers; got dtype {image.dtype}"
+        raise InputError(msg)
+    # astype handles big-endian FITS data; no copy when already native float32.
+    return image.astype(np.float32, copy=False) if image.dtype.isnative else image.astype(np.float32)
+
+
+def cut_stamps(
+    difference: np.ndarray,
+    science: np.ndarray,
+    template: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    size: int = 51,
+) -> Stamps:
+    """Cut (N, 3, size, size) triplets centred on the pixel positions (x, y).
+
+    Parameters
+    ----------
+    difference, science, template : ndarray of shape (H, W)
+        The three images, same shape, any real dtype or byte order (converted to float32).
+    x, y : array-like of shape (N,)
+        0-based column and row of each detection's centroid, pixels.
+    size : int
+        Stamp side S, pixels.
+
+    Returns
+    -------
+    Stamps
+        Stamps in `CHANNELS` order with `valid_fraction` and `edge`. Rows never disappear:
+        a detection off the image gives an all-zero stamp with `edge=True`, `valid_fraction=0`.
+    """
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        msg = f"size must be a positive integer; got {size!r}"
+        raise InputError(msg)
+    size = int(size)
+    images = [
+        _as_native_float32(a, n)
+        for a, n in zip((difference, science, template), CHANNELS, strict=True)
+    ]
+    shapes = {a.shape for a in images}
+    if len(shapes) != 1:
+        shape_text = ", ".join(f"{n} {a.shape}" for n, a in zip(CHANNELS, images, strict=True))
+        msg = f"images must have the same shape; got {shape_text}"
+        raise InputError(msg)
+    height, width = images[0].shape
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    if x.shape != y.shape or x.ndim != 1:
+        msg = f"x and y must be 1-D arrays of one length; got shapes {x.shape} and {y.shape}"
+        raise InputError(msg)
+
+    n = len(x)
+    half = size // 2
+    ix, iy, finite = centre_pixels(x, y)
+    x0, y0 = ix - half, iy - half  # top-left corner of each box, may be off the image
+    # On-image extent of each box (rows [r0, r1), columns [c0, c1)), empty when fully off.
+    r0, r1 = np.clip(y0, 0, height), np.clip(y0 + size, 0, height)
+    c0, c1 = np.clip(x0, 0, width), np.clip(x0 + size, 0, width)
+    on_image = np.where(finite, (r1 - r0) * (c1 - c0), 0)
+    inside = finite & (on_image == size * size)
+
+    idx_in = np.flatnonzero(inside)
+    idx_edge = np.flatnonzero(~inside & (on_image > 0))
+    out = np.empty((n, len(CHANNELS), size, size), dtype=np.float32)  # every stamp written below
+    out[on_image == 0] = 0.0
+    bad_pixels = np.zeros(n, dtype=np.int64)
+    # Interior stamps are gathered in raster order and in cache-sized chunks: neighbouring
+    # boxes share image rows, which makes the gather ~2x faster than catalog order.
+    idx_in = idx_in[np.lexsort((x0[idx_in], y0[idx_in]))]
+    chunks = np.array_split(idx_in, max(1, idx_in.size // _CHUNK))
+    if idx_edge.size:
+        # Clipped index grids; pixels whose index was clipped are off the image and set to 0.
+        rows = y0[idx_edge, None] + np.arange(size)
+        cols = x0[idx_edge, None] + np.arange(size)
+        keep = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+        rows_c = np.clip(rows, 0, height - 1)[:, :, None]
+        cols_c = np.clip(cols, 0, width - 1)[:, None, :]
+
+    for c, image in enumerate(images):
+        if idx_in.size:
+            windows = sliding_window_view(image, (size, size))
+            for chunk in chunks:
+                out[chunk, c] = windows[y0[chunk], x0[chunk]]
+        if idx_edge.size:
+            out[idx_edge, c] = np.where(keep, image[rows_c, cols_c], 0.0)
+        # A sum is NaN or inf whenever any pixel is (and rarely on overflow, which only costs
+        # the slower path): a 2x cheaper test than isfinite().all() on a full image.
+        if not np.isfinite(image.sum(dtype=np.float32)):
+            channel = out[:, c]
+            bad = ~np.isfinite(channel)
+            bad_pixels += bad.sum(axis=(1, 2))
+            channel[bad] = 0.0
+
+    valid = (len(CHANNELS) * on_image - bad_pixels) / float(len(CHANNELS) * size * size)
+    return Stamps(data=out, valid_fraction=valid.astype(np.float32), edge=~inside)
+
+
+def fit_stamp(
+    cutout: np.ndarray,
+    size: int,
+    *,
+    centre: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Crop or zero-pad one 2-D cutout of any shape to (size, size) around its source pixel.
+
+    Parameters
+    ----------
+    cutout : ndarray of shape (h, w)
+        One image plane (e.g. a 30x30 Rubin alert cutout or a non-square ZTF edge cutout).
+    size : int
+        Output side S, pixels.
+    centre : (row, col), optional
+        Index of the source pixel in `cutout`; default (h // 2, w // 2). Truncated edge cutouts
+        need the true position, since their source is off their array centre.
+
+    Returns
+    -------
+    stamp : ndarray of shape (size, size), float32
+        The source pixel lands at (size // 2, size // 2); non-finite and missing pixels are 0.
+    n_valid : int
+        Number of finite pixels in `stamp` that came from `cutout`.
+    """
+    cutout = np.asarray(cutout)
+    if cutout.ndim != 2:
+        msg = f"cutout must be 2-D; got shape {cutout.shape}"
+        raise StampShapeError(msg)
+    h, w = cutout.shape
+    crow, ccol = (h // 2, w // 2) if centre is None else (int(centre[0]), int(centre[1]))
+    shift_r, shift_c = size // 2 - crow, size // 2 - ccol  # out[i] = in[i - shift]
+    r0, r1 = max(0, shift_r), min(size, h + shift_r)
+    c0, c1 = max(0, shift_c), min(size, w + shift_c)
+    stamp = np.zeros((size, size), dtype=np.float32)
+    if r1 <= r0 or c1 <= c0:
+        return stamp, 0
+    piece = cutout[r0 - shift_r : r1 - shift_r, c0 - shift_c : c1 - shift_c].astype(np.float32)
+    finite = np.isfinite(piece)
+    stamp[r0:r1, c0:c1] = np.where(finite, piece, 0.0)
+    return stamp, int(finite.sum())
+
+
+def resize_stamps(
+    cutouts: np.ndarray | list,
+    size: int,
+    *,
+    centres: np.ndarray | None = None,
+) -> Stamps:
+    """Bring triplets of other sizes to (N, 3, size, size) with `valid_fraction` accounting.
+
+    Parameters
+    ----------
+    cutouts : ndarray of shape (N, 3, h, w), or a sequence of N triplets of 3 2-D arrays
+        Triplets in `CHANNELS` order; in a sequence each plane may have its own shape.
+    size : int
+        Output side S, pixels.
+    centres : ndarray of shape (N, 3, 2), optional
+        (row, col) of the source pixel in each plane; default each plane's centre.
+
+    Returns
+    -------
+    Stamps
+        `edge` is True where any pixel of the output box had no input pixel.
+    """
+    if centres is None and isinstance(cutouts, np.ndarray):
+        return _resize_uniform(cutouts, size)
+    n = len(cutouts)
+    out = np.zeros((n, len(CHANNELS), size, size), dtype=np.float32)
+    n_valid = np.zeros(n, dtype=np.int64)
+    edge = np.zeros(n, dtype=bool)
+    for i, triplet in enumerate(cutouts):
+        if len(triplet) != len(CHANNELS):
+            msg = f"triplet {i} has {len(triplet)} planes; expected {len(CHANNELS)} {CHANNELS}"
+            raise StampShapeError(msg)
+        for c, plane in enumerate(triplet):
+            centre = None if centres is None else tuple(centres[i][c])
+            out[i, c], valid = fit_stamp(plane, size, centre=centre)
+            n_valid[i] += valid
+            plane = np.asarray(plane)
+            crow, ccol = (plane.shape[0] // 2, plane.shape[1] // 2) if centre is None else centre
+            covers = (
+                crow >= size // 2
+                and ccol >= size // 2
+                and plane.shape[0] - crow >= size - size // 2
+                and plane.shape[1] - ccol >= size - size // 2
+            )
+            edge[i] |= not covers
+    valid_fraction = (n_valid / float(len(CHANNELS) * size * size)).astype(np.float32)
+    return Stamps(data=out, valid_fraction=valid_fraction, edge=edge)
+
+
+def _resize_uniform(cutouts: np.ndarray, size: int) -> Stamps:
+    """`resize_stamps` for an (N, 3, h, w) array centred on (h // 2, w // 2): one slice, no loop."""
+    if cutouts.ndim != 4 or cutouts.shape[1] != len(CHANNELS):
+        msg = f"cutouts must have shape (N, {len(CHANNELS)}, h, w); got {cutouts.shape}"
+        raise StampShapeError(msg)
+    n, _, h, w = cutouts.shape
+    shift_r, shift_c = size // 2 - h // 2, size // 2 - w // 2
+    r0, r1 = max(0, shift_r), min(size, h + shift_r)
+    c0, c1 = max(0, shift_c), min(size, w + shift_c)
+    out = np.zeros((n, len(CHANNELS), size, size), dtype=np.float32)
+    if r1 > r0 and c1 > c0:
+        piece = cutouts[:, :, r0 - shift_r : r1 - shift_r, c0 - shift_c : c1 - shift_c]
+        piece = piece.astype(np.float32)
+        finite = np.isfinite(piece)
+        out[:, :, r0:r1, c0:c1] = np.where(finite, piece, 0.0)
+        n_valid = finite.sum(axis=(1, 2, 3))
+    else:
+        n_valid = np.zeros(n, dtype=np.int64)
+    valid_fraction = (n_valid / float(len(CHANNELS) * size * size)).astype(np.float32)
+    edge = np.full(n, r0 > 0 or c0 > 0 or r1 < size or c1 < size)
+    return Stamps(data=out, valid_fraction=valid_fraction, edge=edge)
