@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 package_app = typer.Typer(help="Create model packages and move them to and from Rubin's layout.", no_args_is_help=True)
 app.add_typer(package_app, name="package")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager

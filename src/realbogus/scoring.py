@@ -7,6 +7,7 @@ gets a row, in input order; nothing is dropped.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -60,6 +61,13 @@ def score_table(
     )
 
 
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view; read-only arrays (Arrow buffers) are fine since inference only reads."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 class Scorer:
     """Scores stamps with a model package.
 
@@ -105,7 +113,7 @@ class Scorer:
         out = np.empty(n, dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
-                batch = torch.from_numpy(data[start : start + self.batch_size]).to(self.device)
+                batch = _as_tensor(data[start : start + self.batch_size]).to(self.device)
                 out[start : start + len(batch)] = self._model(batch).float().cpu().numpy()
                 if progress is not None:
                     progress(start + len(batch), n)
