@@ -119,6 +119,42 @@ def score(
     )
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Labelled stamp dataset directory (needs `label`; `field` groups the split).")],
+    out: Annotated[Path, typer.Option(help="Model package directory to write.")],
+    from_: Annotated[Optional[str], typer.Option("--from", help="Parent package to fine-tune from (directory, .zip or built-in name).")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 3.6e-2,
+    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
+    name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
+    version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
+    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+) -> None:
+    """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    try:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed)
+
+        def show(report) -> None:
+            mark = " [green]best[/]" if report.best else ""
+            console.print(
+                f"epoch {report.epoch + 1}: train loss {report.train_loss:.4f}, validation loss "
+                f"{report.val_loss:.4f}, purity {report.val_purity:.3f}, completeness {report.val_completeness:.3f}{mark}"
+            )
+
+        with progress_bar("training") as progress:
+            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=cutoff, on_epoch=show, progress=progress)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"wrote {path}")
+
+
 @package_app.command("init")
 def package_init(
     out: Annotated[Path, typer.Argument(help="Package directory (or .zip) to create.")],
