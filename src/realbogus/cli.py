@@ -86,8 +86,9 @@ def score(
     template: Annotated[Optional[Path], typer.Option(help="Template image (FITS), warped to the science image.")] = None,
     difference: Annotated[Optional[Path], typer.Option(help="Difference image (FITS).")] = None,
     catalog: Annotated[Optional[Path], typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Stamps per forward pass.")] = 1024,
+    batch_size: Annotated[Optional[int], typer.Option(help="Stamps per forward pass (default: the backend's best).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime on CPU), torch or onnx.")] = "auto",
 ) -> None:
     """Score detections: from a stamp dataset (--data) or from FITS images plus a catalog."""
     from .dataset import open_dataset
@@ -102,7 +103,7 @@ def score(
         console.print("[bold red]error:[/] give either --data DIR, or all of --science --template --difference --catalog")
         raise typer.Exit(code=2)
     try:
-        scorer = Scorer(load_package(model), batch_size=batch_size, device=device)
+        scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend)
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
                 scores = scorer.score_dataset(open_dataset(data), progress=progress)
