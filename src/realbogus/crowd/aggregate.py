@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .core import CrowdLabels, PreparedVotes, prepare_votes
 
-__all__ = ["register_aggregator", "get_aggregator", "aggregator_names", "aggregate"]
+__all__ = ["register_aggregator", "get_aggregator", "aggregator_names", "aggregate", "aggregate_export"]
 
 Aggregator = Callable[..., CrowdLabels]
 _REGISTRY: dict[str, Aggregator] = {}
@@ -77,3 +77,46 @@ def aggregate(
     func = get_aggregator(method)
     pv = votes if isinstance(votes, PreparedVotes) else prepare_votes(votes, gold)
     return func(pv, **options)
+
+
+def aggregate_export(
+    path: str,
+    *,
+    method: str = "swap",
+    reference: str | pd.DataFrame | None = None,
+    task: str = "T0",
+    answers: tuple[str, ...] = ("Real", "Bogus"),
+    workflow_id: int | None = None,
+    workflow_version: str | None = None,
+    **options: object,
+) -> tuple[CrowdLabels, dict]:
+    """Parse a Panoptes export and aggregate it; subjects gain `diaSourceId`, `origin`, retirement.
+
+    Parameters
+    ----------
+    path : path-like
+        Classification export CSV.
+    method : str
+        Registered aggregator.
+    reference : path or DataFrame, optional
+        Reference CSV (`panoptes.read_reference`); default: the export's feedback metadata.
+    task, answers, workflow_id, workflow_version
+        See `panoptes.read_classifications`.
+    **options
+        Aggregator options.
+
+    Returns
+    -------
+    (CrowdLabels, dict)
+        The labels and the parser's dropped-row counts.
+    """
+    from .panoptes import read_classifications
+
+    parsed = read_classifications(path, task=task, answers=answers, workflow_id=workflow_id,
+                                  workflow_version=workflow_version, reference=reference)
+    labels = aggregate(parsed.votes, parsed.gold, method=method, **options)
+    extra = parsed.subjects[["subject_id", "diaSourceId", "origin", "retired", "retirement_reason"]]
+    subjects = labels.subjects.merge(extra, on="subject_id", how="left", validate="one_to_one")
+    out = CrowdLabels(subjects=subjects, volunteers=labels.volunteers, method=labels.method,
+                      config={**labels.config, "export": str(path), "task": task, "answers": list(answers)})
+    return out, parsed.dropped
