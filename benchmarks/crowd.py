@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
+from realbogus.crowd.evaluate import score_labels
 from realbogus.crowd.simulate import CrowdConfig, simulate_crowd
 
 
@@ -65,12 +66,17 @@ def main() -> None:
     rows = [("prepare_votes (sort, encode)", t_prep, None)]
     cases = [("swap online (DMTN defaults)", "swap", {}), ("swap offline (EM)", "swap", {"mode": "offline"}),
              ("majority vote", "majority", {}), ("dawid-skene (gold clamped)", "dawid-skene", {})]
+    quality = []
+    held_truth = truth[~sim.subjects.set_index("subject_id")["reference"]]
+    held_truth = held_truth[held_truth.index.isin(votes["subject_id"])]
     for name, method, opts in cases:
         t, labels = best_of(args.repeat, lambda m=method, o=opts: aggregate(pv, method=m, **o))
         s = labels.subjects
         held = s[s["reference"].isna() & s["label"].notna()]
         acc = float((held["label"].astype(int).to_numpy() == truth.loc[held["subject_id"]].to_numpy()).mean())
         rows.append((name, t, acc))
+        for label_set, r in score_labels(s, held_truth).iterrows():
+            quality.append((name, label_set, r["coverage"], r["accuracy"], r["balanced_accuracy"]))
     t_e2e, _ = best_of(args.repeat, lambda: aggregate(votes, gold, method="swap"))
     rows.insert(2, ("swap online incl. prepare_votes", t_e2e, None))
 
@@ -81,6 +87,10 @@ def main() -> None:
     print(f"{'step':36s} {'seconds':>8s} {'accuracy (held-out, labelled)':>30s}")
     for name, t, acc in rows:
         print(f"{name:36s} {t:8.2f} {'' if acc is None else f'{acc:.3f}':>30s}")
+    print("\nlabel quality on the held-out (non-reference) subjects vs simulation truth")
+    print(f"{'method':30s} {'set':9s} {'coverage':>9s} {'accuracy':>9s} {'bal. acc':>9s}")
+    for name, label_set, cov, acc, bal in quality:
+        print(f"{name:30s} {label_set:9s} {cov:9.3f} {acc:9.3f} {bal:9.3f}")
 
 
 if __name__ == "__main__":
