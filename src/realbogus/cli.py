@@ -34,23 +34,22 @@ def main() -> None:  # pragma: no cover - console-script entry
 
 
 # --- crowd: Zooniverse exports, SWAP, simulated volunteers, label sets (issue 6) -------------
+import contextlib  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+
 crowd_app = typer.Typer(help="Crowd labels: simulate volunteers, aggregate Panoptes exports, make subjects and training sets.",
                         no_args_is_help=True)
 app.add_typer(crowd_app, name="crowd")
 
 
-def _crowd_progress(description: str):  # noqa: ANN202 - a context manager yielding a callback
-    from contextlib import contextmanager
-
+@contextlib.contextmanager
+def _crowd_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar, yielding the library's (done, total) progress callback."""
     from rich.progress import Progress
 
-    @contextmanager
-    def bar():  # noqa: ANN202
-        with Progress(console=console, transient=True) as prog:
-            task = prog.add_task(description, total=None)
-            yield lambda done, total: prog.update(task, completed=done, total=total)
-
-    return bar()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _crowd_fail(exc: Exception) -> None:

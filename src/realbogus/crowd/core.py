@@ -207,6 +207,7 @@ def labels_from_trajectory(
     bogus_threshold: float = 0.1,
     window: int = 3,
     stability: str = "dmtn",
+    min_used: int = 0,
 ) -> dict[str, np.ndarray]:
     """Final Pr(Real), used-vote counts and stable/unstable flags from posterior trajectories.
 
@@ -222,6 +223,9 @@ def labels_from_trajectory(
         Pr(Real) before any vote (the start of every chain).
     stability : {"dmtn", "analysis-code"}
         See `STABILITY_RULES`. Both need at least `window` used votes.
+    min_used : int
+        Subjects with fewer used votes are in neither label set (the DMTN-337 analysis code
+        scores only subjects with more than 4, i.e. `min_used=5`); 0 = no such filter.
 
     Returns
     -------
@@ -250,6 +254,10 @@ def labels_from_trajectory(
             full = np.column_stack([before, chain])
             ok = (np.diff(full, axis=1) < 0.01).all(axis=1) & over[idx]
         stable[idx] = ok
+    if min_used > 0:
+        few = n_used < min_used
+        over = over & ~few
+        stable &= ~few
     return {"p_real": p_real, "n_used": n_used, "unstable": over, "stable": stable}
 
 

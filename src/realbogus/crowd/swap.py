@@ -65,6 +65,9 @@ class SwapConfig:
         Pr(Real) thresholds of the label sets (0.9, 0.1).
     window : int
         Number of last classifications over which a stable label must hold (3).
+    min_used : int
+        Subjects with fewer used classifications get no label set (0 = off; the DMTN-337
+        analysis code keeps subjects with > 4, i.e. 5).
     max_iter, tol : int, float
         Offline EM limits: at most `max_iter` steps, stop when max |dPr| < tol.
     """
@@ -78,6 +81,7 @@ class SwapConfig:
     real_threshold: float = 0.9
     bogus_threshold: float = 0.1
     window: int = 3
+    min_used: int = 0
     max_iter: int = 100
     tol: float = 1e-6
 
@@ -93,6 +97,7 @@ class SwapConfig:
             (0 < self.bogus_threshold < 0.5 < self.real_threshold < 1, "thresholds",
              "0 < bogus_threshold < 0.5 < real_threshold < 1"),
             (self.window >= 1, "window", ">= 1"),
+            (self.min_used >= 0, "min_used", ">= 0"),
             (self.max_iter >= 1, "max_iter", ">= 1"),
             (self.tol > 0, "tol", "> 0"),
         ]
@@ -181,6 +186,7 @@ def swap(votes: PreparedVotes, *, config: SwapConfig | None = None, **options: o
         bogus_threshold=config.bogus_threshold,
         window=config.window,
         stability=config.stability,
+        min_used=config.min_used,
     )
     cfg = asdict(config)
     cfg["clip"] = list(config.clip)
