@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
 from realbogus.crowd.evaluate import score_labels
-from realbogus.crowd.simulate import CrowdConfig, simulate_crowd
+from realbogus.crowd.panoptes import read_classifications
+from realbogus.crowd.simulate import CrowdConfig, SimulatedCrowd, simulate_crowd, write_export
 
 
 def best_of(repeat: int, func) -> tuple[float, object]:
@@ -41,6 +44,8 @@ def main() -> None:
     parser.add_argument("--volunteers", type=int, default=4_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export-rows", type=int, default=100_000,
+                        help="also time writing and parsing a Panoptes export of this many rows (0 = skip)")
     args = parser.parse_args()
 
     rng = np.random.default_rng([args.seed, 99])
@@ -80,13 +85,26 @@ def main() -> None:
     t_e2e, _ = best_of(args.repeat, lambda: aggregate(votes, gold, method="swap"))
     rows.insert(2, ("swap online incl. prepare_votes", t_e2e, None))
 
+    if args.export_rows:
+        part = votes.iloc[: args.export_rows]
+        small = SimulatedCrowd(votes=part, subjects=sim.subjects[sim.subjects["subject_id"].isin(part["subject_id"])],
+                               volunteers=sim.volunteers, config=sim.config)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "export.csv"
+            t0 = time.perf_counter()
+            write_export(small, path)
+            rows.append((f"write_export ({len(part):,} rows, {path.stat().st_size / 1e6:.0f} MB)", time.perf_counter() - t0, None))
+            t_parse, parsed = best_of(1, lambda: read_classifications(path))
+            rows.append((f"read_classifications ({len(part):,} rows)", t_parse, None))
+            assert len(parsed.votes) == len(part)
+
     print(f"{len(votes):,} classifications, {votes['subject_id'].nunique():,} subjects, "
           f"{votes['volunteer'].nunique():,} volunteers, {len(gold):,} reference subjects "
           f"(simulated in {t_sim:.1f} s)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, numpy {np.__version__}; best of {args.repeat}")
-    print(f"{'step':36s} {'seconds':>8s} {'accuracy (held-out, labelled)':>30s}")
+    print(f"{'step':46s} {'seconds':>8s} {'accuracy (held-out, labelled)':>30s}")
     for name, t, acc in rows:
-        print(f"{name:36s} {t:8.2f} {'' if acc is None else f'{acc:.3f}':>30s}")
+        print(f"{name:46s} {t:8.2f} {'' if acc is None else f'{acc:.3f}':>30s}")
     print("\nlabel quality on the held-out (non-reference) subjects vs simulation truth")
     print(f"{'method':30s} {'set':9s} {'coverage':>9s} {'accuracy':>9s} {'bal. acc':>9s}")
     for name, label_set, cov, acc, bal in quality:

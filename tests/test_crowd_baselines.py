@@ -94,3 +94,52 @@ def test_score_labels_and_split():
     assert np.isnan(r.loc["stable", "balanced_accuracy"])  # one class only
     m = reference_split(np.arange(100), fraction=0.2, seed=3)
     assert m.sum() == 20 and (m == reference_split(np.arange(100), fraction=0.2, seed=3)).all()
+
+
+def _slow_dawid_skene(votes, gold, smoothing=0.01, iters=100):
+    """Textbook binary Dawid-Skene with dictionaries (reference for the vectorised one)."""
+    subjects = sorted(votes["subject_id"].unique())
+    vols = sorted(votes["volunteer"].unique())
+    by_s = {s: [] for s in subjects}
+    for v, s, y in votes[["volunteer", "subject_id", "vote"]].itertuples(index=False):
+        by_s[s].append((v, y))
+    p = {s: (np.mean([y for _, y in by_s[s]]) if s not in gold else gold[s]) for s in subjects}
+    for _ in range(iters):
+        num_l = dict.fromkeys(vols, smoothing)
+        den_l = dict.fromkeys(vols, 2 * smoothing)
+        num_d = dict.fromkeys(vols, smoothing)
+        den_d = dict.fromkeys(vols, 2 * smoothing)
+        for s in subjects:
+            for v, y in by_s[s]:
+                num_l[v] += y * p[s]
+                den_l[v] += p[s]
+                num_d[v] += (1 - y) * (1 - p[s])
+                den_d[v] += 1 - p[s]
+        pl = {v: num_l[v] / den_l[v] for v in vols}
+        pdd = {v: num_d[v] / den_d[v] for v in vols}
+        prior = np.mean([p[s] for s in subjects])
+        new = {}
+        for s in subjects:
+            lr, lb = np.log(prior), np.log(1 - prior)
+            for v, y in by_s[s]:
+                lr += np.log(pl[v] if y else 1 - pl[v])
+                lb += np.log(1 - pdd[v] if y else pdd[v])
+            new[s] = gold[s] if s in gold else 1 / (1 + np.exp(lb - lr))
+        p = new
+    return p, pl, pdd
+
+
+def test_dawid_skene_matches_slow_reference(rng):
+    """Vectorised EM equals a dictionary-based textbook implementation."""
+    votes, _ = _crowd(rng, n_s=120, skills=(0.9, 0.8, 0.7), optimist=False)
+    votes = votes.sample(frac=0.7, random_state=1).sort_index()
+    gold = {0: 1, 1: 0, 2: 1}
+    p, pl, pdd = _slow_dawid_skene(votes, gold)
+    out = aggregate(votes, gold, method="dawid-skene", tol=1e-12, max_iter=100)
+    vols = out.volunteers.set_index("volunteer")
+    for v in pl:
+        assert vols.at[v, "PL"] == pytest.approx(pl[v], abs=1e-6)
+        assert vols.at[v, "PD"] == pytest.approx(pdd[v], abs=1e-6)
+    s = out.subjects.set_index("subject_id")
+    free = [k for k in p if k not in gold]
+    np.testing.assert_allclose(s.loc[free, "p_real"].to_numpy(), [p[k] for k in free], atol=1e-6)

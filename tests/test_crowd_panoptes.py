@@ -194,3 +194,15 @@ def test_bad_inputs(tmp_path):
     e.to_csv(tmp_path / "j.csv", index=False)
     with pytest.raises(InputError, match="not valid JSON"):
         read_classifications(tmp_path / "j.csv")
+
+
+def test_live_only_drops_development_classifications(shared_data, tmp_path):
+    """live_project = false rows are kept by default and dropped with live_only."""
+    e = pd.read_csv(shared_data / SLSN, dtype=str, keep_default_na=False)
+    meta = json.loads(e.at[0, "metadata"])
+    meta["live_project"] = False
+    e.at[0, "metadata"] = json.dumps(meta)
+    e.to_csv(tmp_path / "x.csv", index=False)
+    assert len(read_classifications(tmp_path / "x.csv", answers=("Yes", "No")).votes) == 7
+    c = read_classifications(tmp_path / "x.csv", answers=("Yes", "No"), live_only=True)
+    assert len(c.votes) == 6 and c.dropped["not_live"] == 1

@@ -83,6 +83,8 @@ def test_export_round_trip(table, tmp_path):
     assert (c.votes["logged_in"] == ~c.votes["volunteer"].str.startswith("not-logged-in-")).all()
     labels = aggregate(c.votes, c.gold, method="swap")
     assert labels.subjects["unstable"].any()
+    direct = aggregate(sim.clean_votes, sim.gold, method="swap").subjects
+    pd.testing.assert_frame_equal(labels.subjects, direct)  # the export loses nothing
 
 
 def test_bad_config_and_table(table):

@@ -65,6 +65,8 @@ def crowd_simulate(
     reference_fraction: float = typer.Option(0.05, help="fraction of subjects with a reference (feedback) answer"),
     reference_rate: float = typer.Option(0.02, help="extra feedback views, as a fraction of classifications"),
     faint_snr: float = typer.Option(5.5, help="SNR at which real sources are called Real half as often"),
+    faint_width: float = typer.Option(0.6, help="width of the low-SNR bias in SNR (0 = no bias)"),
+    logged_out: float = typer.Option(0.2, help="fraction of volunteers not logged in"),
     truth: str | None = typer.Option(None, help="also write the subjects' truth table (CSV) here"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -76,7 +78,8 @@ def crowd_simulate(
     try:
         table = open_dataset(dataset).table()
         cfg = CrowdConfig(n_volunteers=volunteers, reference_fraction=reference_fraction,
-                          reference_rate=reference_rate, faint_snr=faint_snr)
+                          reference_rate=reference_rate, faint_snr=faint_snr, faint_width=faint_width,
+                          logged_out_fraction=logged_out)
         sim = simulate_crowd(table, config=cfg, seed=seed)
         write_export(sim, out, seed=seed)
         if truth:

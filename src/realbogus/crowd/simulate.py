@@ -123,7 +123,8 @@ class SimulatedCrowd:
     votes : DataFrame, one row per classification in time order
         `classification_id`, `volunteer` (the key the parser derives), `user_name`, `user_id`,
         `user_ip`, `subject_id`, `created_at` (UTC, 1 s resolution), `vote` (1 Real, 0 Bogus),
-        `feedback_view` (bool: an extra view of a reference subject), `already_seen` (bool).
+        `feedback_view` (bool: an extra view of a reference subject), `already_seen` (bool: a
+        repeat view; use `clean_votes` to aggregate without the parser).
     subjects : DataFrame, one row per subject
         `subject_id`, `diaSourceId`, `origin`, `truth` (1/0), `snr`, `reference` (bool),
         `retired`, `retirement_reason`, `classifications_count`, `retired_at`.
@@ -137,6 +138,11 @@ class SimulatedCrowd:
     subjects: pd.DataFrame
     volunteers: pd.DataFrame
     config: dict
+
+    @property
+    def clean_votes(self) -> pd.DataFrame:
+        """`votes` without the repeat views (what the parser keeps from the export)."""
+        return self.votes[~self.votes["already_seen"].to_numpy()].reset_index(drop=True)
 
     @property
     def gold(self) -> pd.Series:
