@@ -104,6 +104,7 @@ def crowd_aggregate(
     pseudo_count: float = typer.Option(0.0, help="SWAP pseudo-count gamma (0 = DMTN raw fractions)"),
     mode: str = typer.Option("online", help="SWAP online | offline"),
     stability: str = typer.Option("dmtn", help="dmtn | analysis-code"),
+    min_used: int = typer.Option(0, help="SWAP: subjects with fewer used classifications get no label set"),
     volunteers_out: str | None = typer.Option(None, help="also write the volunteer table (Parquet)"),
 ) -> None:
     """Aggregate a Panoptes export into per-subject labels (Pr(Real), stable and unstable sets)."""
@@ -112,7 +113,7 @@ def crowd_aggregate(
 
     options: dict = {"stability": stability}
     if method == "swap":
-        options.update(prior=prior, pseudo_count=pseudo_count, mode=mode)
+        options.update(prior=prior, pseudo_count=pseudo_count, mode=mode, min_used=min_used)
     try:
         labels, dropped = aggregate_export(
             export, method=method, reference=reference, task=task,
