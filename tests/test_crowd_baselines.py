@@ -143,3 +143,14 @@ def test_dawid_skene_matches_slow_reference(rng):
     s = out.subjects.set_index("subject_id")
     free = [k for k in p if k not in gold]
     np.testing.assert_allclose(s.loc[free, "p_real"].to_numpy(), [p[k] for k in free], atol=1e-6)
+
+
+@pytest.mark.parametrize(("method", "opts"), [("majority", {}), ("dawid-skene", {}), ("swap", {"mode": "offline"})])
+def test_batch_methods_ignore_vote_order(rng, method, opts):
+    """Final Pr(Real) of the batch methods does not depend on the order of the votes."""
+    votes, truth = _crowd(rng, n_s=150, skills=(0.9, 0.8, 0.7), optimist=True)
+    gold = pd.Series(truth[:20], index=np.arange(20))
+    a = aggregate(votes, gold, method=method, **opts).subjects.set_index("subject_id").sort_index()
+    shuffled = votes.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    b = aggregate(shuffled, gold, method=method, **opts).subjects.set_index("subject_id").sort_index()
+    np.testing.assert_allclose(a["p_real"].to_numpy(), b["p_real"].to_numpy(), atol=1e-9)
