@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
+from realbogus.crowd.core import grouped_cumsum, scatter
 from realbogus.crowd.evaluate import score_labels
 from realbogus.crowd.panoptes import read_classifications
 from realbogus.crowd.simulate import CrowdConfig, SimulatedCrowd, simulate_crowd, write_export
@@ -69,7 +70,8 @@ def main() -> None:
 
     t_prep, pv = best_of(args.repeat, lambda: prepare_votes(votes, gold))
     rows = [("prepare_votes (sort, encode)", t_prep, None)]
-    cases = [("swap online (DMTN defaults)", "swap", {}), ("swap offline (EM)", "swap", {"mode": "offline"}),
+    cases = [("swap online (DMTN defaults)", "swap", {}), ("swap online, gamma = 1", "swap", {"pseudo_count": 1.0}),
+             ("swap offline (EM)", "swap", {"mode": "offline"}),
              ("majority vote", "majority", {}), ("dawid-skene (gold clamped)", "dawid-skene", {})]
     quality = []
     held_truth = truth[~sim.subjects.set_index("subject_id")["reference"]]
@@ -101,6 +103,11 @@ def main() -> None:
     print(f"{len(votes):,} classifications, {votes['subject_id'].nunique():,} subjects, "
           f"{votes['volunteer'].nunique():,} volunteers, {len(gold):,} reference subjects "
           f"(simulated in {t_sim:.1f} s)")
+    isref = (pv.gold[pv.s] >= 0).astype(float)
+    order, before = grouped_cumsum(pv.v, isref, exclusive=True)
+    n_ref = np.bincount(pv.v, weights=isref, minlength=pv.n_volunteers)
+    print(f"votes cast before the volunteer's first reference answer: {np.mean(scatter(order, before) == 0):.3f}; "
+          f"median reference answers per volunteer: {np.median(n_ref):.0f}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, numpy {np.__version__}; best of {args.repeat}")
     print(f"{'step':46s} {'seconds':>8s} {'accuracy (held-out, labelled)':>30s}")
     for name, t, acc in rows:
