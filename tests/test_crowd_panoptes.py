@@ -7,7 +7,13 @@ import json
 import pandas as pd
 import pytest
 
-from realbogus.crowd.panoptes import parse_version, read_classifications, read_export, read_reference
+from realbogus.crowd.panoptes import (
+    parse_version,
+    read_classifications,
+    read_export,
+    read_reference,
+    workflow_answers,
+)
 from realbogus.errors import ConfigError, InputError
 
 SLSN = "crowd/panoptes/aggregation-for-caesar__cls_export.csv"
@@ -206,3 +212,23 @@ def test_live_only_drops_development_classifications(shared_data, tmp_path):
     assert len(read_classifications(tmp_path / "x.csv", answers=("Yes", "No")).votes) == 7
     c = read_classifications(tmp_path / "x.csv", answers=("Yes", "No"), live_only=True)
     assert len(c.votes) == 6 and c.dropped["not_live"] == 1
+
+
+def test_workflow_export_gives_answer_labels(shared_data, tmp_path):
+    """The real workflow export: T0/T1 are single-answer questions with labels Yes/No in order."""
+    wf = shared_data / "crowd/panoptes/aggregation-for-caesar__wf_export.csv"
+    assert workflow_answers(wf, workflow_id=10) == ("Yes", "No")
+    assert workflow_answers(wf, workflow_id=10, task="T1", workflow_version="14.52") == ("Yes", "No")
+    answers = workflow_answers(wf, workflow_id=10)
+    assert len(read_classifications(shared_data / SLSN, answers=answers).votes) == 7
+    with pytest.raises(InputError, match="has no task T9"):
+        workflow_answers(wf, workflow_id=10, task="T9")
+    with pytest.raises(InputError, match="no version 3"):
+        workflow_answers(wf, workflow_id=10, workflow_version="3")
+    e = pd.read_csv(wf, dtype=str, keep_default_na=False)
+    tasks = json.loads(e.at[5, "tasks"])
+    tasks["T0"]["type"] = "drawing"
+    e.at[5, "tasks"] = json.dumps(tasks)
+    e.to_csv(tmp_path / "wf.csv", index=False)
+    with pytest.raises(InputError, match="is a 'drawing' task"):
+        workflow_answers(tmp_path / "wf.csv", workflow_id=10)

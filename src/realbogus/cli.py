@@ -98,6 +98,7 @@ def crowd_aggregate(
     reference: str | None = typer.Option(None, help="reference CSV (subject_id, label 1/0 or answer); default: #feedback_1_answer"),
     task: str = typer.Option("T0", help="question task key"),
     answers: str = typer.Option("Real,Bogus", help="answer labels in index order, Real first"),
+    workflow_export: str | None = typer.Option(None, help="workflows CSV: take the answer labels from it (needs --workflow-id)"),
     workflow_id: int | None = typer.Option(None, help="workflow to keep"),
     workflow_version: str | None = typer.Option(None, help="major ('12') or exact ('12.3') version"),
     prior: float = typer.Option(0.5, help="SWAP prior Pr(Real)"),
@@ -109,15 +110,22 @@ def crowd_aggregate(
 ) -> None:
     """Aggregate a Panoptes export into per-subject labels (Pr(Real), stable and unstable sets)."""
     from .crowd.aggregate import aggregate_export
-    from .errors import RealBogusError
+    from .crowd.panoptes import workflow_answers
+    from .errors import ConfigError, RealBogusError
 
     options: dict = {"stability": stability}
     if method == "swap":
         options.update(prior=prior, pseudo_count=pseudo_count, mode=mode, min_used=min_used)
     try:
+        labels_in_order = tuple(a.strip() for a in answers.split(","))
+        if workflow_export:
+            if workflow_id is None:
+                raise ConfigError("--workflow-export needs --workflow-id")
+            labels_in_order = workflow_answers(workflow_export, workflow_id=workflow_id, task=task,
+                                               workflow_version=workflow_version)
         labels, dropped = aggregate_export(
             export, method=method, reference=reference, task=task,
-            answers=tuple(a.strip() for a in answers.split(",")), workflow_id=workflow_id,
+            answers=labels_in_order, workflow_id=workflow_id,
             workflow_version=workflow_version, **options)
         labels.to_parquet(out)
         if volunteers_out:

@@ -16,6 +16,9 @@ The export has one row per classification and 14 columns (`EXPORT_COLUMNS`); `me
 5. order by (`created_at`, `classification_id`);
 6. take reference ("gold") answers from hidden subject metadata (default key
    ``#feedback_1_answer``, an answer index or label) or from a reference CSV.
+
+`workflow_answers` reads the companion workflow export to check the task type and get the answer
+labels in index order.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "read_export",
     "read_classifications",
     "read_reference",
+    "workflow_answers",
     "parse_version",
 ]
 
@@ -465,3 +469,73 @@ def read_reference(
     gold.index.name = "subject_id"
     gold.name = "label"
     return gold
+
+
+def workflow_answers(
+    path: str | os.PathLike,
+    *,
+    workflow_id: int,
+    task: str = "T0",
+    workflow_version: str | int | None = None,
+) -> tuple[str, ...]:
+    """Answer labels of a single-answer question task, in index order, from a workflow export.
+
+    Parameters
+    ----------
+    path : path-like
+        The workflows CSV export (columns `workflow_id`, `version`, `minor_version`, `tasks`,
+        `strings`).
+    workflow_id : int
+        The workflow.
+    task : str
+        The task key.
+    workflow_version : str or int, optional
+        Major ("16") or exact ("16.55") version; default the latest.
+
+    Returns
+    -------
+    tuple of str
+        The answer labels; index i of a classification's answer is label i. Pass them (Real
+        first) as `read_classifications(answers=...)`.
+    """
+    path = Path(path)
+    try:
+        wf = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not a readable CSV workflow export ({exc})"
+        raise InputError(msg) from exc
+    missing = [c for c in ("workflow_id", "version", "minor_version", "tasks") if c not in wf.columns]
+    if missing:
+        msg = f"{path}: not a Panoptes workflow export; missing columns {missing}"
+        raise InputError(msg)
+    rows = wf[wf["workflow_id"] == str(workflow_id)]
+    if rows.empty:
+        msg = f"{path}: workflow {workflow_id} is not in the export"
+        raise InputError(msg)
+    versions = [parse_version(f"{a}.{b}") for a, b in zip(rows["version"], rows["minor_version"])]
+    keep = list(range(len(rows)))
+    if workflow_version is not None:
+        want = parse_version(workflow_version)
+        keep = [i for i, v in enumerate(versions) if v[: len(want)] == want]
+        if not keep:
+            msg = f"{path}: workflow {workflow_id} has no version {workflow_version}"
+            raise InputError(msg)
+    row = rows.iloc[max(keep, key=lambda i: versions[i])]
+    try:
+        tasks = json.loads(row["tasks"] or "{}")
+        strings = json.loads(row["strings"] or "{}") if "strings" in row.index else {}
+    except json.JSONDecodeError as exc:
+        msg = f"{path}: workflow {workflow_id}: tasks/strings are not valid JSON ({exc})"
+        raise InputError(msg) from exc
+    if task not in tasks:
+        msg = f"{path}: workflow {workflow_id} has no task {task} (it has {sorted(tasks)})"
+        raise InputError(msg)
+    kind = tasks[task].get("type")
+    if kind != "single":
+        msg = f"{path}: task {task} of workflow {workflow_id} is a {kind!r} task; realbogus reads a single-answer question"
+        raise InputError(msg)
+    labels = []
+    for answer in tasks[task].get("answers", []):
+        label = str(answer.get("label", ""))
+        labels.append(str(strings.get(label, label)).strip())
+    return tuple(labels)
