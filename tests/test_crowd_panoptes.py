@@ -232,3 +232,16 @@ def test_workflow_export_gives_answer_labels(shared_data, tmp_path):
     e.to_csv(tmp_path / "wf.csv", index=False)
     with pytest.raises(InputError, match="is a 'drawing' task"):
         workflow_answers(tmp_path / "wf.csv", workflow_id=10)
+
+
+def test_real_answer_need_not_be_first(tmp_path):
+    """With index order (Bogus, Real), real_answer picks the Real class for votes and gold."""
+    path = _rubin_like(tmp_path, [
+        (1, "a", "1", "2025-11-12 10:00:00 UTC", 1, 0, "1"),  # index 0 = Bogus; feedback "1" = Real
+        (2, "a", "1", "2025-11-12 10:00:01 UTC", 2, "Real", "0"),
+    ])
+    c = read_classifications(path, answers=("Bogus", "Real"), real_answer="real")
+    assert c.votes["vote"].tolist() == [0, 1] and c.votes["answer"].tolist() == ["Bogus", "Real"]
+    assert c.gold.to_dict() == {1: 1, 2: 0} and c.real_answer == "Real"
+    with pytest.raises(ConfigError, match="real_answer 'Maybe'"):
+        read_classifications(path, real_answer="Maybe")

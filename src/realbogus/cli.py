@@ -97,7 +97,8 @@ def crowd_aggregate(
     method: str = typer.Option("swap", help="swap | majority | dawid-skene"),
     reference: str | None = typer.Option(None, help="reference CSV (subject_id, label 1/0 or answer); default: #feedback_1_answer"),
     task: str = typer.Option("T0", help="question task key"),
-    answers: str = typer.Option("Real,Bogus", help="answer labels in index order, Real first"),
+    answers: str = typer.Option("Real,Bogus", help="answer labels in index order"),
+    real_answer: str | None = typer.Option(None, help="the answer meaning Real (default: the first)"),
     workflow_export: str | None = typer.Option(None, help="workflows CSV: take the answer labels from it (needs --workflow-id)"),
     workflow_id: int | None = typer.Option(None, help="workflow to keep"),
     workflow_version: str | None = typer.Option(None, help="major ('12') or exact ('12.3') version"),
@@ -125,7 +126,7 @@ def crowd_aggregate(
                                                workflow_version=workflow_version)
         labels, dropped = aggregate_export(
             export, method=method, reference=reference, task=task,
-            answers=labels_in_order, workflow_id=workflow_id,
+            answers=labels_in_order, real_answer=real_answer, workflow_id=workflow_id,
             workflow_version=workflow_version, **options)
         labels.to_parquet(out)
         if volunteers_out:

@@ -86,6 +86,7 @@ def aggregate_export(
     reference: str | pd.DataFrame | None = None,
     task: str = "T0",
     answers: tuple[str, ...] = ("Real", "Bogus"),
+    real_answer: str | None = None,
     workflow_id: int | None = None,
     workflow_version: str | None = None,
     **options: object,
@@ -100,7 +101,7 @@ def aggregate_export(
         Registered aggregator.
     reference : path or DataFrame, optional
         Reference CSV (`panoptes.read_reference`); default: the export's feedback metadata.
-    task, answers, workflow_id, workflow_version
+    task, answers, real_answer, workflow_id, workflow_version
         See `panoptes.read_classifications`.
     **options
         Aggregator options.
@@ -112,11 +113,12 @@ def aggregate_export(
     """
     from .panoptes import read_classifications
 
-    parsed = read_classifications(path, task=task, answers=answers, workflow_id=workflow_id,
+    parsed = read_classifications(path, task=task, answers=answers, real_answer=real_answer, workflow_id=workflow_id,
                                   workflow_version=workflow_version, reference=reference)
     labels = aggregate(parsed.votes, parsed.gold, method=method, **options)
     extra = parsed.subjects[["subject_id", "diaSourceId", "origin", "retired", "retirement_reason"]]
     subjects = labels.subjects.merge(extra, on="subject_id", how="left", validate="one_to_one")
     out = CrowdLabels(subjects=subjects, volunteers=labels.volunteers, method=labels.method,
-                      config={**labels.config, "export": str(path), "task": task, "answers": list(answers)})
+                      config={**labels.config, "export": str(path), "task": task, "answers": list(parsed.answers),
+                              "real_answer": parsed.real_answer})
     return out, parsed.dropped

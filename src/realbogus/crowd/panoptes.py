@@ -138,7 +138,7 @@ class Classifications:
     votes : DataFrame, one row per kept classification, in (created_at, classification_id) order
         `classification_id` (int64), `volunteer` (str), `user_name`, `logged_in` (bool),
         `subject_id` (int64), `created_at` (datetime64 UTC), `workflow_version`, `answer` (the
-        answer label), `vote` (int8: 1 = answers[0] "Real", 0 = answers[1] "Bogus").
+        answer label), `vote` (int8: 1 = the Real answer, 0 = the other).
     gold : Series subject_id -> int8 (1 Real, 0 Bogus)
         The reference set.
     subjects : DataFrame, one row per subject seen in the kept rows
@@ -149,7 +149,9 @@ class Classifications:
         Rows dropped and why: `task_absent`, `no_answer`, `already_seen`, `duplicate`,
         `unknown_answer`.
     answers : tuple of str
-        The answer labels, Real first.
+        The answer labels in index order.
+    real_answer : str
+        The label that means Real.
     """
 
     votes: pd.DataFrame
@@ -157,6 +159,7 @@ class Classifications:
     subjects: pd.DataFrame
     dropped: dict = field(default_factory=dict)
     answers: tuple[str, ...] = ("Real", "Bogus")
+    real_answer: str = "Real"
 
 
 def _task_kind(value: object) -> str:
@@ -199,11 +202,24 @@ def _match_answer(value: object, answers: tuple[str, ...], lookup: dict[str, int
     return None
 
 
+def _real_index(answers: tuple[str, ...], real_answer: str | None) -> int:
+    """Index of the Real answer in `answers` (case-insensitive); ConfigError if absent."""
+    if real_answer is None:
+        return 0
+    folded = [a.strip().casefold() for a in answers]
+    key = str(real_answer).strip().casefold()
+    if key not in folded:
+        msg = f"real_answer {real_answer!r} is not one of the answers {list(answers)}"
+        raise ConfigError(msg)
+    return folded.index(key)
+
+
 def read_classifications(
     path: str | os.PathLike,
     *,
     task: str = "T0",
     answers: tuple[str, ...] | list[str] = ("Real", "Bogus"),
+    real_answer: str | None = None,
     workflow_id: int | None = None,
     workflow_version: str | int | None = None,
     reference: str | os.PathLike | pd.DataFrame | None = None,
@@ -222,8 +238,10 @@ def read_classifications(
     task : str
         Task key of the Real/Bogus question ("T0").
     answers : sequence of 2 str
-        Answer labels in answer-index order, the "Real" class first: ("Real", "Bogus") for
-        Rubin Difference Detectives, e.g. ("Yes", "No") elsewhere. Indices 0/1 map to them.
+        Answer labels in answer-index order (index i is label i): ("Real", "Bogus") for Rubin
+        Difference Detectives, e.g. ("Yes", "No") elsewhere (`workflow_answers` reads them).
+    real_answer : str, optional
+        The label meaning Real (vote 1); default `answers[0]`.
     workflow_id, workflow_version
         See `read_export`.
     reference : path-like or DataFrame, optional
@@ -242,8 +260,9 @@ def read_classifications(
     path = Path(path)
     answers = tuple(str(a) for a in answers)
     if len(answers) != 2 or answers[0].strip().casefold() == answers[1].strip().casefold():
-        msg = f"answers must be two distinct labels, the Real one first; got {answers}"
+        msg = f"answers must be two distinct labels in index order; got {answers}"
         raise ConfigError(msg)
+    real_index = _real_index(answers, real_answer)
     if unknown_answers not in _UNKNOWN_POLICIES:
         msg = f"unknown_answers must be one of {_UNKNOWN_POLICIES}; got {unknown_answers!r}"
         raise ConfigError(msg)
@@ -302,7 +321,7 @@ def read_classifications(
             msg = (
                 f"{path}: task {task} has answers {shown} ({sum(unknown.values())} classifications) "
                 f"that are none of {list(answers)}: a text task, or pass the workflow's answer "
-                "labels with answers= (Real first)"
+                "labels with answers= (in index order)"
             )
             raise InputError(msg)
         dropped["unknown_answer"] = sum(unknown.values())
@@ -329,7 +348,7 @@ def read_classifications(
             "created_at": created,
             "workflow_version": rows["workflow_version"].to_numpy(dtype=object),
             "answer": np.array([answers[k] if k >= 0 else "" for k in index], dtype=object),
-            "vote": np.where(index == 0, 1, 0).astype(np.int8),
+            "vote": np.where(index == real_index, 1, 0).astype(np.int8),
         }
     )
     subjects = _subjects(rows, subject_id, path, feedback_key)
@@ -350,11 +369,11 @@ def read_classifications(
     subjects = subjects[subjects["subject_id"].isin(votes["subject_id"])].reset_index(drop=True)
 
     if reference is not None:
-        gold = read_reference(reference, answers=answers)
+        gold = read_reference(reference, answers=answers, real_answer=answers[real_index])
     else:
-        gold = _feedback_gold(subjects, answers, lookup, path, feedback_key)
+        gold = _feedback_gold(subjects, answers, lookup, path, feedback_key, real_index)
     return Classifications(votes=votes, gold=gold, subjects=subjects.drop(columns=["_feedback"]),
-                           dropped=dropped, answers=answers)
+                           dropped=dropped, answers=answers, real_answer=answers[real_index])
 
 
 def _parse_time(column: pd.Series, path: Path) -> pd.Series:
@@ -405,9 +424,9 @@ def _subjects(rows: pd.DataFrame, subject_id: np.ndarray, path: Path, feedback_k
 
 
 def _feedback_gold(
-    subjects: pd.DataFrame, answers: tuple[str, ...], lookup: dict[str, int], path: Path, key: str
+    subjects: pd.DataFrame, answers: tuple[str, ...], lookup: dict[str, int], path: Path, key: str, real_index: int
 ) -> pd.Series:
-    """Reference labels from hidden subject metadata (answer index or label); 1 = answers[0]."""
+    """Reference labels from hidden subject metadata (answer index or label); 1 = the Real answer."""
     has = subjects["_feedback"].notna() & (subjects["_feedback"].astype(str).str.strip() != "")
     ids, labels, bad = [], [], []
     for sid, value in zip(subjects.loc[has, "subject_id"], subjects.loc[has, "_feedback"]):
@@ -416,7 +435,7 @@ def _feedback_gold(
             bad.append(value)
             continue
         ids.append(int(sid))
-        labels.append(1 if k == 0 else 0)
+        labels.append(1 if k == real_index else 0)
     if bad:
         msg = f"{path}: subject metadata {key} holds {sorted(map(str, set(bad)))[:5]}, none of {list(answers)} or their indices"
         raise InputError(msg)
@@ -424,12 +443,15 @@ def _feedback_gold(
 
 
 def read_reference(
-    source: str | os.PathLike | pd.DataFrame, *, answers: tuple[str, ...] | list[str] = ("Real", "Bogus")
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    answers: tuple[str, ...] | list[str] = ("Real", "Bogus"),
+    real_answer: str | None = None,
 ) -> pd.Series:
     """Read a reference ("gold") CSV: `subject_id` plus `label` (1 Real / 0 Bogus) or `answer`.
 
-    `answer` holds answer labels or indices (`answers` order, Real first), as Panoptes feedback
-    metadata does. Returns a Series subject_id -> int8; conflicting repeats are an `InputError`.
+    `answer` holds answer labels or indices (`answers` in index order; `real_answer`, default
+    `answers[0]`, means Real), as Panoptes feedback metadata does. Returns a Series subject_id -> int8; conflicting repeats are an `InputError`.
     """
     from .core import as_gold
 
@@ -446,6 +468,7 @@ def read_reference(
         msg = f"{name}: a reference CSV needs subject_id and label (1/0) or answer columns; got {list(table.columns)}"
         raise InputError(msg)
     answers = tuple(str(a) for a in answers)
+    real_index = _real_index(answers, real_answer)
     try:
         sid = table["subject_id"].astype("int64")
     except (ValueError, TypeError) as exc:
@@ -461,7 +484,7 @@ def read_reference(
             bad = sorted({str(a) for a, k in zip(table["answer"], ks) if k is None})[:5]
             msg = f"{name}: answers {bad} are none of {list(answers)} or their indices"
             raise InputError(msg)
-        labels = pd.Series([1 if k == 0 else 0 for k in ks])
+        labels = pd.Series([1 if k == real_index else 0 for k in ks])
     try:
         gold = as_gold(pd.Series(labels.to_numpy(), index=sid.to_numpy()))
     except InputError as exc:
@@ -495,8 +518,8 @@ def workflow_answers(
     Returns
     -------
     tuple of str
-        The answer labels; index i of a classification's answer is label i. Pass them (Real
-        first) as `read_classifications(answers=...)`.
+        The answer labels; index i of a classification's answer is label i. Pass them
+        to `read_classifications(answers=..., real_answer=...)`.
     """
     path = Path(path)
     try:
