@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import RealBogusError
 
 app = typer.Typer(
     name="realbogus",
@@ -16,7 +25,145 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
+package_app = typer.Typer(help="Create model packages and move them to and from Rubin's layout.", no_args_is_help=True)
+app.add_typer(package_app, name="package")
+console = Console(stderr=True, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator:
+    """A rich progress bar; yields the library's `progress(done, total)` callback."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def fail(error: Exception) -> typer.Exit:
+    """Print a library error and return the exit to raise."""
+    console.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def models(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Package directories or .zip files to list besides the built-in ones.")] = None,
+) -> None:
+    """List built-in and given model packages: version, parent, cutoff, stamp size."""
+    from .package import builtin_models, load_package
+
+    table = Table(title="realbogus model packages")
+    for column in ("name", "version", "parent", "cutoff", "stamp size", "architecture", "source"):
+        table.add_column(column)
+    sources = [(name, "built-in") for name in builtin_models()] + [(str(p), str(p)) for p in paths or []]
+    for ref, where in sources:
+        try:
+            card = load_package(ref).card
+        except RealBogusError as exc:
+            raise fail(exc) from exc
+        table.add_row(card.name, card.version, card.parent or "-", f"{card.cutoff:g}", str(card.stamp_size), card.architecture, where)
+    if not sources:
+        console.print("no built-in model packages are installed yet; pass package paths to list them")
+    Console().print(table)
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")],
+    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension).")],
+    data: Annotated[Optional[Path], typer.Option(help="A realbogus stamp dataset directory.")] = None,
+    science: Annotated[Optional[Path], typer.Option(help="Science image (FITS).")] = None,
+    template: Annotated[Optional[Path], typer.Option(help="Template image (FITS), warped to the science image.")] = None,
+    difference: Annotated[Optional[Path], typer.Option(help="Difference image (FITS).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Stamps per forward pass.")] = 1024,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+) -> None:
+    """Score detections: from a stamp dataset (--data) or from FITS images plus a catalog."""
+    from .dataset import open_dataset
+    from .images import stamps_from_files
+    from .package import load_package
+    from .scoring import Scorer
+    from .tables import write_table
+
+    image_args = {"science": science, "template": template, "difference": difference, "catalog": catalog}
+    given = [k for k, v in image_args.items() if v is not None]
+    if (data is None) == (not given) or (given and len(given) != 4):
+        console.print("[bold red]error:[/] give either --data DIR, or all of --science --template --difference --catalog")
+        raise typer.Exit(code=2)
+    try:
+        scorer = Scorer(load_package(model), batch_size=batch_size, device=device)
+        with progress_bar(f"scoring with {scorer.version}") as progress:
+            if data is not None:
+                scores = scorer.score_dataset(open_dataset(data), progress=progress)
+            else:
+                table, stamps = stamps_from_files(size=scorer.card.stamp_size, **image_args)
+                scores = scorer.score_stamps(stamps, table["diaSourceId"].to_numpy(), progress=progress)
+        write_table(scores, out)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    n_pass = int(scores["passes_cutoff"].sum())
+    console.print(
+        f"scored {len(scores)} detections with {scorer.version}: {n_pass} pass the cutoff "
+        f"{scorer.card.cutoff:g}, {int(scores['edge'].sum())} flagged edge -> {out}"
+    )
+
+
+@package_app.command("init")
+def package_init(
+    out: Annotated[Path, typer.Argument(help="Package directory (or .zip) to create.")],
+    stamp_size: Annotated[int, typer.Option(help="Stamp side in pixels.")] = 51,
+    seed: Annotated[int, typer.Option(help="Torch seed for the random weights.")] = 0,
+) -> None:
+    """Write a randomly initialised, untrained package (for tests and as a training start)."""
+    from .package import init_package
+
+    try:
+        init_package(out, stamp_size=stamp_size, seed=seed)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"wrote untrained package ({stamp_size} px, seed {seed}) -> {out}")
+
+
+@package_app.command("export-rubin")
+def package_export_rubin(
+    model: Annotated[str, typer.Argument(help="Model package: directory, .zip or built-in name.")],
+    out: Annotated[Path, typer.Argument(help="Rubin package directory, or a .zip for the Butler payload.")],
+) -> None:
+    """Export a package to Rubin's meas_transiNet layout (arch.py, checkpoint.pt, meta.yaml)."""
+    from .package import export_rubin, load_package
+
+    try:
+        export_rubin(load_package(model), out)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"exported {model} -> {out}")
+
+
+@package_app.command("import-rubin")
+def package_import_rubin(
+    rubin: Annotated[Path, typer.Argument(help="Rubin package directory (*.pt + meta.yaml) or payload .zip.")],
+    out: Annotated[Path, typer.Argument(help="realbogus package directory (or .zip) to write.")],
+    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+) -> None:
+    """Import a Rubin meas_transiNet package (weights-only load; its arch.py is never run)."""
+    from .package import import_rubin
+
+    try:
+        import_rubin(rubin, out, cutoff=cutoff)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"imported {rubin} -> {out}")
 
 
 @app.command()
@@ -29,5 +176,5 @@ def demo() -> None:
     raise typer.Exit(code=2)
 
 
-def main() -> None:  # pragma: no cover - console-script entry
+if __name__ == "__main__":  # pragma: no cover
     app()

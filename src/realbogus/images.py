@@ -1,0 +1,159 @@
+"""FITS images and detection catalogs: the file side of `stamps.cut_stamps`.
+
+Readers accept single-HDU FITS (or the first image HDU), Rubin-style multi-extension exposures
+(IMAGE / MASK / VARIANCE found by EXTNAME), and any byte order. Catalogs give pixel `x, y`, or
+`ra, dec` (degrees) converted with the science image's WCS.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from .errors import InputError
+from .stamps import Stamps, cut_stamps
+from .tables import read_table
+
+__all__ = ["Image", "read_image", "read_catalog", "stamps_from_files"]
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image plane with what came with it.
+
+    Attributes
+    ----------
+    data : ndarray of shape (H, W), float32, native byte order
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS of the image, when the header has one.
+    variance, mask : ndarray of shape (H, W) or None
+        From VARIANCE / MASK extensions of a multi-extension exposure.
+    """
+
+    data: np.ndarray
+    wcs: WCS | None = None
+    variance: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+def _native_float32(data: np.ndarray) -> np.ndarray:
+    return np.asarray(data).astype(np.float32)  # also converts big-endian FITS data
+
+
+def _celestial_wcs(header: fits.Header) -> WCS | None:
+    if "CTYPE1" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header)
+    return wcs.celestial if wcs.has_celestial else None
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Read a science, template or difference image from FITS.
+
+    A multi-extension file with an `IMAGE` extension is read as a Rubin-style exposure
+    (IMAGE, plus MASK and VARIANCE when present); otherwise the first HDU with 2-D data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise InputError(msg)
+    try:
+        # Our own file handle: astropy leaks its handle when a truncated file fails to parse.
+        with open(path, "rb") as handle, fits.open(handle, memmap=False) as hdus:
+            hdus.verify("silentfix+ignore")
+            names = {h.name.upper(): h for h in hdus}
+            if "IMAGE" in names:
+                image = names["IMAGE"]
+                variance = names.get("VARIANCE")
+                mask = names.get("MASK")
+            else:
+                image = next((h for h in hdus if h.data is not None and h.data.ndim == 2), None)
+                variance = mask = None
+            if image is None:
+                msg = f"{path}: no 2-D image HDU found"
+                raise InputError(msg)
+            header = image.header.copy()
+            # A celestial WCS may live in the primary header of a multi-extension exposure.
+            wcs = _celestial_wcs(header) or _celestial_wcs(hdus[0].header)
+            data = _native_float32(image.data)
+            var = _native_float32(variance.data) if variance is not None else None
+            msk = np.asarray(mask.data).astype(mask.data.dtype.newbyteorder("=")) if mask is not None else None
+    except InputError:
+        raise
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError for bad files
+        msg = f"{path}: corrupt or truncated FITS ({type(exc).__name__}: {exc})"
+        raise InputError(msg) from exc
+    for name, plane in (("VARIANCE", var), ("MASK", msk)):
+        if plane is not None and plane.shape != data.shape:
+            msg = f"{path}: {name} shape {plane.shape} differs from IMAGE shape {data.shape}"
+            raise InputError(msg)
+    return Image(data=data, wcs=wcs, variance=var, mask=msk)
+
+
+def read_catalog(path: str | os.PathLike, *, wcs: WCS | None = None) -> pd.DataFrame:
+    """Read a detection catalog and make sure it has pixel columns `x`, `y`.
+
+    Parameters
+    ----------
+    path : path-like
+        Parquet, CSV or FITS table with `x, y` (0-based pixels) or `ra, dec` (degrees).
+    wcs : astropy.wcs.WCS, optional
+        The science image's WCS, needed when the catalog has only `ra, dec`.
+
+    Returns
+    -------
+    DataFrame
+        The catalog with float64 `x`, `y`, and a `diaSourceId` (row number when absent).
+    """
+    catalog = read_table(path)
+    if {"x", "y"} <= set(catalog.columns):
+        pass
+    elif {"ra", "dec"} <= set(catalog.columns):
+        if wcs is None:
+            msg = f"{path}: catalog has ra, dec but the science image has no celestial WCS"
+            raise InputError(msg)
+        x, y = wcs.all_world2pix(catalog["ra"].to_numpy(float), catalog["dec"].to_numpy(float), 0)
+        catalog = catalog.assign(x=x, y=y)
+    else:
+        msg = f"{path}: catalog needs columns x, y or ra, dec; has {list(catalog.columns)}"
+        raise InputError(msg)
+    catalog = catalog.assign(x=catalog["x"].astype(float), y=catalog["y"].astype(float))
+    if "diaSourceId" not in catalog:
+        catalog.insert(0, "diaSourceId", np.arange(len(catalog), dtype=np.int64))
+    return catalog.reset_index(drop=True)
+
+
+def stamps_from_files(
+    *,
+    science: str | os.PathLike,
+    template: str | os.PathLike,
+    difference: str | os.PathLike,
+    catalog: str | os.PathLike,
+    size: int,
+) -> tuple[pd.DataFrame, Stamps]:
+    """Read the three images and a catalog and cut (N, 3, size, size) triplets.
+
+    Returns the catalog (with `x`, `y`, `diaSourceId`) and the stamps, row for row.
+    """
+    sci = read_image(science)
+    tmpl = read_image(template)
+    diff = read_image(difference)
+    for name, image in (("template", tmpl), ("difference", diff)):
+        if image.data.shape != sci.data.shape:
+            msg = (
+                f"{name} image {image.data.shape} and science image {sci.data.shape} "
+                f"({science}) must have the same shape"
+            )
+            raise InputError(msg)
+    table = read_catalog(catalog, wcs=sci.wcs)
+    stamps = cut_stamps(diff.data, sci.data, tmpl.data, table["x"], table["y"], size=size)
+    return table, stamps
