@@ -496,14 +496,10 @@ def evaluate_packages(
     for ref in packages:
         package = load_package(ref)
         stage = f"score {ref}"
-        scorer = Scorer(package)
-        try:
-            scored = scorer.score_dataset(
-                dataset,
-                progress=None if progress is None else (lambda d, t, s=stage: progress(s, d, t)),
-            )
-        except TypeError:  # a Scorer without a progress option
-            scored = scorer.score_dataset(dataset)
+        scored = Scorer(package).score_dataset(
+            dataset,
+            progress=None if progress is None else (lambda d, t, s=stage: progress(s, d, t)),
+        )
         if len(scored) != len(table):
             msg = f"{ref}: the scorer returned {len(scored)} rows for {len(table)} detections"
             raise InputError(msg)
@@ -532,10 +528,9 @@ def evaluate_packages(
 
 
 def _card_cutoff(package: object) -> float:
-    """The package card's reliability cutoff (``package.card.cutoff``)."""
-    card = getattr(package, "card", None)
-    value = card.get("cutoff") if isinstance(card, Mapping) else getattr(card, "cutoff", None)
+    """The package card's reliability cutoff."""
+    value = getattr(getattr(package, "card", None), "cutoff", None)
     if value is None:
-        msg = f"model package {package!r} has no card cutoff"
+        msg = f"model package {getattr(package, 'source', package)} has no card cutoff"
         raise PackageError(msg)
     return float(value)
