@@ -338,8 +338,9 @@ def fig_calibration(data: FigureData) -> Figure:
 #: (name, title, caption, function) of every figure, in report order.
 FIGURES: tuple[tuple[str, str, str, Callable[[FigureData], Figure]], ...] = (
     ("score_distribution", "Reliability distribution (DMTN-337 Fig. 6)",
-     "Histogram of reliability per model (log counts); stamps with NaN rows or columns, the "
-     "cause of the note's third peak, are stacked in red. Dashed: the model's cutoff.",
+     "Histogram of reliability per model (log counts). Stamps with NaN rows or columns, the "
+     "cause of the note's third peak, are stacked in red (column hasNanRowCol; without it, "
+     "stamps with valid_fraction < 1, as the legend says). Dashed: the model's cutoff.",
      fig_score_distribution),
     ("reliability_vs_snr_fakes", "Reliability vs SNR for injected fakes (Fig. 7)",
      "Injected fakes only, coloured by injected magnitude; dashed: cutoff.",

@@ -89,7 +89,8 @@ def _requirement_table(metrics: dict) -> str:
                 if lo.get("low") is not None:
                     wtxt += (
                         f"<br><small>low in [{_num(lo['low'])}, {_num(lo['high'])}], "
-                        f"high in [{_num(hi['low'])}, {_num(hi['high'])}]</small>"
+                        f"high in [{_num(hi['low'])}, {_num(hi['high'])}] ({lo['n_defined']} of "
+                        f"{metrics['bootstrap']['n_boot']} resamples have a window)</small>"
                     )
             frac = _num(iv["window_fraction"]["value"], 2) if iv else "&ndash;"
             cross = s.get("crossing") or {}
