@@ -73,7 +73,10 @@ class EvaluationResult:
 def _labels(table: pd.DataFrame) -> np.ndarray:
     """Label column -> float array with 1, 0 and NaN (unknown)."""
     if "label" not in table.columns:
-        msg = f"the detection table needs a 'label' column (1 Real, 0 Bogus, null unknown); has {list(table.columns)}"
+        msg = (
+            "the detection table needs a 'label' column (1 Real, 0 Bogus, null unknown); "
+            f"has {list(table.columns)}"
+        )
         raise InputError(msg)
     lab = pd.to_numeric(table["label"], errors="coerce").to_numpy(dtype=np.float64)
     raw_missing = table["label"].isna().to_numpy()
@@ -441,7 +444,9 @@ def _write_curves(
                 }
             )
         )
-    cols = ["population", "threshold", "purity", "completeness", "n_real_passing", "n_bogus_passing"]
+    cols = [
+        "population", "threshold", "purity", "completeness", "n_real_passing", "n_bogus_passing",
+    ]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     df.to_csv(path, index=False, float_format="%.10g")
 

@@ -528,7 +528,9 @@ def _stats_sorted(
     *_, ece = _calibration_arrays(bins_sorted, y_sorted, s_sorted, w_sorted, n_bins)
     return {
         "auc": _auc_from_counts(tp, fp, n_real, n_bogus),
-        "brier": float((w_sorted * (s_sorted - y_sorted) ** 2).sum() / total) if total else math.nan,
+        "brier": (
+            float((w_sorted * (s_sorted - y_sorted) ** 2).sum() / total) if total else math.nan
+        ),
         "ece": ece,
         "purity_at_cutoff": p_cut,
         "completeness_at_cutoff": c_cut,

@@ -229,7 +229,8 @@ def fig_reliability_vs_psf_snr(data: FigureData) -> Figure:
 
 
 def _pc_axes(ax, curve: PCCurve, summary: dict | None, title: str) -> None:
-    ax.plot(curve.thresholds, curve.purity, label="purity", color="tab:blue", drawstyle="steps-post")
+    ax.plot(curve.thresholds, curve.purity, label="purity", color="tab:blue",
+            drawstyle="steps-post")
     ax.plot(curve.thresholds, curve.completeness, label="completeness", color="tab:orange",
             drawstyle="steps-post")
     ax.axhline(0.95, color="tab:blue", lw=0.6, ls=":")
@@ -261,7 +262,8 @@ def fig_purity_completeness(data: FigureData) -> Figure:
             ax = axes[i][j]
             label = data.population_labels.get(pop, pop)
             if curve is None or len(curve.thresholds) == 0 or curve.n_real == 0:
-                ax.text(0.5, 0.5, f"{label}: no Real detections", ha="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, f"{label}: no Real detections", ha="center",
+                        transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
             _pc_axes(ax, curve, data.summaries.get(m, {}).get(pop), f"{m}, {label}")
@@ -305,7 +307,8 @@ def fig_score_by_origin(data: FigureData) -> Figure:
         frac = np.divide(hists, totals, out=np.zeros_like(hists), where=totals > 0)
         bottom = np.zeros(len(centres))
         for k, o in enumerate(names):
-            axes[0][j].bar(centres, frac[k], width=0.095, bottom=bottom, color=f"C{k % 10}", label=o)
+            axes[0][j].bar(centres, frac[k], width=0.095, bottom=bottom, color=f"C{k % 10}",
+                           label=o)
             bottom += frac[k]
             axes[1][j].hist(r[origin == o], bins=np.linspace(0, 1, 41), density=True,
                             histtype="step", color=f"C{k % 10}", label=o)

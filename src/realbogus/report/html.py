@@ -150,7 +150,8 @@ def _slice_tables(metrics: dict) -> str:
                 cross = s.get("crossing") or {}
                 body.append(
                     f"<tr><td class=l>{_e(key)}</td><td>{s['n_real']}</td><td>{s['n_bogus']}</td>"
-                    f"<td>{_num(s['purity_at_cutoff'])}</td><td>{_num(s['completeness_at_cutoff'])}</td>"
+                    f"<td>{_num(s['purity_at_cutoff'])}</td>"
+                    f"<td>{_num(s['completeness_at_cutoff'])}</td>"
                     f"<td>{_num(s['auc'])}</td><td>{_num(s['brier'])}</td>"
                     f"<td>{_num(cross.get('threshold'))}</td><td>{_num(cross.get('value'))}</td>"
                     f"<td>{wtxt}</td></tr>"
