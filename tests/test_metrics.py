@@ -256,6 +256,30 @@ def test_bootstrap_weights_equal_resampled_rows(rng):
     assert stats["window_high"] == ref["window"]["high"]
 
 
+def test_bootstrap_equals_slow_resampling_reference(rng):
+    """Intervals equal those of explicitly resampled rows (same draws), recomputed one by one."""
+    y, s = _data(rng, n=150, ties=True)
+    n, n_boot = len(y), 25
+    got = M.bootstrap_intervals(y, s, n_boot=n_boot, seed=4, cutoff=0.4, min_purity=0.6,
+                                min_completeness=0.5)
+    slow = {k: [] for k in ("auc", "brier", "purity_at_cutoff", "window_low", "crossing_value")}
+    for i in range(n_boot):
+        idx = np.random.default_rng([4, i]).integers(0, n, n)
+        ref = M.summarize(y[idx], s[idx], cutoff=0.4, min_purity=0.6, min_completeness=0.5)
+        slow["auc"].append(ref["auc"])
+        slow["brier"].append(ref["brier"])
+        slow["purity_at_cutoff"].append(ref["purity_at_cutoff"])
+        slow["window_low"].append(ref["window"]["low"] if ref["window"] else np.nan)
+        slow["crossing_value"].append(ref["crossing"]["value"] if ref["crossing"] else np.nan)
+    for key, values in slow.items():
+        v = np.asarray(values, float)
+        v = v[np.isfinite(v)]
+        lo, hi = np.percentile(v, [2.5, 97.5])
+        assert got[key]["n_defined"] == len(v), key
+        assert got[key]["low"] == pytest.approx(lo, abs=1e-12), key
+        assert got[key]["high"] == pytest.approx(hi, abs=1e-12), key
+
+
 def test_bootstrap_seeded_and_covers_point_estimate(rng):
     """Same seed -> same intervals; intervals bracket the point AUC; other seed differs."""
     y, s = _data(rng, n=300)

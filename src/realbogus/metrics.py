@@ -595,7 +595,8 @@ def bootstrap_intervals(
     values = {k: np.full(n_boot, np.nan) for k in _STATS}
     for i in range(n_boot):
         rng = np.random.default_rng([seed, i])
-        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64) if n else np.zeros(0)
+        counts = np.bincount(rng.integers(0, n, n), minlength=n) if n else np.zeros(0, np.int64)
+        w = counts[order].astype(np.float64)  # multiplicities of the rows, in sorted order
         stats = _stats_sorted(
             s_sorted, y_sorted, w, bins_sorted, cutoff=cutoff, min_purity=min_purity,
             min_completeness=min_completeness, n_bins=n_bins,
