@@ -235,12 +235,10 @@ def test_bootstrap_weights_equal_resampled_rows(rng):
     y, s = _data(rng, n=120, ties=True)
     n = len(y)
     w = np.bincount(np.random.default_rng([7, 3]).integers(0, n, n), minlength=n)
-    order = np.argsort(-s, kind="mergesort")
-    edges = np.linspace(0, 1, 11)
-    stats = M._stats_sorted(
-        s[order], y[order].astype(float), w[order].astype(float),
-        M._bin_index(s[order], edges), cutoff=0.5, min_purity=0.6, min_completeness=0.5,
-        n_bins=10,
+    g = M._groups(y.astype(bool), s, 10)
+    stats = M._stats_groups(
+        g, w[np.argsort(-s, kind="mergesort")].astype(float), cutoff=0.5, min_purity=0.6,
+        min_completeness=0.5,
     )
     yr, sr = np.repeat(y, w), np.repeat(s, w)
     ref = M.summarize(yr, sr, cutoff=0.5, min_purity=0.6, min_completeness=0.5)

@@ -430,9 +430,17 @@ class Calibration:
 def _calibration_arrays(
     bin_idx: np.ndarray, y: np.ndarray, s: np.ndarray, w: np.ndarray, n_bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    count = np.bincount(bin_idx, weights=w, minlength=n_bins)
-    sum_s = np.bincount(bin_idx, weights=w * s, minlength=n_bins)
-    sum_y = np.bincount(bin_idx, weights=w * y, minlength=n_bins)
+    return _calibration_from_sums(
+        np.bincount(bin_idx, weights=w, minlength=n_bins),
+        np.bincount(bin_idx, weights=w * s, minlength=n_bins),
+        np.bincount(bin_idx, weights=w * y, minlength=n_bins),
+    )
+
+
+def _calibration_from_sums(
+    count: np.ndarray, sum_s: np.ndarray, sum_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per-bin weight, score sum and Real weight -> (count, mean score, fraction Real, ECE)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_s = np.where(count > 0, sum_s / count, np.nan)
         frac = np.where(count > 0, sum_y / count, np.nan)
@@ -505,32 +513,66 @@ _STATS = (
 )
 
 
-def _stats_sorted(
-    s_sorted: np.ndarray,
-    y_sorted: np.ndarray,
+@dataclass(frozen=True)
+class _Groups:
+    """Rows sorted by descending score and grouped by distinct score, computed once per sample.
+
+    A bootstrap replicate is then a vector of row multiplicities in sorted order; every statistic
+    follows from two cumulative sums and per-group sums (O(n) + O(n_groups) per replicate).
+    """
+
+    inverse: np.ndarray  # (n,) sorted position of each row
+    y_sorted: np.ndarray  # (n,) float labels in sorted order
+    last: np.ndarray  # (G,) last sorted position of each distinct score
+    scores: np.ndarray  # (G,) distinct scores, descending
+    bins: np.ndarray  # (G,) calibration bin of each distinct score
+    n_bins: int
+
+
+def _groups(y: np.ndarray, s: np.ndarray, n_bins: int) -> _Groups:
+    order, s_sorted, y_sorted = _sort(y, s)
+    inverse = np.empty(len(s), np.int64)
+    inverse[order] = np.arange(len(s))
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s) - 1] if len(s) else np.zeros(0, int)
+    scores = s_sorted[last]
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return _Groups(
+        inverse, y_sorted.astype(np.float64), last, scores,
+        _bin_index(np.clip(scores, 0.0, 1.0), edges), n_bins,
+    )
+
+
+def _stats_groups(
+    g: _Groups,
     w_sorted: np.ndarray,
-    bins_sorted: np.ndarray,
     *,
     cutoff: float,
     min_purity: float,
     min_completeness: float,
-    n_bins: int,
 ) -> dict[str, float]:
-    """Every interval statistic from sorted (and possibly bootstrap-weighted) data."""
-    thr, tp, fp = _counts_sorted(s_sorted, y_sorted, w_sorted)
-    n_real = float((w_sorted * y_sorted).sum())
-    n_bogus = float(w_sorted.sum() - n_real)
+    """Every interval statistic of the sample weighted by `w_sorted` (multiplicities)."""
+    ctp = np.cumsum(w_sorted * g.y_sorted)[g.last]
+    cw = np.cumsum(w_sorted)[g.last]
+    gw = np.diff(cw, prepend=0.0)  # weight of each distinct score
+    gy = np.diff(ctp, prepend=0.0)  # Real weight of each distinct score
+    keep = gw > 0
+    thr, tp, fp = g.scores[keep], ctp[keep], (cw - ctp)[keep]
+    total = float(cw[-1]) if len(cw) else 0.0
+    n_real = float(ctp[-1]) if len(ctp) else 0.0
+    n_bogus = total - n_real
     curve = _curve_from_counts(thr, tp, fp, n_real, n_bogus)
     cross = crossing(curve)
     win = requirement_window(curve, min_purity=min_purity, min_completeness=min_completeness)
     p_cut, c_cut = rates_at(curve, cutoff)
-    total = w_sorted.sum()
-    *_, ece = _calibration_arrays(bins_sorted, y_sorted, s_sorted, w_sorted, n_bins)
+    *_, ece = _calibration_from_sums(
+        np.bincount(g.bins, weights=gw, minlength=g.n_bins),
+        np.bincount(g.bins, weights=gw * g.scores, minlength=g.n_bins),
+        np.bincount(g.bins, weights=gy, minlength=g.n_bins),
+    )
+    sq = gy * (g.scores - 1.0) ** 2 + (gw - gy) * g.scores**2
     return {
         "auc": _auc_from_counts(tp, fp, n_real, n_bogus),
-        "brier": (
-            float((w_sorted * (s_sorted - y_sorted) ** 2).sum() / total) if total else math.nan
-        ),
+        "brier": float(sq.sum() / total) if total else math.nan,
         "ece": ece,
         "purity_at_cutoff": p_cut,
         "completeness_at_cutoff": c_cut,
@@ -588,18 +630,17 @@ def bootstrap_intervals(
         raise ConfigError(msg)
     y, s, _ = _check_inputs(y_true, y_score)
     n = len(s)
-    order, s_sorted, y_sorted = _sort(y, s)
-    y_sorted = y_sorted.astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins_sorted = _bin_index(np.clip(s_sorted, 0.0, 1.0), edges)
+    if n == 0:
+        msg = "cannot bootstrap an empty sample"
+        raise InputError(msg)
+    g = _groups(y, s, n_bins)
     values = {k: np.full(n_boot, np.nan) for k in _STATS}
     for i in range(n_boot):
         rng = np.random.default_rng([seed, i])
-        counts = np.bincount(rng.integers(0, n, n), minlength=n) if n else np.zeros(0, np.int64)
-        w = counts[order].astype(np.float64)  # multiplicities of the rows, in sorted order
-        stats = _stats_sorted(
-            s_sorted, y_sorted, w, bins_sorted, cutoff=cutoff, min_purity=min_purity,
-            min_completeness=min_completeness, n_bins=n_bins,
+        # multiplicity of each row, in sorted order: the same draws as y[idx], s[idx]
+        w = np.bincount(g.inverse[rng.integers(0, n, n)], minlength=n).astype(np.float64)
+        stats = _stats_groups(
+            g, w, cutoff=cutoff, min_purity=min_purity, min_completeness=min_completeness
         )
         for k, v in stats.items():
             values[k][i] = v
