@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,27 @@ def test_empty_requirement_population_is_defined(tmp_path):
     req = result.metrics["models"]["model-A"]["populations"]["requirement"]
     assert req["n"] == 0 and req["window"] is None and req["auc"] is None
     assert not math.isnan(result.metrics["models"]["model-A"]["populations"]["overall"]["auc"])
+
+
+def test_nullable_dtypes_are_read(tmp_path):
+    """pandas nullable dtypes (Int64/boolean/Float64/string with NA) give the same numbers."""
+    table, scores = make_detections(n=300, seed=8)
+    nullable = table.assign(
+        label=table["label"].astype("Int64"),
+        isNegative=table["isNegative"].astype("boolean"),
+        snr=table["snr"].astype("Float64"),
+        origin=table["origin"].astype("string"),
+        hasNanRowCol=pd.array([True, False, None] * 100, dtype="boolean"),
+    )
+    nullable.loc[0, "isNegative"] = pd.NA
+    plain = table.assign(hasNanRowCol=[True, False, False] * 100)
+    plain["isNegative"] = plain["isNegative"].astype(object)
+    plain.loc[0, "isNegative"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        a = evaluate(nullable, scores, tmp_path / "a", n_boot=5).metrics
+        b = evaluate(plain, scores, tmp_path / "b", n_boot=5).metrics
+    assert a["data"]["n_flagged"] == 100
+    for key in ("populations", "slices", "type_table", "calibration"):
+        assert a["models"]["model-A"][key] == b["models"]["model-A"][key], key
+    assert a["models"]["model-A"]["slices"]["isNegative"]["missing"]["n"] == 1

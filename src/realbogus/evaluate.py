@@ -72,6 +72,13 @@ class EvaluationResult:
 # ------------------------------------------------------------------------------ validation ---
 
 
+def _floats(column: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for missing or non-numeric values (nullable dtypes too)."""
+    return pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+
+
 def _labels(table: pd.DataFrame) -> np.ndarray:
     """Label column -> float array with 1, 0 and NaN (unknown)."""
     if "label" not in table.columns:
@@ -80,7 +87,7 @@ def _labels(table: pd.DataFrame) -> np.ndarray:
             f"has {list(table.columns)}"
         )
         raise InputError(msg)
-    lab = pd.to_numeric(table["label"], errors="coerce").to_numpy(dtype=np.float64)
+    lab = _floats(table["label"])
     raw_missing = table["label"].isna().to_numpy()
     bad = (np.isnan(lab) & ~raw_missing) | (~np.isnan(lab) & ~np.isin(lab, (0.0, 1.0)))
     if bad.any():
@@ -126,10 +133,10 @@ def _safe_names(names: Sequence[str]) -> dict[str, str]:
 
 def _flagged(table: pd.DataFrame) -> tuple[np.ndarray | None, str | None, str]:
     if "hasNanRowCol" in table.columns:
-        flag = table["hasNanRowCol"].fillna(False).to_numpy(dtype=bool)
+        flag = table["hasNanRowCol"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         return flag, "hasNanRowCol", "stamps with NaN rows/columns"
     if "valid_fraction" in table.columns:
-        vf = pd.to_numeric(table["valid_fraction"], errors="coerce").to_numpy(np.float64)
+        vf = _floats(table["valid_fraction"])
         return vf < 1.0, "valid_fraction < 1", "stamps with invalid pixels (valid_fraction < 1)"
     return None, None, ""
 
@@ -244,7 +251,7 @@ def evaluate(
     labelled = ~np.isnan(labels)
     y_all = labels == 1.0
     snr = (
-        pd.to_numeric(table["snr"], errors="coerce").to_numpy(np.float64)
+        _floats(table["snr"])
         if "snr" in table.columns
         else None
     )

@@ -105,7 +105,9 @@ def _subset(n: int) -> np.ndarray:
 
 
 def _column(table: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)
+    return pd.to_numeric(table[name], errors="coerce").astype("Float64").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
 
 
 def _linthresh(x: np.ndarray) -> float:
