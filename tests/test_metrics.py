@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score
 
@@ -369,3 +371,42 @@ def test_no_warnings_on_two_class_data(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         M.summarize(y, s, n_boot=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 8)), min_size=1, max_size=40
+    ),
+    min_purity=st.sampled_from([0.5, 0.8, 0.95]),
+    min_completeness=st.sampled_from([0.5, 0.9]),
+)
+def test_window_and_crossing_against_brute_force(pairs, min_purity, min_completeness):
+    """Any small sample with heavy ties: window = brute-force scan; crossing brackets P = C."""
+    y = np.array([p[0] for p in pairs])
+    s = np.array([p[1] for p in pairs]) / 8.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        curve = M.purity_completeness(y, s)
+    ok = []
+    for t in sorted(set(s.tolist())):
+        passing = s >= t
+        purity = y[passing].mean()
+        completeness = y[passing].sum() / y.sum() if y.sum() else np.nan
+        ok.append((t, purity >= min_purity and completeness >= min_completeness))
+    good = [t for t, fine in ok if fine]
+    win = M.requirement_window(curve, min_purity=min_purity, min_completeness=min_completeness)
+    if not good:
+        assert win is None
+    else:
+        assert (win.low, win.high, win.n_thresholds) == (min(good), max(good), len(good))
+    cross = M.crossing(curve)
+    if cross is not None:
+        d = curve.purity - curve.completeness
+        k = int(np.flatnonzero(d >= 0)[0])
+        assert (curve.thresholds[k - 1] if k else curve.thresholds[0]) <= cross.threshold
+        assert cross.threshold <= curve.thresholds[k]
+        lo, hi = sorted([curve.purity[max(k - 1, 0)], curve.purity[k]])
+        assert lo - 1e-12 <= cross.value <= hi + 1e-12
+    else:
+        assert not (curve.purity - curve.completeness >= 0).any()
