@@ -89,3 +89,21 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
+    """fp32 scores equal across backends within 1e-5; the exported graph loads in ONNX Runtime."""
+    import onnxruntime as ort
+
+    from realbogus.scoring import export_onnx
+
+    data = rng.normal(scale=50, size=(300, 3, 51, 51)).astype(np.float32)
+    torch_scores = Scorer(package, backend="torch").predict(data)
+    onnx_scorer = Scorer(package, backend="onnx", batch_size=128)
+    assert onnx_scorer.backend == "onnx" and Scorer(package).backend == "onnx"
+    np.testing.assert_allclose(onnx_scorer.predict(data), torch_scores, rtol=0, atol=1e-5)
+    export_onnx(package, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"stamps": data[:10]})[0], torch_scores[:10], atol=1e-5)
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        Scorer(package, backend="tflite")
