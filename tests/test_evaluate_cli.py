@@ -86,3 +86,12 @@ def test_same_version_twice_is_disambiguated(setup, tmp_path):
     assert list(res.metrics["models"]) == ["rand-1", "rand-1 (2)"]
     files = [e["curves_file"] for e in res.metrics["models"].values()]
     assert len(set(files)) == 2 and all((tmp_path / "o" / f).exists() for f in files)
+
+
+def test_unknown_option_fails_before_scoring(setup, tmp_path):
+    """A misspelt evaluate option is a ConfigError naming it, raised before any scoring."""
+    from realbogus.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_boots"):
+        evaluate_packages([setup / "pa"], setup / "data", tmp_path / "o", n_boots=3)
+    assert not (tmp_path / "o").exists()

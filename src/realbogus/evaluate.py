@@ -14,6 +14,7 @@ atomically (a temporary directory renamed into place)::
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -498,6 +499,12 @@ def evaluate_packages(
     if not packages:
         msg = "give at least one model package"
         raise ConfigError(msg)
+    allowed = set(inspect.signature(evaluate).parameters) - {"table", "scores", "out", "cutoffs",
+                                                             "provenance", "progress"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        msg = f"unknown option(s) {unknown} for evaluate; allowed: {sorted(allowed)}"
+        raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not options.get("overwrite", False):
         msg = f"{out} already exists; choose another directory or pass overwrite=True"
@@ -517,7 +524,12 @@ def evaluate_packages(
         if len(scored) != len(table):
             msg = f"{ref}: the scorer returned {len(scored)} rows for {len(table)} detections"
             raise InputError(msg)
-        version = str(scored["reliabilityVersion"].iloc[0]) if len(scored) else str(ref)
+        if "diaSourceId" in table.columns and not np.array_equal(
+            scored["diaSourceId"].to_numpy(), table["diaSourceId"].to_numpy()
+        ):
+            msg = f"{ref}: the score table is not in dataset order (diaSourceId differs)"
+            raise InputError(msg)
+        version = str(package.version)
         name = version
         k = 1
         while name in scores:  # two packages with the same version string
