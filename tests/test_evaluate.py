@@ -30,7 +30,7 @@ def make_detections(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, dict[str
         label == 0, "artifact", rng.choice(["transient", "variable", "ss"], n)
     ).astype(object)
     snr = 4.0 + rng.exponential(4.0, n)
-    snr[:80] = rng.uniform(5.5, 6.5, 80)  # a well-filled requirement population
+    snr[: n // 4] = rng.uniform(5.5, 6.5, n // 4)  # a well-filled requirement population
     err = rng.uniform(50, 150, n)
     negative = rng.random(n) < 0.2
     psf = np.where(negative, -1, 1) * snr * err
@@ -224,7 +224,7 @@ def test_empty_requirement_population_is_defined(tmp_path):
     """No detection in 5.5 <= SNR <= 6.5: the population is empty with NaN/None, not a crash."""
     table, scores = make_detections(n=200, seed=2)
     table["snr"] = np.where(table["snr"].between(5.4, 6.6), 9.0, table["snr"])
-    with pytest.warns(RealBogusWarning, match="population requirement"):
+    with pytest.warns(RealBogusWarning, match="population requirement: empty sample"):
         result = evaluate(table, scores, tmp_path / "o", n_boot=5)
     req = result.metrics["models"]["model-A"]["populations"]["requirement"]
     assert req["n"] == 0 and req["window"] is None and req["auc"] is None
@@ -253,3 +253,16 @@ def test_nullable_dtypes_are_read(tmp_path):
     for key in ("populations", "slices", "type_table", "calibration"):
         assert a["models"]["model-A"][key] == b["models"]["model-A"][key], key
     assert a["models"]["model-A"]["slices"]["isNegative"]["missing"]["n"] == 1
+
+
+def test_empty_table_is_defined(tmp_path):
+    """Zero detections: every number null, figures skipped with notes, the report still written."""
+    table, scores = make_detections(n=40)
+    table, scores = table.iloc[:0], {k: v[:0] for k, v in scores.items()}
+    with pytest.warns(RealBogusWarning, match="empty sample"):
+        result = evaluate(table, scores, tmp_path / "o", n_boot=5)
+    overall = result.metrics["models"]["model-A"]["populations"]["overall"]
+    assert overall["n"] == 0 and overall["auc"] is None and overall["intervals"] is None
+    notes = {f["name"]: f["note"] for f in result.metrics["figures"]}
+    assert notes["score_distribution"] == "no detections"
+    assert result.report.exists()

@@ -693,7 +693,10 @@ def summarize(
     y, s, w = _check_inputs(y_true, y_score)
     n_real = int(y.sum())
     n_bogus = int(len(y) - n_real)
-    if n_real == 0 or n_bogus == 0:
+    if n_real == 0 and n_bogus == 0:
+        warnings.warn(f"{name}: empty sample: every number is undefined (NaN/None)",
+                      RealBogusWarning, stacklevel=2)
+    elif n_real == 0 or n_bogus == 0:
         warnings.warn(
             f"{name}: one-class sample ({n_real} Real, {n_bogus} Bogus): AUC, crossing and "
             "window are undefined (NaN/None)"

@@ -120,6 +120,8 @@ def _linthresh(x: np.ndarray) -> float:
 
 def fig_score_distribution(data: FigureData) -> Figure:
     """DMTN-337 Fig. 6: reliability histogram per model; NaN-row/column stamps stacked."""
+    if len(data.table) == 0:
+        raise FigureSkipped("no detections")
     models = list(data.scores)
     fig, axes = _panels(len(models))
     bins = np.linspace(0, 1, 51)
@@ -296,6 +298,8 @@ def fig_purity_completeness_by_origin(data: FigureData) -> Figure:
 def fig_score_by_origin(data: FigureData) -> Figure:
     """DMTN-337 Fig. 15: origin share per score range (top) and score density per origin."""
     _need(data.table, "origin")
+    if len(data.table) == 0:
+        raise FigureSkipped("no detections")
     origin = data.table["origin"].astype("string").fillna("missing").to_numpy(str)
     names = sorted(set(origin.tolist()))
     models = list(data.scores)
