@@ -19,7 +19,7 @@ def test_help_lists_commands():
     """`realbogus --help` explains itself and lists the commands."""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("score", "models", "package", "demo"):
+    for command in ("score", "models", "package", "train", "evaluate", "crowd", "demo"):
         assert command in result.output
 
 

@@ -271,32 +271,10 @@ def demo() -> None:
     raise typer.Exit(code=2)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 # --- crowd: Zooniverse exports, SWAP, simulated volunteers, label sets (issue 6) -------------
-import contextlib  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-
 crowd_app = typer.Typer(help="Crowd labels: simulate volunteers, aggregate Panoptes exports, make subjects and training sets.",
                         no_args_is_help=True)
 app.add_typer(crowd_app, name="crowd")
-
-
-@contextlib.contextmanager
-def _crowd_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar, yielding the library's (done, total) progress callback."""
-    from rich.progress import Progress
-
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def _crowd_fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(code=1)
 
 
 @crowd_app.command("simulate")
@@ -327,7 +305,7 @@ def crowd_simulate(
         if truth:
             sim.subjects.to_csv(truth, index=False)
     except RealBogusError as exc:
-        _crowd_fail(exc)
+        raise fail(exc) from exc
     console.print(f"wrote {len(sim.votes)} classifications of {len(sim.subjects)} subjects by "
                   f"{len(sim.volunteers)} volunteers to {out}")
 
@@ -374,7 +352,7 @@ def crowd_aggregate(
         if volunteers_out:
             labels.volunteers.to_parquet(volunteers_out, index=False)
     except RealBogusError as exc:
-        _crowd_fail(exc)
+        raise fail(exc) from exc
     s = labels.subjects
     console.print(f"{method}: {len(s)} subjects; unstable set {int(s.unstable.sum())} "
                   f"(Real {int((s.unstable & (s.p_real >= 0.5)).sum())}), stable set {int(s.stable.sum())} "
@@ -404,11 +382,11 @@ def crowd_subjects(
                 table = pd.read_parquet(scores) if scores.endswith(".parquet") else pd.read_csv(scores)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{scores}: unreadable score table ({exc})") from exc
-        with _crowd_progress("subjects") as progress:
+        with progress_bar("subjects") as progress:
             manifest = write_subjects(dataset, out, reference_fraction=reference_fraction, scores=table,
                                       scale=scale, seed=seed, overwrite=overwrite, progress=progress)
     except RealBogusError as exc:
-        _crowd_fail(exc)
+        raise fail(exc) from exc
     counts = manifest["subject_set"].value_counts().to_dict()
     console.print(f"wrote {len(manifest)} subjects to {out}; subject sets {counts}")
 
@@ -436,7 +414,7 @@ def crowd_labels(
                                 include_reference=include_reference, seed=seed, overwrite=overwrite)
         counts = open_dataset(path).manifest["counts"]
     except RealBogusError as exc:
-        _crowd_fail(exc)
+        raise fail(exc) from exc
     console.print(f"wrote {out}: {counts}")
 # --- end crowd ----------------------------------------------------------------------------
 
