@@ -133,7 +133,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
     version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
-    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+    cutoff: Annotated[str, typer.Option(help="Cutoff for the card: a number, or auto (chosen on the validation split).")] = "auto",
 ) -> None:
     """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
     from .train import TrainConfig
@@ -150,7 +150,8 @@ def train(
             )
 
         with progress_bar("training") as progress:
-            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=cutoff, on_epoch=show, progress=progress)
+            chosen = cutoff if cutoff == "auto" else float(cutoff)
+            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=chosen, on_epoch=show, progress=progress)
     except RealBogusError as exc:
         raise fail(exc) from exc
     console.print(f"wrote {path}")
