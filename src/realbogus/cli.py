@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 from rich.console import Console
 
@@ -29,5 +32,51 @@ def demo() -> None:
     raise typer.Exit(code=2)
 
 
+# --- simulate (realbogus.sim) -------------------------------------------------------------------
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., help="Output dataset directory (must not exist unless --overwrite)."),
+    survey: str = typer.Option("rubin", help="Survey preset: rubin or ztf."),
+    visits: int = typer.Option(20, help="Science visits to simulate (grouped into fields)."),
+    seed: int = typer.Option(1, help="Survey seed: the same seed gives the same dataset."),
+    config: Optional[Path] = typer.Option(None, help="YAML file overriding the preset (nested keys)."),
+    save_images: bool = typer.Option(False, "--save-images", help="Also write FITS images + catalogs per visit."),
+    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Simulate a DIA survey and write a labelled stamp dataset with DIR/preview.png."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .errors import RealBogusError
+    from .sim import simulate_survey
+
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task(f"simulating {survey}", total=visits)
+            path = simulate_survey(
+                config, survey=survey, n_visits=visits, seed=seed, out=out, workers=workers,
+                save_images=save_images, overwrite=overwrite,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except RealBogusError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from exc
+    summary = json.loads((path / "summary.json").read_text())
+    console.print(
+        f"{summary['n_detections']} detections ({summary['n_real']} Real, {summary['n_bogus']} Bogus) "
+        f"from {summary['n_visits']} visits -> {path} (preview: {path / 'preview.png'})"
+    )
+
+
+# --- end simulate ---------------------------------------------------------------------------------
+
+
 def main() -> None:  # pragma: no cover - console-script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
     app()

@@ -222,8 +222,36 @@ _ZTF = SimConfig(
     subtraction=SubtractionConfig(n_candidates=50, aperture_radius_px=5.0),
 )
 
-#: Built-in survey presets by name.
-PRESETS: dict[str, SimConfig] = {"rubin": _RUBIN, "ztf": _ZTF}
+
+
+def _small(config: SimConfig, image_size: int) -> SimConfig:
+    """`config` on a smaller image, with every per-image count scaled by the area."""
+    area = (image_size / config.image_size) ** 2
+    data = config.to_dict()
+    data["name"] = f"{config.name}-small"
+    data["image_size"] = image_size
+    data["epochs_per_field"] = 4
+    for key in ("n_stars", "n_galaxies"):
+        data["scene"][key] = max(int(round(data["scene"][key] * area)), 1)
+    data["scene"]["n_bright_stars"] *= area
+    for key in ("n_fakes",):
+        data["injection"][key] = max(int(round(data["injection"][key] * area)), 1)
+    for key in ("n_asteroids", "n_transients"):
+        data["injection"][key] *= area
+    for key in ("n_cosmic_rays", "n_hot_pixels", "n_noise_patches", "n_template_cosmic_rays"):
+        data["artifacts"][key] *= area
+    data["subtraction"]["n_candidates"] = max(20, int(data["subtraction"]["n_candidates"] * area))
+    return SimConfig(**data)
+
+
+#: Built-in survey presets by name. The ``-small`` ones (a quarter of the area, same density)
+#: are for demos and tests.
+PRESETS: dict[str, SimConfig] = {
+    "rubin": _RUBIN,
+    "ztf": _ZTF,
+    "rubin-small": _small(_RUBIN, 512),
+    "ztf-small": _small(_ZTF, 256),
+}
 
 
 def preset(name: str) -> SimConfig:
@@ -296,7 +324,9 @@ def load_config(
         return SimConfig(**merged)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+            (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
+            for err in exc.errors()
         )
         msg = f"{where}: invalid simulation config: {problems}"
         raise ConfigError(msg) from exc

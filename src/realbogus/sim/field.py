@@ -116,6 +116,7 @@ class _Template:
     sky_var: float
     depth: float
     log: art.ArtifactLog
+    saturated: np.ndarray  # (H, W) bool: clipped pixels
 
 
 def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, seed: int, field: int
@@ -140,8 +141,9 @@ def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, s
         art.add_nan_rowcol(image, rng=rng, log=log, max_segments=2)
     if rng.random() < a.p_satellite / 4:
         art.add_satellite(image, fwhm_px=psf.fwhm_px(), sky_sigma=np.sqrt(sky_var), rng=rng, log=log)
-    art.saturate(image, config.saturation * f, bleed=False)
-    return _Template(psf=psf, image=image, model=model, variance=variance, sky_var=sky_var, depth=depth, log=log)
+    saturated = art.saturate(image, config.saturation * f, bleed=False)
+    return _Template(psf=psf, image=image, model=model, variance=variance, sky_var=sky_var, depth=depth, log=log,
+                     saturated=saturated)
 
 
 def simulate_field(
@@ -231,14 +233,10 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     add_point_sources(science, psf, cat.star_x, cat.star_y, star_flux, sky_sigma=sky_sigma, jitter=jitter)
     sat_njy = config.saturation * f
     star_peak_e = cat.star_flux / f / (1.13 * fwhm_px**2)  # rough peak electrons
-    star_saturated = (star_peak_e > 0.5 * config.saturation) | (
-        cat.star_flux / (1.13 * tmpl.psf.fwhm_px() ** 2) > 0.5 * sat_njy)
     in_image = (cat.star_x > -0.5) & (cat.star_x < size - 0.5) & (cat.star_y > -0.5) & (cat.star_y < size - 0.5)
     dflux_star = star_flux - cat.star_flux
     var_snr = snr_of(dflux_star, extra=cat.star_flux)
     gaia = njy_to_mag(cat.star_flux) < config.scene.gaia_limit_mag
-    for j in np.flatnonzero(cat.star_variable & in_image & ~star_saturated & (var_snr >= inj.variable_min_snr)):
-        truth.add("variable", "gaia" if gaia[j] else "none", cat.star_x[j], cat.star_y[j], dflux_star[j], var_snr[j])
 
     # ---- Real truth: fakes (template copy gets the negative ones), asteroids, transients
     template = tmpl.image.copy()
@@ -332,6 +330,14 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     art.add_noise_patches(image, int(xr.poisson(arts.n_noise_patches)), fwhm_px=fwhm_px, sky_sigma=sky_sigma,
                           cfg=arts, rng=xr, log=log)
     saturated = art.saturate(image, sat_njy, bleed=True, log=log)
+    # Stars whose core is clipped in either image (checked on the pixels; off-image stars by
+    # their expected peak) cannot be Real variables: their residual is an artifact.
+    sx = np.clip(np.floor(cat.star_x + 0.5).astype(int), 0, size - 1)
+    sy = np.clip(np.floor(cat.star_y + 0.5).astype(int), 0, size - 1)
+    star_saturated = np.where(in_image, saturated[sy, sx] | tmpl.saturated[sy, sx],
+                              star_peak_e > 0.5 * config.saturation)
+    for j in np.flatnonzero(cat.star_variable & in_image & ~star_saturated & (var_snr >= inj.variable_min_snr)):
+        truth.add("variable", "gaia" if gaia[j] else "none", cat.star_x[j], cat.star_y[j], dflux_star[j], var_snr[j])
     if xr.random() < arts.p_nan_rowcol:
         art.add_nan_rowcol(image, rng=xr, log=log)
     for k, s, r in zip(tmpl.log.kind, tmpl.log.seg, tmpl.log.radius, strict=True):
@@ -512,7 +518,8 @@ def _kernel_candidates(config: SimConfig, cat: FieldCatalog, star_flux: np.ndarr
     size = config.image_size
     margin = 40
     inside = (cat.star_x > margin) & (cat.star_x < size - margin) & (cat.star_y > margin) & (cat.star_y < size - margin)
-    ok = inside & ~saturated
+    peak_e = cat.star_flux / f / (1.13 * fwhm_px**2)
+    ok = inside & ~saturated & (peak_e < 0.3 * config.saturation)
     # Isolation: no star or galaxy brighter than 5 % of the candidate within 4 FWHM (or 15 px).
     rad = max(4 * fwhm_px, 15.0)
     allx = np.concatenate([cat.star_x, cat.gal_x])

@@ -140,18 +140,23 @@ def assign_labels(
     kind[hit] = "edge"
     todo &= ~hit
 
-    # Opposite-polarity partner within 2 FWHM: a dipole (misregistration or motion).
+    # Opposite-polarity partner within 2 FWHM: a dipole (misregistration, motion, or the
+    # wrong-polarity lobe next to a Real source).
     pair = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
     opposite = neg[:, None] != neg[None, :]
     has_partner = ((pair <= 2.0 * fwhm_px) & opposite).any(axis=1)
 
     near_star, js = near(stars["x"], stars["y"], stars["radius"], np.ones(len(stars["x"]), bool))
     if near_star.any():
+        hit = todo & near_star & stars["saturated"][js]
+        kind[hit] = "saturated_star"
+        todo &= ~hit
+    kind[todo & has_partner] = "dipole"
+    todo &= ~has_partner
+    if near_star.any():
         dstar = np.hypot(x - stars["x"][js], y - stars["y"][js])
-        sat = stars["saturated"][js]
         var = stars["variable"][js]
-        k = np.where(sat, "saturated_star", np.where(has_partner, "dipole", np.where(
-            var, "variable_residual", np.where(dstar > 1.2 * fwhm_px, "psf_ring", "star_residual"))))
+        k = np.where(var, "variable_residual", np.where(dstar > 1.2 * fwhm_px, "psf_ring", "star_residual"))
         hit = todo & near_star
         kind[hit] = k[hit]
         todo &= ~hit
@@ -160,7 +165,7 @@ def assign_labels(
     if near_gal.any():
         dgal = np.hypot(x - galaxies["x"][jg], y - galaxies["y"][jg])
         core = dgal <= np.maximum(1.5 * fwhm_px, 0.4 * galaxies["radius"][jg])
-        k = np.where(has_partner, "dipole", np.where(core, "galaxy_core", "galaxy_residual"))
+        k = np.where(core, "galaxy_core", "galaxy_residual")
         hit = todo & near_gal
         kind[hit] = k[hit]
         todo &= ~hit

@@ -129,6 +129,8 @@ def fit_al_kernel(
     Returns
     -------
     coeffs : ndarray of shape (nb, n_terms)
+        (n_terms follows the order actually used: it is lowered when there are fewer than
+        12 candidates per spatial term.)
         Kernel coefficients per basis and spatial term (terms 1, u, v, ... in normalised
         coordinates u = 2 x / (W - 1) - 1); coefficient [0, 1:] is zero.
     bg : ndarray of shape (n_terms,)
@@ -143,6 +145,10 @@ def fit_al_kernel(
     ok = (xs - s - kh >= 0) & (xs + s + kh < w) & (ys - s - kh >= 0) & (ys + s + kh < h)
     xs, ys = xs[ok].astype(int), ys[ok].astype(int)
     n = len(xs)
+    # Few candidates cannot constrain a spatially varying kernel: lower the order (Rubin
+    # likewise falls back to fewer spatial terms when candidates are scarce).
+    while spatial_order > 0 and n < 12 * len(_poly_terms(np.zeros(1), np.zeros(1), spatial_order)):
+        spatial_order -= 1
     n_terms = len(_poly_terms(np.zeros(1), np.zeros(1), spatial_order))
     if n < max(4, n_terms + 2):
         msg = f"only {n} usable kernel candidates; need at least {max(4, n_terms + 2)}"
@@ -277,7 +283,8 @@ def subtract_al(
     h, w = science.shape
     u = np.linspace(-1.0, 1.0, w)[None, :]
     v = np.linspace(-1.0, 1.0, h)[:, None]
-    terms = _poly_terms(u, v, spatial_order)
+    n_terms = coeffs.shape[1]
+    terms = _poly_terms(u, v, {1: 0, 3: 1, 6: 2}[n_terms])
     matched = np.zeros_like(science)
     kernels = np.einsum("bt,bij->tij", coeffs, bases)  # one kernel per spatial term
     for term, conv in zip(terms, _convolve_many(source, kernels), strict=True):

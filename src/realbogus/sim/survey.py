@@ -105,6 +105,7 @@ def simulate_survey(
     save_images: bool = False,
     survey: str = "rubin",
     overwrite: bool = False,
+    preview: bool = True,
 ) -> Path:
     """Simulate `n_visits` visits and write a labelled stamp dataset to `out`.
 
@@ -125,6 +126,12 @@ def simulate_survey(
         Called after each finished visit.
     save_images : bool
         Also write the FITS images and the detection catalog of every visit.
+    survey : str
+        Preset that `config` overrides (``"rubin"`` or ``"ztf"``).
+    overwrite : bool
+        Replace an existing `out`.
+    preview : bool
+        Write ``preview.png`` (example triplets per truth kind).
 
     Returns
     -------
@@ -211,6 +218,10 @@ def simulate_survey(
         _atomic_parquet(visits, out / "visits.parquet")
         _atomic_write_text(out / "config.yaml", yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False))
         _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        if preview and len(table):
+            from .preview import write_preview
+
+            write_preview(out, out / "preview.png", seed=int(seed))
         if save_images:
             if (out / "images").exists():
                 shutil.rmtree(out / "images")
@@ -253,7 +264,7 @@ def summarize(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) ->
         "fakes_snr_ge_6": int(len(bright)),
         "fake_completeness_snr_ge_6": float(bright["detected"].mean()) if len(bright) else float("nan"),
         "fakes_snr_gt_20_detected": int(len(strong)),
-        "median_psfflux_ratio_snr_gt_20": float(np.median(ratio)) if len(ratio) else float("nan"),
+        "median_psfflux_ratio_snr_gt_20": float(np.nanmedian(ratio)) if len(ratio) else float("nan"),
         "snr_map_robust_std_median": float(visits["snr_robust_std"].median()) if len(visits) else float("nan"),
         "snr_map_robust_std_range": [float(visits["snr_robust_std"].min()), float(visits["snr_robust_std"].max())]
         if len(visits) else [],
