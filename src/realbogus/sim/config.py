@@ -67,13 +67,15 @@ class SceneConfig(_Frozen):
     real_host_fraction: float = Field(
         0.0, ge=0, le=1, description="fraction of galaxies drawn from real HST images (needs hosts_dir)"
     )
-    hosts_dir: str | None = Field(None, description="folder with GalSim real_galaxy_catalog_*.fits")
+    hosts_dir: str | None = Field(
+        None, description="folder of real HST galaxy images (single-HDU FITS, 0.03 arcsec/px), e.g. shared/data/hosts/galsim"
+    )
 
 
 class InjectionConfig(_Frozen):
     """Real class: injected PSF fakes, asteroids, transients (counts per visit)."""
 
-    n_fakes: int = Field(60, ge=0, description="PSF fakes injected per visit")
+    n_fakes: int = Field(80, ge=0, description="PSF fakes injected per visit")
     fake_snr: Range = Field((3.0, 100.0), description="true PSF SNR range of fakes")
     fake_snr_power: float = Field(
         -1.3, description="dN/dSNR ~ SNR**power (negative weights faint sources)"
@@ -104,9 +106,9 @@ class ArtifactConfig(_Frozen):
     jitter_tail_fraction: float = Field(
         0.1, ge=0, le=1, description="fraction of point sources with 5x jitter (proper motion, DCR)"
     )
-    n_cosmic_rays: float = Field(12.0, ge=0, description="mean cosmic rays in the science image")
+    n_cosmic_rays: float = Field(20.0, ge=0, description="mean cosmic rays in the science image")
     n_template_cosmic_rays: float = Field(1.0, ge=0, description="mean unrejected CRs in the template")
-    n_hot_pixels: float = Field(8.0, ge=0, description="mean hot pixels per science image")
+    n_hot_pixels: float = Field(12.0, ge=0, description="mean hot pixels per science image")
     p_bad_column: float = Field(0.5, ge=0, le=1, description="chance of a bad column per visit")
     p_nan_rowcol: float = Field(
         0.6, ge=0, le=1, description="chance of NaN row/column segments in the science per visit"
@@ -215,9 +217,9 @@ _ZTF = SimConfig(
         galaxy_mag=(16.5, 21.5),
         galaxy_hlr=(1.0, 4.0),
     ),
-    injection=InjectionConfig(n_fakes=40, n_asteroids=4.0, n_transients=5.0),
+    injection=InjectionConfig(n_fakes=50, n_asteroids=4.0, n_transients=5.0),
     artifacts=ArtifactConfig(
-        n_cosmic_rays=6.0, n_hot_pixels=6.0, misregistration_px=0.05, jitter_px=0.02
+        n_cosmic_rays=10.0, n_hot_pixels=8.0, misregistration_px=0.05, jitter_px=0.02
     ),
     subtraction=SubtractionConfig(n_candidates=50, aperture_radius_px=5.0),
 )

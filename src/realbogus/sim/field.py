@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import sep
 from scipy import ndimage, signal
+from threadpoolctl import threadpool_limits
 
 from ..stamps import Stamps, cut_stamps
 from . import artifacts as art
@@ -171,6 +172,15 @@ def simulate_field(
     keep_images : bool
         Return the images (science, template, difference, variance, SNR map) of every epoch.
     """
+    # One BLAS thread: fields run in parallel processes, and OpenBLAS threads fighting over
+    # busy cores made the kernel fit ~40x slower.
+    with threadpool_limits(limits=1):
+        return _simulate_field(config, field=field, seed=seed, n_epochs=n_epochs, first_visit=first_visit,
+                               keep_images=keep_images)
+
+
+def _simulate_field(config: SimConfig, *, field: int, seed: int, n_epochs: int, first_visit: int,
+                    keep_images: bool) -> list[VisitResult]:
     frng = np.random.default_rng([seed, field])
     cat = make_field_catalog(config, frng)
     ra0 = float(frng.uniform(0, 360))

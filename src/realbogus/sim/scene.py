@@ -125,21 +125,50 @@ def make_field_catalog(config: SimConfig, rng: np.random.Generator) -> FieldCata
     )
 
 
-_REAL_CATALOGS: dict[str, galsim.RealGalaxyCatalog] = {}
+_REAL_HOSTS: dict[str, list[galsim.GSObject]] = {}
+_HST_SCALE = 0.03  # arcsec / pixel of the COSMOS ACS images
 
 
-def _real_catalog(hosts_dir: str) -> galsim.RealGalaxyCatalog | None:
-    """The GalSim RealGalaxyCatalog in `hosts_dir` (cached per process), or None if absent."""
-    if hosts_dir in _REAL_CATALOGS:
-        return _REAL_CATALOGS[hosts_dir]
-    path = Path(hosts_dir)
-    names = sorted(path.glob("real_galaxy_catalog_*.fits"))
-    names = [p for p in names if "fits" in p.suffix and "_selection" not in p.name and "_fits" not in p.name]
-    catalog = None
-    if names:
-        catalog = galsim.RealGalaxyCatalog(names[0].name, dir=str(path))
-    _REAL_CATALOGS[hosts_dir] = catalog
-    return catalog
+def _real_hosts(hosts_dir: str) -> list[galsim.GSObject]:
+    """Unit-flux, unit-half-light-radius profiles of the real HST galaxy images in `hosts_dir`.
+
+    Every single-HDU FITS file with a 2-D image of at least 40 x 40 pixels is used (GalSim's
+    example COSMOS images); its median is subtracted and it is cut to 160 x 160 around the peak.
+    Cached per process; an empty list if none is found.
+    """
+    if hosts_dir in _REAL_HOSTS:
+        return _REAL_HOSTS[hosts_dir]
+    from astropy.io import fits
+
+    profiles = []
+    for path in sorted(Path(hosts_dir).glob("*.fits")):
+        try:
+            with fits.open(path, memmap=False) as hdus:
+                if len(hdus) != 1 or hdus[0].data is None or hdus[0].data.ndim != 2:
+                    continue
+                data = np.asarray(hdus[0].data, dtype=np.float64)
+        except OSError:
+            continue
+        if min(data.shape) < 40 or not np.isfinite(data).all():
+            continue
+        data = data - np.median(data)
+        py, px = np.unravel_index(np.argmax(ndimage_smooth(data)), data.shape)
+        half = 80
+        cut = data[max(py - half, 0) : py + half, max(px - half, 0) : px + half]
+        if cut.sum() <= 0:
+            continue
+        obj = galsim.InterpolatedImage(galsim.ImageD(cut, scale=_HST_SCALE), flux=1.0, gsparams=_GSP)
+        hlr = obj.calculateHLR()
+        profiles.append(obj.dilate(1.0 / max(hlr, 1e-3)))
+    _REAL_HOSTS[hosts_dir] = profiles
+    return profiles
+
+
+def ndimage_smooth(data: np.ndarray) -> np.ndarray:
+    """Data smoothed by a 3-pixel Gaussian (to find a galaxy's peak, not a noise spike)."""
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(data, 3.0)
 
 
 def _galaxy(cat: FieldCatalog, n: int, config: SimConfig, seed: int) -> galsim.GSObject:
@@ -147,12 +176,11 @@ def _galaxy(cat: FieldCatalog, n: int, config: SimConfig, seed: int) -> galsim.G
     flux = float(cat.gal_flux[n])
     shear = galsim.Shear(q=float(cat.gal_q[n]), beta=float(cat.gal_beta[n]) * galsim.radians)
     if cat.gal_kind[n] == 2 and config.scene.hosts_dir:
-        catalog = _real_catalog(config.scene.hosts_dir)
-        if catalog is not None:
-            index = seed % catalog.nobjects
-            real = galsim.RealGalaxy(catalog, index=index, flux=flux, gsparams=_GSP)
-            # Scale the HST image so its size matches the drawn half-light radius.
-            return real.dilate(max(hlr / 0.6, 0.3)).rotate(float(cat.gal_beta[n]) * galsim.radians)
+        hosts = _real_hosts(config.scene.hosts_dir)
+        if hosts:
+            # A real HST galaxy, resized to the drawn half-light radius and rotated.
+            real = hosts[seed % len(hosts)].dilate(hlr).withFlux(flux)
+            return real.rotate(float(cat.gal_beta[n]) * galsim.radians)
     disk = galsim.Exponential(half_light_radius=hlr, gsparams=_GSP).shear(shear)
     bulge_frac = float(cat.gal_bulge[n])
     parts = [disk * (1.0 - bulge_frac)]
@@ -217,7 +245,7 @@ def convolve_varying(
     ph, pw = sfft.next_fast_len(h + 2 * half, real=True), sfft.next_fast_len(w + 2 * half, real=True)
     padded = np.zeros((ph, pw))
     padded[:h, :w] = image
-    spec = sfft.rfft2(padded, workers=-1)
+    spec = sfft.rfft2(padded)
     corners = [(0.0, 0.0), (w - 1.0, 0.0), (0.0, h - 1.0), (w - 1.0, h - 1.0)]
     u = np.linspace(0.0, 1.0, w)[None, :]
     v = np.linspace(0.0, 1.0, h)[:, None]
@@ -231,6 +259,6 @@ def convolve_varying(
         kpad = np.zeros((ph, pw))
         kpad[:size, :size] = kernel
         kpad = np.roll(kpad, (-half, -half), axis=(0, 1))
-        conv = sfft.irfft2(spec * sfft.rfft2(kpad, workers=-1), s=(ph, pw), workers=-1)[:h, :w]
+        conv = sfft.irfft2(spec * sfft.rfft2(kpad), s=(ph, pw))[:h, :w]
         out += conv * weights[c]
     return out

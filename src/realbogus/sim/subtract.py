@@ -173,9 +173,13 @@ def fit_al_kernel(
     y_all = tgt.reshape(n, npix)
     w_all = wgt.reshape(n, npix)
     # Per-candidate normal equations, summed over the kept candidates.
-    weighted = design * w_all[:, :, None]
-    ata = np.matmul(weighted.transpose(0, 2, 1), design)
-    atb = np.matmul(weighted.transpose(0, 2, 1), y_all[:, :, None])[:, :, 0]
+    n_par = design.shape[-1]
+    ata = np.empty((n, n_par, n_par))
+    atb = np.empty((n, n_par))
+    for c in range(n):  # one BLAS product per candidate (batched matmul on views is not BLAS)
+        weighted_t = np.ascontiguousarray((design[c] * w_all[c][:, None]).T)
+        ata[c] = weighted_t @ design[c]
+        atb[c] = weighted_t @ y_all[c]
     keep = np.ones(n, bool)
     for _ in range(n_iter):
         a = ata[keep].sum(0)
@@ -211,11 +215,11 @@ def _convolve_many(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     k = kernels.shape[-1]
     half = k // 2
     shape = (sfft.next_fast_len(h + k, real=True), sfft.next_fast_len(w + k, real=True))
-    spec = sfft.rfft2(image, s=shape, workers=-1)
+    spec = sfft.rfft2(image, s=shape)
     out = np.empty((len(kernels), h, w))
     for i, kern in enumerate(kernels):
-        kspec = sfft.rfft2(kern, s=shape, workers=-1)
-        full = sfft.irfft2(spec * kspec, s=shape, workers=-1)
+        kspec = sfft.rfft2(kern, s=shape)
+        full = sfft.irfft2(spec * kspec, s=shape)
         out[i] = full[half : half + h, half : half + w]
     return out
 
@@ -350,19 +354,19 @@ def subtract_zogy(
     shape = (sfft.next_fast_len(h + pad, real=True), sfft.next_fast_len(w + pad, real=True))
     sig_n2 = float(np.median(var_science))
     sig_r2 = float(np.median(var_template))
-    pn = sfft.rfft2(_pad_psf(psf_science, shape), workers=-1)
-    pr = sfft.rfft2(_pad_psf(psf_template, shape), workers=-1)
+    pn = sfft.rfft2(_pad_psf(psf_science, shape))
+    pr = sfft.rfft2(_pad_psf(psf_template, shape))
     nn = np.zeros(shape)
     nn[:h, :w] = science
     rr = np.zeros(shape)
     rr[:h, :w] = template
     den = np.sqrt(sig_n2 * np.abs(pr) ** 2 + sig_r2 * np.abs(pn) ** 2)
     den = np.maximum(den, 1e-12 * np.sqrt(sig_n2 + sig_r2))
-    d_hat = (pr * sfft.rfft2(nn, workers=-1) - pn * sfft.rfft2(rr, workers=-1)) / den
+    d_hat = (pr * sfft.rfft2(nn) - pn * sfft.rfft2(rr)) / den
     f_d = 1.0 / np.sqrt(sig_n2 + sig_r2)
-    diff = sfft.irfft2(d_hat, s=shape, workers=-1)[:h, :w] / f_d
+    diff = sfft.irfft2(d_hat, s=shape)[:h, :w] / f_d
     pd_hat = pr * pn / (f_d * den)
-    pd = np.fft.fftshift(sfft.irfft2(pd_hat, s=shape, workers=-1))
+    pd = np.fft.fftshift(sfft.irfft2(pd_hat, s=shape))
     cy, cx = shape[0] // 2, shape[1] // 2
     half = psf_size // 2
     pd = pd[cy - half : cy + half + 1, cx - half : cx + half + 1]
