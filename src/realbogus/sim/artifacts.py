@@ -120,12 +120,12 @@ def add_nan_rowcol(image: np.ndarray, *, rng: np.random.Generator, log: Artifact
 
 def add_satellite(image: np.ndarray, *, fwhm_px: float, sky_sigma: float, rng: np.random.Generator,
                   log: ArtifactLog, sign: float = 1.0) -> None:
-    """A straight trail across the image: Gaussian cross-section (1-2.5 x the PSF), 2-40 sigma peak."""
+    """A straight trail across the image: Gaussian cross-section (1-2.5 x the PSF), 1-20 sigma peak."""
     h, w = image.shape
     x0, y0 = rng.uniform(0, w - 1), rng.uniform(0, h - 1)
     theta = rng.uniform(0, np.pi)
     width = fwhm_px / 2.355 * rng.uniform(1.0, 2.5)
-    peak = rng.lognormal(np.log(8.0), 0.8) * sky_sigma
+    peak = rng.lognormal(np.log(4.0), 0.8) * sky_sigma
     yy, xx = np.mgrid[0:h, 0:w]
     dist = (xx - x0) * np.sin(theta) - (yy - y0) * np.cos(theta)
     band = np.abs(dist) < 6 * width

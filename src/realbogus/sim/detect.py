@@ -51,7 +51,7 @@ def detect(
         data = np.where(mask, 0.0, sign * snr).astype(np.float32)
         objs = sep.extract(
             data, threshold, err=err, mask=mask, minarea=minarea, filter_kernel=None,
-            deblend_nthresh=16, deblend_cont=0.005, clean=False,
+            deblend_nthresh=32, deblend_cont=1e-4, clean=False,
         )
         px, py = _peak_centroid(data, objs["xpeak"], objs["ypeak"])
         out["x"].append(px)

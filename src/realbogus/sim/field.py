@@ -494,13 +494,24 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     })
     quiet = (np.abs(model) < 0.05 * sky_sigma) & (np.abs(tmpl.model + tmodel_extra) < 0.05 * np.sqrt(tmpl.sky_var))
     quiet &= ~ndimage.binary_dilation(mask | saturated, iterations=int(3 * fwhm_px) + 3)
-    # Keep clear of artifacts (they are sources too).
-    quiet &= ~_artifact_mask(log, shape, pad=3 * fwhm_px)
-    vals = snr[quiet]
-    med = float(np.median(vals)) if vals.size else float("nan")
-    robust_std = float(1.4826 * np.median(np.abs(vals - med))) if vals.size else float("nan")
+    # Keep clear of artifacts (they are sources too); the unmodelled-noise patches are reported
+    # both ways.
+    no_art = ~_artifact_mask(log, shape, pad=3 * fwhm_px, skip=("noise",))
+    no_patch = ~_artifact_mask(log, shape, pad=0.0, only=("noise",))
+    vals_all = snr[quiet & no_art]
+    vals = snr[quiet & no_art & no_patch]
+
+    def _robust(v: np.ndarray) -> tuple[float, float]:
+        if not v.size:
+            return float("nan"), float("nan")
+        m = float(np.median(v))
+        return m, float(1.4826 * np.median(np.abs(v - m)))
+
+    med, robust_std = _robust(vals)
+    robust_std_patches = _robust(vals_all)[1]
     metrics = {"field": field, "visit": visit, "epoch": epoch, "seeing": fwhm, "templateSeeing": tmpl.psf.fwhm,
-               "snr_robust_std": robust_std, "snr_median": med, "quiet_pixels": int(vals.size),
+               "snr_robust_std": robust_std, "snr_robust_std_with_patches": robust_std_patches,
+               "snr_median": med, "quiet_pixels": int(vals.size),
                "n_detections": n, "kernel_sum": result.kernel_sum, "n_candidates": result.n_candidates,
                "convolved": result.convolved, "zeropoint": zp, "sky_sigma": sky_sigma,
                "template_age_days": age}
@@ -553,12 +564,15 @@ def _nan_rowcol(nan_diff: np.ndarray, nan_sci: np.ndarray, nan_tpl: np.ndarray, 
     return rows | cols
 
 
-def _artifact_mask(log: art.ArtifactLog, shape: tuple[int, int], *, pad: float) -> np.ndarray:
-    """Pixels within capture radius + pad of any logged artifact (noise patches included)."""
+def _artifact_mask(log: art.ArtifactLog, shape: tuple[int, int], *, pad: float, only: tuple[str, ...] = (),
+                   skip: tuple[str, ...] = ()) -> np.ndarray:
+    """Pixels within capture radius + pad of logged artifacts (of kinds `only`, if given, minus `skip`)."""
     out = np.zeros(shape, bool)
     kinds, seg, radius = log.arrays()
     h, w = shape
-    for s, r in zip(seg, radius, strict=True):
+    for kind, s, r in zip(kinds, seg, radius, strict=True):
+        if (only and kind not in only) or kind in skip:
+            continue
         rr = r + pad
         x0, x1 = int(max(min(s[0], s[2]) - rr, 0)), int(min(max(s[0], s[2]) + rr + 1, w))
         y0, y1 = int(max(min(s[1], s[3]) - rr, 0)), int(min(max(s[1], s[3]) + rr + 1, h))

@@ -268,5 +268,18 @@ def summarize(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) ->
         "snr_map_robust_std_median": float(visits["snr_robust_std"].median()) if len(visits) else float("nan"),
         "snr_map_robust_std_range": [float(visits["snr_robust_std"].min()), float(visits["snr_robust_std"].max())]
         if len(visits) else [],
+        "snr_map_robust_std_with_noise_patches_median": float(visits["snr_robust_std_with_patches"].median())
+        if len(visits) else float("nan"),
+        "fake_completeness_by_true_snr": {
+            f"{lo:g}-{hi:g}": [float(b["detected"].mean()) if len(b) else float("nan"), int(len(b))]
+            for lo, hi in ((3, 5), (5, 6), (6, 8), (8, 12), (12, 20), (20, 50), (50, 100))
+            for b in [fakes[(fakes["snr"] >= lo) & (fakes["snr"] < hi)]]
+        },
+        "detections_5_to_8_sigma": {
+            "real": int((real & (table["snr"] < 8)).sum()),
+            "bogus": int((bogus & (table["snr"] < 8)).sum()),
+            "bogus_kinds": {str(k): int(v) for k, v in
+                            table.loc[bogus & (table["snr"] < 8), "truthKind"].value_counts().items()},
+        },
         "nan_rowcol_stamp_fraction": float(table["hasNanRowCol"].mean()) if len(table) else float("nan"),
     }
