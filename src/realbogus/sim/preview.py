@@ -75,6 +75,7 @@ def write_preview(dataset_dir: str | os.PathLike, path: str | os.PathLike, *, pe
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         plt.close(fig)

@@ -59,6 +59,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -67,6 +68,7 @@ def _atomic_parquet(table: pd.DataFrame, path: Path) -> None:
     os.close(fd)
     try:
         table.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -90,6 +92,7 @@ def _save_visit_images(result: VisitResult, folder: Path, config: SimConfig) -> 
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".fits", dir=folder)
         os.close(fd)
         fits.PrimaryHDU(result.images[name], header=header).writeto(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     _atomic_parquet(result.table, folder / "catalog.parquet")
 
@@ -225,6 +228,7 @@ def simulate_survey(
         if save_images:
             if (out / "images").exists():
                 shutil.rmtree(out / "images")
+            os.chmod(image_dir, 0o755)
             os.replace(image_dir, out / "images")
     finally:
         shutil.rmtree(work, ignore_errors=True)
