@@ -36,7 +36,7 @@ def demo() -> None:
 @app.command()
 def simulate(
     out: Path = typer.Option(..., help="Output dataset directory (must not exist unless --overwrite)."),
-    survey: str = typer.Option("rubin", help="Survey preset: rubin or ztf."),
+    survey: str = typer.Option("rubin", help="Survey preset: rubin, ztf, rubin-small or ztf-small."),
     visits: int = typer.Option(20, help="Science visits to simulate (grouped into fields)."),
     seed: int = typer.Option(1, help="Survey seed: the same seed gives the same dataset."),
     config: Optional[Path] = typer.Option(None, help="YAML file overriding the preset (nested keys)."),
@@ -50,14 +50,15 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from .errors import RealBogusError
-    from .sim import simulate_survey
+    from .sim import load_config, simulate_survey
 
     try:
+        cfg = load_config(config, survey=survey)
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task(f"simulating {survey}", total=visits)
+            task = bar.add_task(f"simulating {cfg.name}", total=visits)
             path = simulate_survey(
-                config, survey=survey, n_visits=visits, seed=seed, out=out, workers=workers,
+                cfg, n_visits=visits, seed=seed, out=out, workers=workers,
                 save_images=save_images, overwrite=overwrite,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
