@@ -48,6 +48,10 @@ def test_dataset_has_the_contract_columns(tiny_survey: Path) -> None:
     assert real["truthFlux"].notna().all() and table.loc[table["label"] == 0, "truthFlux"].isna().all()
     # Real detections match their truth source's sign.
     assert ((real["truthFlux"] < 0) == real["isNegative"]).all()
+    # Both classes in both polarities, several artifact kinds, some stamps with NaN rows/columns.
+    assert set(zip(table["label"], table["isNegative"])) == {(0, False), (0, True), (1, False), (1, True)}
+    assert table.loc[table["label"] == 0, "truthKind"].nunique() >= 6
+    assert table["hasNanRowCol"].any() and not table["hasNanRowCol"].all()
     # Stamps: finite, channel 0 is the difference image around the detection.
     stamps = ds.stamps()
     assert np.isfinite(stamps.data).all() and stamps.data.dtype == np.float32

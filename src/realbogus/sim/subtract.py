@@ -60,16 +60,15 @@ class Subtraction:
     n_candidates: int
 
 
-def al_basis(match_sigma: float, *, half: int) -> np.ndarray:
-    """Alard-Lupton basis of shape (27, 2 half + 1, 2 half + 1).
+def al_basis(match_sigma: float, *, half: int, degrees: tuple[int, int, int] = (4, 2, 2)) -> np.ndarray:
+    """Alard-Lupton basis of shape (n_basis, 2 half + 1, 2 half + 1); 27 bases by default.
 
     Gaussians of width (0.5, 1, 2) x `match_sigma` (at least 0.7 px) times polynomials of degree
-    (4, 2, 2). B_0 sums to 1 and every other basis sums to 0, so the kernel sum is the first
+    `degrees`. B_0 sums to 1 and every other basis sums to 0, so the kernel sum is the first
     coefficient (the photometric ratio).
     """
     y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
     sigmas = [max(0.7, f * match_sigma) for f in (0.5, 1.0, 2.0)]
-    degrees = (4, 2, 2)
     bases = []
     for s, d in zip(sigmas, degrees, strict=True):
         g = np.exp(-(x**2 + y**2) / (2 * s**2))
@@ -278,7 +277,8 @@ def subtract_al(
         wide, narrow = fwhm_template, fwhm_science
     match_sigma = np.sqrt(max(wide**2 - narrow**2, 0.25)) / 2.355
     half = int(np.clip(np.ceil(3.0 * max(2.0 * match_sigma, 0.7) + 1), 5, 15))
-    bases = al_basis(match_sigma, half=half)
+    # Few candidates cannot constrain 27 bases without fitting their noise: use 12.
+    bases = al_basis(match_sigma, half=half, degrees=(4, 2, 2) if len(xs) >= 15 else (2, 1, 1))
     sky_t, sky_s = float(np.median(var_t)), float(np.median(var_s))
     coeffs, bg, n_used = fit_al_kernel(
         target, source, var_t + var_s, xs, ys, bases=bases, spatial_order=spatial_order,
