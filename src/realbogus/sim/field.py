@@ -355,7 +355,7 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     ap_flux, ap_err = aperture_flux(diff_nan, result.variance, x, y, sub.aperture_radius_px)
 
     # ---- labels
-    star_radius = np.where(star_saturated, 3.0 * fwhm_px * np.maximum(1.0, (star_peak_e / config.saturation)) ** 0.3,
+    star_radius = np.where(star_saturated, 3.0 * fwhm_px * np.maximum(1.0, (star_peak_e / config.saturation)) ** 0.5,
                            fwhm_px * np.clip(1.2 + 0.6 * np.log10(np.maximum(star_peak_e / sky_sigma * f, 1.0)),
                                              1.5, 5.0))
     gal_mag = njy_to_mag(cat.gal_flux)
