@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -35,14 +35,14 @@ def demo() -> None:
 # --- simulate (realbogus.sim) -------------------------------------------------------------------
 @app.command()
 def simulate(
-    out: Path = typer.Option(..., help="Output dataset directory (must not exist unless --overwrite)."),
-    survey: str = typer.Option("rubin", help="Survey preset: rubin, ztf, rubin-small or ztf-small."),
-    visits: int = typer.Option(20, help="Science visits to simulate (grouped into fields)."),
-    seed: int = typer.Option(1, help="Survey seed: the same seed gives the same dataset."),
-    config: Optional[Path] = typer.Option(None, help="YAML file overriding the preset (nested keys)."),
-    save_images: bool = typer.Option(False, "--save-images", help="Also write FITS images + catalogs per visit."),
-    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    out: Annotated[Path, typer.Option(help="Output dataset directory (must not exist unless --overwrite).")],
+    survey: Annotated[str, typer.Option(help="Survey preset: rubin, ztf, rubin-small or ztf-small.")] = "rubin",
+    visits: Annotated[int, typer.Option(help="Science visits to simulate (grouped into fields).")] = 20,
+    seed: Annotated[int, typer.Option(help="Survey seed: the same seed gives the same dataset.")] = 1,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file overriding the preset (nested keys).")] = None,
+    save_images: Annotated[bool, typer.Option("--save-images", help="Also write FITS images + catalogs per visit.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
 ) -> None:
     """Simulate a DIA survey and write a labelled stamp dataset with DIR/preview.png."""
     import json

@@ -14,7 +14,7 @@ import numpy as np
 from .config import SimConfig
 from .scene import FieldCatalog
 
-__all__ = ["TruthTable", "flux_for_snr", "snr_for_flux", "draw_snr", "host_offsets"]
+__all__ = ["TruthTable", "flux_for_snr", "snr_for_flux", "draw_snr", "host_offsets", "pick_hosts"]
 
 
 @dataclass
