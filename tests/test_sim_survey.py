@@ -114,3 +114,12 @@ def test_plan_fields_groups_visits() -> None:
     """Visits fill fields of epochs_per_field; the last field may be shorter."""
     assert plan_fields(7, 3) == [(0, 3, 0), (1, 3, 3), (2, 1, 6)]
     assert sum(n for _, n, _ in plan_fields(20, load_config(None).epochs_per_field)) == 20
+
+
+def test_sparse_field_falls_back_to_zogy(tmp_path: Path) -> None:
+    """A field without kernel candidates (no stars) is still subtracted, by ZOGY, and says so."""
+    sparse = {**TINY, "scene": {"n_stars": 0, "n_galaxies": 10, "n_bright_stars": 0.0}}
+    out = simulate_survey(sparse, n_visits=1, seed=3, out=tmp_path / "sparse", workers=1, preview=False)
+    table = open_dataset(out).table()
+    assert len(table) > 0 and set(table["subtraction"]) == {"zogy"}
+    assert pd.read_parquet(out / "visits.parquet")["subtraction"].tolist() == ["zogy"]

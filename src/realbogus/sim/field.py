@@ -18,6 +18,7 @@ import sep
 from scipy import ndimage, signal
 from threadpoolctl import threadpool_limits
 
+from ..errors import InputError
 from ..stamps import Stamps, cut_stamps
 from . import artifacts as art
 from .config import SimConfig
@@ -303,15 +304,19 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     tpl0 = np.where(nan_tpl, 0.0, template)
     var_tpl = tmpl.variance
     cand = _kernel_candidates(config, cat, star_flux, star_saturated, fwhm_px, f)
-    if sub.method == "zogy":
+    method = sub.method
+    if method == "al":
+        try:
+            result = subtract_al(sci0, tpl0, var_sci, var_tpl, cat.star_x[cand].round(), cat.star_y[cand].round(),
+                                 fwhm_science=fwhm_px, fwhm_template=tmpl.psf.fwhm_px(),
+                                 spatial_order=sub.spatial_order, clip_sigma=sub.clip_sigma)
+        except InputError:
+            method = "zogy"  # too few kernel candidates (a sparse field): ZOGY needs none
+    if method == "zogy":
         k = 2 * int(4 * max(fwhm_px, tmpl.psf.fwhm_px())) + 1
         c = (size - 1) / 2
         result = subtract_zogy(sci0, tpl0, var_sci, var_tpl, psf.image(c, c, size=k),
                                tmpl.psf.image(c, c, size=k), psf_size=k)
-    else:
-        result = subtract_al(sci0, tpl0, var_sci, var_tpl, cat.star_x[cand].round(), cat.star_y[cand].round(),
-                             fwhm_science=fwhm_px, fwhm_template=tmpl.psf.fwhm_px(),
-                             spatial_order=sub.spatial_order, clip_sigma=sub.clip_sigma)
     diff = result.difference
     # Pixels without data: NaN in either image (the convolved one dilated by the kernel half-width).
     grow = result.psf.shape[0] // 2 + 1
@@ -395,7 +400,7 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
         "field": np.full(n, field, np.int32), "visit": np.full(n, visit, np.int32),
         "epoch": np.full(n, epoch, np.int32),
         "seeing": np.full(n, fwhm, np.float32), "templateSeeing": np.full(n, tmpl.psf.fwhm, np.float32),
-        "subtraction": np.full(n, sub.method), "survey": np.full(n, config.name),
+        "subtraction": np.full(n, method), "survey": np.full(n, config.name),
     })[list(TABLE_COLUMNS)]
 
     # ---- truth table with detection flags, and quality metrics
@@ -441,7 +446,7 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
                "snr_robust_std": robust_std, "snr_robust_std_with_patches": robust_std_patches,
                "snr_median": med, "quiet_pixels": int(vals.size),
                "n_detections": n, "kernel_sum": result.kernel_sum, "n_candidates": result.n_candidates,
-               "convolved": result.convolved, "zeropoint": zp, "sky_sigma": sky_sigma,
+               "convolved": result.convolved, "subtraction": method, "zeropoint": zp, "sky_sigma": sky_sigma,
                "template_age_days": age}
     images = None
     if keep_images:

@@ -214,8 +214,9 @@ def simulate_survey(
         summary = summarize(table, truth, visits)
         provenance = {"generator": "realbogus.sim", "survey": cfg.name, "seed": int(seed),
                       "n_visits": int(n_visits), "config": cfg.to_dict(), "summary": summary}
+        # 10,000 rows per part (~0.3 GB of 51x51 stamps): bounded memory, Dask-sized partitions.
         write_dataset(out, table, Stamps(data=big, valid_fraction=valid, edge=edge), provenance=provenance,
-                      overwrite=overwrite)
+                      overwrite=overwrite, rows_per_part=10_000)
         del big
         _atomic_parquet(truth, out / "truth.parquet")
         _atomic_parquet(visits, out / "visits.parquet")
