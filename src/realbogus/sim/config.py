@@ -57,7 +57,7 @@ class SceneConfig(_Frozen):
     bright_star_mag: Range = Field((12.5, 16.0), description="magnitude range of saturating stars")
     variable_fraction: float = Field(0.15, ge=0, le=1, description="fraction of stars that vary")
     variable_amp_mag: float = Field(
-        0.25, ge=0, description="rms magnitude change of a variable star per year of template age"
+        0.25, ge=0, description="rms magnitude change of a variable star x sqrt(template age in years)"
     )
     gaia_limit_mag: float = Field(20.7, description="stars brighter than this are catalogued (origin gaia)")
     n_galaxies: int = Field(300, ge=0, description="galaxies per image")

@@ -49,7 +49,7 @@ class FieldCatalog:
     """Truth catalogue of a field's static sky (all arrays 1-D, one entry per object).
 
     star_x, star_y : pixels; star_flux : template-epoch flux, nJy; star_variable : bool;
-    star_var_amp : rms magnitude change per year for variables (0 otherwise);
+    star_var_amp : rms magnitude change per sqrt(year) for variables (0 otherwise);
     gal_x, gal_y : centre, pixels; gal_flux : nJy; gal_hlr : half-light radius, arcsec;
     gal_kind : 0 parametric, 1 with knots, 2 real HST host.
     """
