@@ -320,8 +320,9 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     diff = result.difference
     # Pixels without data: NaN in either image (the convolved one dilated by the kernel half-width).
     grow = result.psf.shape[0] // 2 + 1
+    spread = {"template": nan_tpl, "science": nan_sci}.get(result.convolved, nan_sci | nan_tpl)  # ZOGY: both
     nan_diff = ndimage.binary_dilation(nan_sci | nan_tpl, iterations=2) | ndimage.binary_dilation(
-        nan_tpl if result.convolved == "template" else nan_sci, iterations=grow)
+        spread, iterations=grow)
     diff_nan = np.where(nan_diff, np.nan, diff)
 
     # ---- PSF of the difference image and the SNR map
