@@ -169,3 +169,22 @@ def test_part_fingerprint_sees_content_changes(dataset, tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match="bad.parquet"):
         part_fingerprint(tmp_path / "bad.parquet")
+
+
+def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
+    """`realbogus score --data D --scheduler local --out O` writes parts; a rerun skips them all."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+    from realbogus.package import save_package
+
+    pkg = save_package(tmp_path / "pkg", package.model, package.card)
+    args = ["score", "--model", str(pkg), "--data", str(dataset.path), "--scheduler", "local", "--out", str(tmp_path / "o")]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "6 scored now, 0 already done" in first.output
+    pd.testing.assert_frame_equal(read_scores(tmp_path / "o"), Scorer(package, threads=1).score_dataset(dataset))
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "0 scored now, 6 already done" in second.output
+    bad = CliRunner().invoke(app, [*args[:3], "--science", "x.fits", "--scheduler", "local", "--out", "o"])
+    assert bad.exit_code == 2

@@ -8,7 +8,7 @@ import torch
 
 from realbogus.errors import ConfigError, StampShapeError
 from realbogus.package import init_package, load_package
-from realbogus.scoring import INT8_TOLERANCE, Int8Model, Scorer, export_onnx, quantize_int8
+from realbogus.scoring import INT8_TOLERANCE, Int8Model, Scorer, _predict_onnx, export_onnx, quantize_int8
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,9 @@ def test_onnx_graph_equals_the_model_for_any_stamp_size(tmp_path, rng, size):
     got = Scorer(package, backend="onnx", threads=1).predict(data)
     np.testing.assert_allclose(got, _torch_scores(package, data), rtol=0, atol=1e-5)
     assert len(set(np.round(got, 4))) > 10  # a spread of scores, not a constant
+    plain = _predict_onnx(export_onnx(package, crop=False), data)
+    np.testing.assert_allclose(got, plain, rtol=0, atol=1e-6)
+    assert export_onnx(package) != export_onnx(package, crop=False)
 
 
 def test_parallel_sessions_equal_one_session_for_any_batch(package, rng):

@@ -111,14 +111,15 @@ def score_table(
     )
 
 
-def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None) -> bytes:
+def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None, *, crop: bool = True) -> bytes:
     """The package's network as an ONNX graph (opset 17), built directly from its weights.
 
     Input ``stamps`` (N, 3, S, S) float32, output ``reliability`` (N,) float32. Dropout is an
-    identity at inference and is left out. Each conv block's input is cropped to the rows and
-    columns that its floor-mode 2x2 max-pool reads (for S = 51: 50, 22 and 8 of 51, 23 and 9), so
-    the convolutions skip outputs the pool would drop: the same numbers for ~12 % fewer
-    multiply-adds. The graph is written atomically to `path` if given.
+    identity at inference and is left out. With `crop` (the default) each conv block's input is
+    cropped to the rows and columns that its floor-mode 2x2 max-pool reads (for S = 51: 50, 22
+    and 8 of 51, 23 and 9), so the convolutions skip outputs the pool would drop: the same
+    numbers for ~12 % fewer multiply-adds; ``crop=False`` gives the plain layer-for-layer graph.
+    The graph is written atomically to `path` if given.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -127,12 +128,12 @@ def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None) ->
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     size, channels = package.card.stamp_size, len(package.card.channels)
     kernel, pool = 5, 2
-    constants = {"axis0": [0], "hw_axes": [2, 3], "hw_start": [0, 0]}
+    constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
     for i in (1, 2, 3):
         used = (side - kernel + 1) // pool * pool + kernel - 1  # input side the pooled outputs read
-        if used < side:
-            constants[f"hw_end{i}"] = [used, used]
+        if crop and used < side:
+            constants.update({"hw_axes": [2, 3], "hw_start": [0, 0], f"hw_end{i}": [used, used]})
             nodes.append(helper.make_node("Slice", [current, "hw_start", f"hw_end{i}", "hw_axes"], [f"s{i}"]))
             current = f"s{i}"
         nodes += [
