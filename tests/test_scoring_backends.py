@@ -145,3 +145,12 @@ def test_int8_option_errors(package, rng):
     with pytest.raises(ConfigError, match="threads"):
         Scorer(package, threads=0)
     assert isinstance(export_onnx(package), bytes) and not isinstance(export_onnx(package), Int8Model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_scores_equal_cpu_within_1e5(package, rng):
+    """On a GPU (torch, TF32 off) the fp32 scores equal the CPU ones within 1e-5."""
+    data = rng.normal(scale=50, size=(5000, 3, 51, 51)).astype(np.float32)
+    gpu = Scorer(package)
+    assert gpu.backend == "torch" and gpu.device.type == "cuda" and gpu.batch_size == 4096
+    np.testing.assert_allclose(gpu.predict(data), Scorer(package, backend="onnx", device="cpu").predict(data), rtol=0, atol=1e-5)
