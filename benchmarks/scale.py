@@ -4,7 +4,8 @@ One run, same dataset, compared against the single-process `Scorer.score_dataset
 baseline: no Dask). For each Dask row the LocalCluster's start-up is timed apart; the scoring
 time includes shipping the model to the workers, reading each input part and writing one Parquet
 score part per input part, and every row's output is checked equal to the single-process
-scores. A final row times a rerun into the finished output directory (every part skipped).
+scores. A first row times reading the parts alone; a final row times a rerun into the finished
+output directory (every part skipped).
 
     python benchmarks/scale.py [--rows 40000] [--parts 8] [--repeat 2]
 """
@@ -62,8 +63,12 @@ def main() -> None:
         names = {0: "single process, Scorer.score_dataset (no Dask)", 1: f"LocalCluster, 1 worker (Scorer {cores} threads)", 2: f"LocalCluster, 2 workers (Scorer {max(1, cores // 2)} thread each)"}
         startup = {1: [], 2: []}
         runs = {n: [] for n in names}
-        resume = []
+        resume, reading = [], []
         for _ in range(args.repeat):
+            start = time.perf_counter()
+            for _part in dataset.iter_parts():
+                pass
+            reading.append(time.perf_counter() - start)
             start = time.perf_counter()
             Scorer(package).score_dataset(dataset)
             runs[0].append(time.perf_counter() - start)
@@ -89,6 +94,7 @@ def main() -> None:
         (names[n], f"{np.median(startup[n]):.2f}" if n else "-", f"{min(t):.2f}", f"{np.median(t):.2f}", f"{args.rows / min(t):,.0f}")
         for n, t in runs.items()
     ]
+    rows.insert(0, ("reading the parts only (Dataset.iter_parts, no scoring)", "-", f"{min(reading):.2f}", f"{np.median(reading):.2f}", f"{args.rows / min(reading):,.0f}"))
     rows.append(("resume of a finished output (every part skipped)", "-", f"{min(resume):.3f}", f"{np.median(resume):.3f}", "-"))
     table = Table(title=f"{args.rows:,} stamps in {args.parts} Parquet parts, best of {args.repeat}; outputs equal to single-process")
     headers = ("run", "cluster start s (median)", "scoring s (best)", "scoring s (median)", "stamps/s (best)")
