@@ -188,3 +188,29 @@ def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
     assert second.exit_code == 0 and "0 scored now, 6 already done" in second.output
     bad = CliRunner().invoke(app, [*args[:3], "--science", "x.fits", "--scheduler", "local", "--out", "o"])
     assert bad.exit_code == 2
+
+
+def test_cli_int8_is_refused_with_its_reason(package, tmp_path):
+    """--int8 on stamps with a few bright peaks: exit 1, the gate's reason, no output written."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+    from realbogus.package import save_package
+    from realbogus.scoring import sample_check_stamps
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(scale=20, size=(64, 3, 51, 51)).astype(np.float32)
+    data[::8, :, 25, 25] = 3e4
+    stamps = Stamps(data, np.ones(64, np.float32), np.zeros(64, bool))
+    ds = open_dataset(write_dataset(tmp_path / "ds", pd.DataFrame({"diaSourceId": np.arange(64)}), stamps, rows_per_part=20))
+    check = sample_check_stamps(ds, n=16)
+    assert check.shape == (16, 3, 51, 51)
+    np.testing.assert_array_equal(check, data[:20:1][:16])  # from the first part, evenly spaced
+    np.testing.assert_array_equal(sample_check_stamps(ds, n=8), data[:20:2][:8])
+    pkg = save_package(tmp_path / "pkg", package.model, package.card)
+    for extra in ([], ["--scheduler", "local"]):
+        out = tmp_path / f"o{len(extra)}"
+        result = CliRunner().invoke(app, ["score", "--model", str(pkg), "--data", str(ds.path), "--int8", "--out", str(out / "s.parquet" if not extra else out), *extra])
+        assert result.exit_code == 1
+        assert "refused" in result.output and "tolerance 0.01" in result.output
+        assert not out.exists()

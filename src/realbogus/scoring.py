@@ -59,10 +59,9 @@ INT8_TOLERANCE = 0.01
 
 SCORE_COLUMNS = ("diaSourceId", "reliability", "reliabilityVersion", "valid_fraction", "edge", "passes_cutoff")
 Progress = Callable[[int, int], None]
-# Measured on 2 shared cores (docs/benchmarks.md, benchmarks/score.py): a single-threaded ONNX
-# Runtime session scores ~5 % more stamps per CPU-second at 16-32 stamps per call than at 256+
-# (activations stay in cache), and small batches balance the per-core sessions. Eager torch on
-# the CPU gains from big batches.
+# A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
+# cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
+# small batches also balance the per-core sessions. Eager torch on the CPU gains from big batches.
 _DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096}
 _CALIBRATION_STAMPS = 1024
 
