@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -216,8 +217,10 @@ def _client(scheduler: str, workers: int | None) -> Iterator[tuple[object, int]]
 
 
 def _clean_stale_temporaries(out: Path) -> None:
-    for tmp in out.glob(".part-*.parquet.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """Remove temporary files of killed runs (one run per output directory at a time)."""
+    for pattern in (".part-*.parquet.*.tmp", f".{SCORES_MANIFEST}.*.tmp"):
+        for tmp in out.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def score_distributed(
@@ -287,9 +290,7 @@ def score_distributed(
         threads=threads, int8=scorer.int8_model, fingerprint=scorer.fingerprint,
     )
     sources = [part_fingerprint(p) for p in dataset.parts]
-    first_rows = [0]
-    for source in sources[:-1]:
-        first_rows.append(first_rows[-1] + source["rows"])
+    first_rows = list(itertools.accumulate((s["rows"] for s in sources), initial=0))[:-1]
     total = sum(s["rows"] for s in sources)
 
     out.mkdir(parents=True, exist_ok=True)
