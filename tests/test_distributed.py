@@ -188,6 +188,8 @@ def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
     assert second.exit_code == 0 and "0 scored now, 6 already done" in second.output
     bad = CliRunner().invoke(app, [*args[:3], "--science", "x.fits", "--scheduler", "local", "--out", "o"])
     assert bad.exit_code == 2
+    no_scheduler = CliRunner().invoke(app, [*args[:5], "--workers", "2", "--out", str(tmp_path / "x.parquet")])
+    assert no_scheduler.exit_code == 2 and "--workers" in no_scheduler.output
 
 
 def test_cli_int8_is_refused_with_its_reason(package, tmp_path):

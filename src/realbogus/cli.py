@@ -109,6 +109,9 @@ def score(
     if (scheduler is not None or workers is not None) and data is None:
         console.print("[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR")
         raise typer.Exit(code=2)
+    if workers is not None and scheduler != "local":
+        console.print("[bold red]error:[/] --workers sets the processes of --scheduler local")
+        raise typer.Exit(code=2)
     try:
         package = load_package(model)
         if scheduler is not None:
