@@ -146,6 +146,10 @@ def test_local_scheduler_and_option_errors(package, dataset, tmp_path):
         score_distributed(dataset.path, tmp_path / "o2", package=package, scheduler="slurm")
     with pytest.raises(ConfigError, match="workers must be"):
         score_distributed(dataset.path, tmp_path / "o3", package=package, workers=0)
+    with pytest.raises(ConfigError, match="only for the local scheduler"):
+        score_distributed(dataset.path, out, package=package, scheduler="tcp://127.0.0.1:1", workers=2)
+    with pytest.raises(ConfigError, match="scheduler must be"):  # checked even with nothing to do
+        score_distributed(dataset.path, out, package=package, scheduler="slurm")
     with pytest.raises(ConfigError, match="must not be the input"):
         score_distributed(dataset.path, dataset.path, package=package)
     with pytest.raises(InputError, match="no finished score output"):

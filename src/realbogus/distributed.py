@@ -190,30 +190,38 @@ def _score_one(spec: _ScorerSpec, part: str, out_part: str, first_row: int, sour
 
 # --- the client side ------------------------------------------------------------------------
 
+_ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ucx://")
+
+
+def _check_scheduler(scheduler: str, workers: int | None) -> None:
+    if not isinstance(scheduler, str) or not (scheduler == "local" or scheduler.startswith(_ADDRESS_PREFIXES)):
+        msg = f"scheduler must be 'local' or a scheduler address like 'tcp://HOST:8786'; got {scheduler!r}"
+        raise ConfigError(msg)
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        msg = f"workers must be a positive integer; got {workers!r}"
+        raise ConfigError(msg)
+    if workers is not None and scheduler != "local":
+        msg = f"workers is only for the local scheduler; the cluster at {scheduler} has its own"
+        raise ConfigError(msg)
+
+
 @contextlib.contextmanager
-def _client(scheduler: str, workers: int | None) -> Iterator[tuple[object, int]]:
-    """Yield (distributed.Client, number of local worker processes or 0 for a remote cluster)."""
+def _client(scheduler: str, workers: int | None) -> Iterator[object]:
+    """A distributed.Client: of a LocalCluster of `workers` processes, or of a running scheduler."""
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        n = workers or 1
         with LocalCluster(
-            n_workers=n,
+            n_workers=workers or 1,
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster, Client(cluster) as client:
-            yield client, n
-    elif scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        if workers is not None:
-            msg = f"workers is only for the local scheduler; the cluster at {scheduler} has its own"
-            raise ConfigError(msg)
-        with Client(scheduler) as client:
-            yield client, 0
+            yield client
     else:
-        msg = f"scheduler must be 'local' or a scheduler address like 'tcp://HOST:8786'; got {scheduler!r}"
-        raise ConfigError(msg)
+        with Client(scheduler) as client:
+            yield client
 
 
 def _clean_stale_temporaries(out: Path) -> None:
@@ -272,9 +280,8 @@ def score_distributed(
     if out.resolve() == dataset.path.resolve():
         msg = f"{out}: the output directory must not be the input dataset"
         raise ConfigError(msg)
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        msg = f"workers must be a positive integer; got {workers!r}"
-        raise ConfigError(msg)
+    if client is None:
+        _check_scheduler(scheduler, workers)
     if client is None and scheduler == "local" and threads is None:
         threads = max(1, available_cores() // (workers or 1))
     # Built here first: validates every option and runs the int8 check once, before any work.
@@ -307,8 +314,8 @@ def score_distributed(
 
     scored: list[str] = []
     if todo:
-        context = contextlib.nullcontext((client, 0)) if client is not None else _client(scheduler, workers)
-        with context as (active, _):
+        context = contextlib.nullcontext(client) if client is not None else _client(scheduler, workers)
+        with context as active:
             scored = _run(active, spec, todo, out, dataset, done_rows, total, progress)
     _write_manifest(out, dataset, sources, first_rows, scorer)
     return DistributedRun(out=out, scored=scored, skipped=skipped, n_rows=total)
