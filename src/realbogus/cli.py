@@ -80,7 +80,7 @@ def models(
 @app.command()
 def score(
     model: Annotated[str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")],
-    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension).")],
+    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension); with --scheduler, an output directory.")],
     data: Annotated[Optional[Path], typer.Option(help="A realbogus stamp dataset directory.")] = None,
     science: Annotated[Optional[Path], typer.Option(help="Science image (FITS).")] = None,
     template: Annotated[Optional[Path], typer.Option(help="Template image (FITS), warped to the science image.")] = None,
@@ -88,13 +88,17 @@ def score(
     catalog: Annotated[Optional[Path], typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Stamps per forward pass (default: the backend's best).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
-    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime on CPU), torch or onnx.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (torch on a GPU, else ONNX Runtime), torch or onnx.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU cores to score on (default: all; per task with --scheduler).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.")] = False,
+    scheduler: Annotated[Optional[str], typer.Option(help="Score --data on Dask, one output part per input part, resumable: 'local' or tcp://HOST:PORT.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes of --scheduler local (default 1).")] = None,
 ) -> None:
     """Score detections: from a stamp dataset (--data) or from FITS images plus a catalog."""
     from .dataset import open_dataset
     from .images import stamps_from_files
     from .package import load_package
-    from .scoring import Scorer
+    from .scoring import Scorer, sample_check_stamps
     from .tables import write_table
 
     image_args = {"science": science, "template": template, "difference": difference, "catalog": catalog}
@@ -102,8 +106,34 @@ def score(
     if (data is None) == (not given) or (given and len(given) != 4):
         console.print("[bold red]error:[/] give either --data DIR, or all of --science --template --difference --catalog")
         raise typer.Exit(code=2)
+    if (scheduler is not None or workers is not None) and data is None:
+        console.print("[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR")
+        raise typer.Exit(code=2)
+    if workers is not None and scheduler != "local":
+        console.print("[bold red]error:[/] --workers sets the processes of --scheduler local")
+        raise typer.Exit(code=2)
     try:
-        scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend)
+        package = load_package(model)
+        if scheduler is not None:
+            from .distributed import score_distributed
+
+            dataset = open_dataset(data)
+            check = sample_check_stamps(dataset) if int8 else None
+            with progress_bar(f"scoring with {package.version} on {scheduler}") as progress:
+                run = score_distributed(
+                    dataset.path, out, package=package, scheduler=scheduler, workers=workers, threads=threads,
+                    backend=backend, device=device, batch_size=batch_size, int8=int8, check_stamps=check, progress=progress,
+                )
+            console.print(
+                f"scored {run.n_rows} detections in {len(run.scored) + len(run.skipped)} parts with {package.version} "
+                f"({len(run.scored)} scored now, {len(run.skipped)} already done) -> {out}"
+            )
+            return
+        if int8:
+            check = sample_check_stamps(open_dataset(data)) if data is not None else stamps_from_files(size=package.card.stamp_size, **image_args)[1]
+        scorer = Scorer(package, batch_size=batch_size, device=device, backend=backend, threads=threads, int8=int8, check_stamps=check if int8 else None)
+        if scorer.int8_model is not None:
+            console.print(f"int8 accepted: at most {scorer.int8_model.max_deviation:.4f} from fp32 on {scorer.int8_model.n_check} check stamps")
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
                 scores = scorer.score_dataset(open_dataset(data), progress=progress)
