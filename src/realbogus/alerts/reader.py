@@ -1,0 +1,340 @@
+"""Batch reading of alert packets into a detection table and stamps of a model's size.
+
+Sources may be files (Avro container files with any number of records, Confluent wire-format
+Rubin messages), folders of such files, or in-memory Kafka message payloads (bytes). Work is
+split into chunks of sources that worker processes decode (`concurrent.futures`); results come
+back in input order. A bad packet never stops the batch: it becomes an `AlertFailure` with its
+file, record index and reason, and its row is simply absent from the table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, InputError
+from ..stamps import CHANNELS, Stamps, resize_stamps
+from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, decode_confluent, read_container
+from .rubin import rubin_cutouts, rubin_row
+from .ztf import ztf_cutouts, ztf_row
+
+__all__ = [
+    "ALERT_SUFFIXES",
+    "AlertBatch",
+    "AlertFailure",
+    "Source",
+    "expand_sources",
+    "iter_alert_batches",
+    "read_alerts",
+    "decode_alert_bytes",
+]
+
+#: File name endings taken from folders (files named explicitly are read whatever their name).
+ALERT_SUFFIXES = (".avro", ".msg", ".kafka", ".bin")
+#: Columns every alert table has, besides the survey's own fields.
+BASE_COLUMNS = ("file", "index", "survey", "schema", "stampUnits", "cutoutShape")
+
+Source = str | os.PathLike | bytes
+Progress = Callable[[int, int], None]
+
+
+class AlertFailure(NamedTuple):
+    """A packet that could not be read: its file (or message label), record index and reason.
+
+    `index` is the record's position in its file (0 for single messages), or None when the
+    file as a whole is unreadable (not Avro, corrupt header) and no record could be counted.
+    """
+
+    file: str
+    index: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AlertBatch:
+    """Decoded alerts.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per decoded alert, in input order: `file`, `index` (record within the file),
+        `survey` ('rubin' or 'ztf'), `schema` (Rubin schema id / ZTF schemavsn), `stampUnits`
+        (pixel unit of the stamps: 'nJy' for Rubin, 'DN' for ZTF), `cutoutShape` ("HxW" of the
+        difference cutout) and the survey's fields with DiaSource names (`diaSourceId` = ZTF
+        `candid`, `x`, `y` 0-based pixels, `ra`, `dec` degrees, `isNegative`, `reliability`
+        (Rubin's own score), ZTF `rb`, `drb`, `ssdistnr`, ...).
+    stamps : Stamps
+        (N, 3, S, S) float32 in CHANNELS order, in `stampUnits`, centred on the source pixel;
+        NaN and missing pixels are 0 and counted out of `valid_fraction`.
+    failures : list of AlertFailure
+        Packets that were rejected, with the reason.
+    """
+
+    table: pd.DataFrame
+    stamps: Stamps
+    failures: list[AlertFailure]
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _empty_stamps(size: int) -> Stamps:
+    return Stamps(
+        data=np.zeros((0, len(CHANNELS), size, size), dtype=np.float32),
+        valid_fraction=np.zeros(0, dtype=np.float32),
+        edge=np.zeros(0, dtype=bool),
+    )
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="object") for name in (*BASE_COLUMNS, "diaSourceId")})
+
+
+def _decode_record(record: dict, where: str) -> tuple[dict, list, list, str]:
+    """One decoded Avro record -> (row, planes, centres, unit)."""
+    if not isinstance(record, dict):
+        msg = f"{where}: record is not an Avro record"
+        raise InputError(msg)
+    if "diaSource" in record:
+        row = rubin_row(record, where=where)
+        planes, centres, unit = rubin_cutouts(record, row, where=where)
+        row["survey"] = "rubin"
+    elif "candidate" in record:
+        row = ztf_row(record, where=where)
+        planes, centres, unit = ztf_cutouts(record, row, where=where)
+        row["survey"] = "ztf"
+        vsn = row.pop("schemavsn")
+        row["schema"] = None if vsn is None else str(vsn)
+    else:
+        msg = f"{where}: record is neither a Rubin alert (no diaSource) nor a ZTF alert (no candidate)"
+        raise InputError(msg)
+    return row, planes, centres, unit
+
+
+def decode_alert_bytes(buf: bytes, *, where: str) -> Iterator[tuple[int, dict | InputError, str | None]]:
+    """Yield (index, record or InputError, Rubin schema id or None) for every packet in `buf`."""
+    if buf[:4] == CONTAINER_MAGIC:
+        container = read_container(buf, where=where)
+        for index, record in container.records():
+            yield index, record, None
+    elif buf[:1] == CONFLUENT_MAGIC:
+        try:
+            schema_id, record = decode_confluent(buf, where=where)
+        except InputError as exc:
+            yield 0, exc, None
+        else:
+            yield 0, record, str(schema_id)
+    else:
+        msg = f"{where}: neither an Avro container file ('Obj\\x01') nor a Confluent message (0x00); starts {bytes(buf[:4])!r}"
+        raise InputError(msg)
+
+
+def _read_source(source: str | tuple[str, bytes]) -> tuple[str, bytes]:
+    if isinstance(source, tuple):
+        return source
+    try:
+        with open(source, "rb") as handle:
+            return source, handle.read()
+    except OSError as exc:
+        msg = f"{source}: cannot be read ({exc.strerror or exc})"
+        raise InputError(msg) from exc
+
+
+def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
+    """Worker: decode a list of sources into (table, stamps, failures). Never raises InputError."""
+    rows, triplets, centres, failures = [], [], [], []
+    for source in sources:
+        label = source[0] if isinstance(source, tuple) else source
+        try:
+            label, buf = _read_source(source)
+            packets = decode_alert_bytes(buf, where=label)
+            for index, record, schema in packets:
+                if isinstance(record, InputError):
+                    failures.append(AlertFailure(label, index, str(record)))
+                    continue
+                where = f"{label} record {index}"
+                try:
+                    row, planes, plane_centres, unit = _decode_record(record, where)
+                except InputError as exc:
+                    failures.append(AlertFailure(label, index, str(exc)))
+                    continue
+                row["file"], row["index"], row["stampUnits"] = label, index, unit
+                row["cutoutShape"] = f"{planes[0].shape[0]}x{planes[0].shape[1]}"
+                if schema is not None:
+                    row["schema"] = schema
+                rows.append(row)
+                triplets.append(planes)
+                centres.append(plane_centres)
+        except InputError as exc:
+            failures.append(AlertFailure(label, None, str(exc)))
+    if not rows:
+        return _empty_table(), _empty_stamps(size), failures
+    stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64))
+    table = pd.DataFrame.from_records(rows)
+    first = [c for c in BASE_COLUMNS if c in table] + ["diaSourceId"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    return table, stamps, failures
+
+
+def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES) -> list:
+    """Flatten paths, folders and message bytes into a list of file paths and (label, bytes).
+
+    Folders are walked recursively in sorted order and contribute files whose name ends in one
+    of `suffixes`; hidden files are skipped. A path that does not exist is an error.
+    """
+    if isinstance(sources, (str, os.PathLike, bytes, bytearray)):
+        sources = [sources]
+    out: list = []
+    for i, source in enumerate(sources):
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            out.append((f"message[{i}]", bytes(source)))
+            continue
+        path = Path(source)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                out.extend(
+                    os.path.join(root, name)
+                    for name in sorted(files)
+                    if not name.startswith(".") and name.endswith(tuple(suffixes))
+                )
+        elif path.exists():
+            out.append(os.fspath(path))
+        else:
+            msg = f"{path}: no such file or folder"
+            raise InputError(msg)
+    return out
+
+
+def _chunks(items: list, n_chunks: int, max_chunk: int) -> list[list]:
+    size = max(1, min(max_chunk, -(-len(items) // max(1, n_chunks))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _check_options(stamp_size: int, workers: int | None, chunk_size: int) -> int:
+    if not isinstance(stamp_size, (int, np.integer)) or stamp_size < 1:
+        msg = f"stamp_size must be a positive integer; got {stamp_size!r}"
+        raise ConfigError(msg)
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        msg = f"workers must be None (one per CPU), 0 or 1 (in this process) or more; got {workers!r}"
+        raise ConfigError(msg)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        msg = f"chunk_size must be a positive integer; got {chunk_size!r}"
+        raise ConfigError(msg)
+    return os.cpu_count() or 1 if workers is None else max(1, workers)
+
+
+def iter_alert_batches(
+    sources: Source | Iterable[Source],
+    *,
+    stamp_size: int,
+    workers: int | None = None,
+    chunk_size: int = 256,
+    progress: Progress | None = None,
+) -> Iterator[AlertBatch]:
+    """Decode alerts chunk by chunk, in input order, while workers decode the next chunks.
+
+    Parameters are those of `read_alerts`; each yielded `AlertBatch` covers one chunk of
+    sources. At most two chunks per worker are in flight, so memory stays bounded.
+    """
+    n_workers = _check_options(stamp_size, workers, chunk_size)
+    items = expand_sources(sources)
+    chunks = _chunks(items, n_workers * 4, chunk_size)
+    done = 0
+    if n_workers == 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            batch = AlertBatch(*_decode_chunk(chunk, int(stamp_size)))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(items))
+            yield batch
+        return
+    with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
+        yield from _pipelined(pool, chunks, int(stamp_size), 2 * n_workers, progress, len(items))
+
+
+def _pipelined(pool: Executor, chunks: list, size: int, depth: int, progress: Progress | None, total: int) -> Iterator[AlertBatch]:
+    pending: deque = deque()
+    queue = iter(chunks)
+    done = 0
+    for chunk in queue:
+        pending.append((len(chunk), pool.submit(_decode_chunk, chunk, size)))
+        if len(pending) >= depth:
+            break
+    while pending:
+        n, future = pending.popleft()
+        for chunk in queue:
+            pending.append((len(chunk), pool.submit(_decode_chunk, chunk, size)))
+            break
+        batch = AlertBatch(*future.result())
+        done += n
+        if progress is not None:
+            progress(done, total)
+        yield batch
+
+
+def concat_batches(batches: Iterable[AlertBatch], stamp_size: int) -> AlertBatch:
+    """Join batches into one, preserving order."""
+    batches = [b for b in batches]
+    failures = [f for b in batches for f in b.failures]
+    full = [b for b in batches if len(b)]
+    if not full:
+        return AlertBatch(_empty_table(), _empty_stamps(stamp_size), failures)
+    table = pd.concat([b.table for b in full], ignore_index=True) if len(full) > 1 else full[0].table
+    stamps = Stamps(
+        data=np.concatenate([b.stamps.data for b in full]) if len(full) > 1 else full[0].stamps.data,
+        valid_fraction=np.concatenate([b.stamps.valid_fraction for b in full]),
+        edge=np.concatenate([b.stamps.edge for b in full]),
+    )
+    return AlertBatch(table.reset_index(drop=True), stamps, failures)
+
+
+def read_alerts(
+    sources: Source | Iterable[Source],
+    *,
+    stamp_size: int,
+    workers: int | None = None,
+    chunk_size: int = 256,
+    progress: Progress | None = None,
+) -> AlertBatch:
+    """Read Rubin and ZTF alert packets into a detection table and stamps of `stamp_size`.
+
+    Parameters
+    ----------
+    sources : path, bytes, or iterable of them
+        Avro container files (any number of records each), Confluent wire-format Rubin
+        messages, folders of such files (names ending in `ALERT_SUFFIXES`, recursively), or
+        Kafka message payloads as bytes.
+    stamp_size : int
+        Side S of the output stamps, pixels (the model card's `stamp_size`). Cutouts are
+        cropped or zero-padded around their source pixel; `valid_fraction` counts what is real.
+    workers : int, optional
+        Processes that decode in parallel; None = one per CPU; 0 or 1 = in this process.
+    chunk_size : int
+        Most sources per work unit sent to a worker.
+    progress : callable(done, total), optional
+        Called with the number of sources done.
+
+    Returns
+    -------
+    AlertBatch
+        `table` (one row per good alert, input order), `stamps` (N, 3, S, S) float32 and
+        `failures` (file, index, reason) for every rejected packet or file.
+
+    Raises
+    ------
+    InputError
+        A named path does not exist (bad packets are failures, not exceptions).
+    ConfigError
+        An option is out of range.
+    """
+    batches = iter_alert_batches(sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size, progress=progress)
+    return concat_batches(batches, int(stamp_size))
