@@ -33,7 +33,6 @@ __all__ = [
     "encode_confluent",
     "rubin_schema",
     "rubin_schema_ids",
-    "write_container",
 ]
 
 CONTAINER_MAGIC = b"Obj\x01"
@@ -170,19 +169,6 @@ class ContainerFile:
 def read_container(buf: bytes, *, where: str) -> ContainerFile:
     """Parse the header of an Avro object container file held in memory (see `ContainerFile`)."""
     return ContainerFile(buf, where=where)
-
-
-def write_container(fo: io.BufferedIOBase, container: ContainerFile, records: list[dict]) -> None:
-    """Write `records` as a container file with the writer schema, codec and metadata of `container`."""
-    extra = {k: v for k, v in container.metadata.items() if not k.startswith("avro.")}
-    fastavro.writer(
-        fo,
-        container.schema,
-        records,
-        codec=container.codec,
-        metadata={k: v.decode("utf-8", "replace") for k, v in extra.items()},
-        validator=False,
-    )
 
 
 # --- Rubin schemas --------------------------------------------------------------------------

@@ -23,10 +23,11 @@ import pandas as pd
 from ..errors import ConfigError, InputError
 from ..stamps import CHANNELS, Stamps, resize_stamps
 from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, decode_confluent, read_container
-from .rubin import rubin_cutouts, rubin_row
-from .ztf import ztf_cutouts, ztf_row
+from .rubin import RUBIN_FIELDS, rubin_cutouts, rubin_row
+from .ztf import ZTF_FIELDS, ztf_cutouts, ztf_row
 
 __all__ = [
+    "ALERT_COLUMNS",
     "ALERT_SUFFIXES",
     "AlertBatch",
     "AlertFailure",
@@ -41,6 +42,14 @@ __all__ = [
 ALERT_SUFFIXES = (".avro", ".msg", ".kafka", ".bin")
 #: Columns every alert table has, besides the survey's own fields.
 BASE_COLUMNS = ("file", "index", "survey", "schema", "stampUnits", "cutoutShape")
+_INT = ("index", "diaSourceId", "candid", "diaObjectId", "ssObjectId", "visit", "detector", "pid", "field", "rcid", "fid", "programid", "nbad", "nneg", "ndethist")
+_BOOL = ("isNegative", "isDipole")
+_STR = ("file", "survey", "schema", "stampUnits", "cutoutShape", "objectId", "band", "isdiffpos", "rbversion", "drbversion", "ssnamenr", "reliabilityVersion")
+#: Every column of an alert table, in order; ids are nullable Int64 (exact 64-bit values).
+ALERT_COLUMNS = tuple(
+    dict.fromkeys((*BASE_COLUMNS, "diaSourceId", "candid", "objectId", "x", "y", "ra", "dec", "isNegative", "band", *RUBIN_FIELDS, *ZTF_FIELDS))
+)
+_DTYPES = {c: "Int64" if c in _INT else "boolean" if c in _BOOL else "string" if c in _STR else "Float64" for c in ALERT_COLUMNS}
 
 Source = str | os.PathLike | bytes
 Progress = Callable[[int, int], None]
@@ -94,8 +103,13 @@ def _empty_stamps(size: int) -> Stamps:
     )
 
 
+def _table(rows: list[dict]) -> pd.DataFrame:
+    """Rows -> a table with every `ALERT_COLUMNS` column and fixed dtypes (so chunks concatenate)."""
+    return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=_DTYPES[c]) for c in ALERT_COLUMNS})
+
+
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype="object") for name in (*BASE_COLUMNS, "diaSourceId")})
+    return _table([])
 
 
 def _decode_record(record: dict, where: str) -> tuple[dict, list, list, str]:
@@ -178,10 +192,7 @@ def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[
     if not rows:
         return _empty_table(), _empty_stamps(size), failures
     stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64))
-    table = pd.DataFrame.from_records(rows)
-    first = [c for c in BASE_COLUMNS if c in table] + ["diaSourceId"]
-    table = table[first + [c for c in table.columns if c not in first]]
-    return table, stamps, failures
+    return _table(rows), stamps, failures
 
 
 def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES) -> list:
