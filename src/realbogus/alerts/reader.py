@@ -23,8 +23,8 @@ import pandas as pd
 from ..errors import ConfigError, InputError
 from ..stamps import CHANNELS, Stamps, resize_stamps
 from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, decode_confluent, read_container
-from .rubin import RUBIN_FIELDS, rubin_cutouts, rubin_row
-from .ztf import ZTF_FIELDS, ztf_cutouts, ztf_row
+from .rubin import RUBIN_CUTOUTS, RUBIN_FIELDS, rubin_cutouts, rubin_row
+from .ztf import ZTF_CUTOUTS, ZTF_FIELDS, ztf_cutouts, ztf_row
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -133,15 +133,26 @@ def _decode_record(record: dict, where: str) -> tuple[dict, list, list, str]:
     return row, planes, centres, unit
 
 
-def decode_alert_bytes(buf: bytes, *, where: str) -> Iterator[tuple[int, dict | InputError, str | None]]:
-    """Yield (index, record or InputError, Rubin schema id or None) for every packet in `buf`."""
+#: Top-level record fields the reader needs; the others are skipped while decoding.
+READ_FIELDS = frozenset(
+    {"diaSourceId", "diaSource", "candid", "objectId", "schemavsn", "candidate", *RUBIN_CUTOUTS, *ZTF_CUTOUTS}
+)
+
+
+def decode_alert_bytes(
+    buf: bytes, *, where: str, keep: frozenset[str] | None = READ_FIELDS
+) -> Iterator[tuple[int, dict | InputError, str | None]]:
+    """Yield (index, record or InputError, Rubin schema id or None) for every packet in `buf`.
+
+    Only the top-level fields in `keep` are decoded (all when None).
+    """
     if buf[:4] == CONTAINER_MAGIC:
         container = read_container(buf, where=where)
-        for index, record in container.records():
+        for index, record in container.records(keep):
             yield index, record, None
     elif buf[:1] == CONFLUENT_MAGIC:
         try:
-            schema_id, record = decode_confluent(buf, where=where)
+            schema_id, record = decode_confluent(buf, where=where, keep=keep)
         except InputError as exc:
             yield 0, exc, None
         else:

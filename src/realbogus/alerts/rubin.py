@@ -31,6 +31,9 @@ RUBIN_FIELDS = (
 )  # fmt: skip
 _ALIASES = {"dec": "decl", "psfFlux": "psFlux", "psfFluxErr": "psFluxErr", "midpointMjdTai": "midPointTai", "band": "filterName"}
 _DEFAULT_UNIT = "nJy"
+_HEADER_KEYS = frozenset(
+    {"BUNIT", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "CD1_1", "CD1_2", "CD2_1", "CD2_2"}
+)
 
 
 def rubin_row(record: dict, *, where: str) -> dict:
@@ -99,7 +102,7 @@ def rubin_cutouts(record: dict, row: dict, *, where: str) -> tuple[list[np.ndarr
         if not raw:
             msg = f"{where}: {name} is missing (null or empty)"
             raise InputError(msg)
-        data, header = decode_fits(raw, where=f"{where} {name}")
+        data, header = decode_fits(raw, where=f"{where} {name}", keys=_HEADER_KEYS)
         position = wcs_pixel(header, row.get("ra"), row.get("dec"))
         if position is None:
             centre = (data.shape[0] // 2, data.shape[1] // 2)

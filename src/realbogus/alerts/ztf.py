@@ -95,7 +95,7 @@ def ztf_cutouts(record: dict, row: dict, *, where: str) -> tuple[list[np.ndarray
         if not raw:
             msg = f"{where}: {name} is missing (null or empty)"
             raise InputError(msg)
-        data, header = decode_fits(raw, where=f"{where} {name}")
+        data, header = decode_fits(raw, where=f"{where} {name}", keys=frozenset({"BUNIT"}))
         planes.append(data)
         centres.append(ztf_centre(data.shape, row.get("xpos"), row.get("ypos")))
         if unit is None and isinstance(header.get("BUNIT"), str) and header["BUNIT"].strip():
