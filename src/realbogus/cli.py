@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 package_app = typer.Typer(help="Create model packages and move them to and from Rubin's layout.", no_args_is_help=True)
 app.add_typer(package_app, name="package")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -86,8 +86,9 @@ def score(
     template: Annotated[Optional[Path], typer.Option(help="Template image (FITS), warped to the science image.")] = None,
     difference: Annotated[Optional[Path], typer.Option(help="Difference image (FITS).")] = None,
     catalog: Annotated[Optional[Path], typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Stamps per forward pass.")] = 1024,
+    batch_size: Annotated[Optional[int], typer.Option(help="Stamps per forward pass (default: the backend's best).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime on CPU), torch or onnx.")] = "auto",
 ) -> None:
     """Score detections: from a stamp dataset (--data) or from FITS images plus a catalog."""
     from .dataset import open_dataset
@@ -102,7 +103,7 @@ def score(
         console.print("[bold red]error:[/] give either --data DIR, or all of --science --template --difference --catalog")
         raise typer.Exit(code=2)
     try:
-        scorer = Scorer(load_package(model), batch_size=batch_size, device=device)
+        scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend)
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
                 scores = scorer.score_dataset(open_dataset(data), progress=progress)
@@ -117,6 +118,42 @@ def score(
         f"scored {len(scores)} detections with {scorer.version}: {n_pass} pass the cutoff "
         f"{scorer.card.cutoff:g}, {int(scores['edge'].sum())} flagged edge -> {out}"
     )
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Labelled stamp dataset directory (needs `label`; `field` groups the split).")],
+    out: Annotated[Path, typer.Option(help="Model package directory to write.")],
+    from_: Annotated[Optional[str], typer.Option("--from", help="Parent package to fine-tune from (directory, .zip or built-in name).")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 3.6e-2,
+    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
+    name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
+    version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
+    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+) -> None:
+    """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    try:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed)
+
+        def show(report) -> None:
+            mark = " [green]best[/]" if report.best else ""
+            console.print(
+                f"epoch {report.epoch + 1}: train loss {report.train_loss:.4f}, validation loss "
+                f"{report.val_loss:.4f}, purity {report.val_purity:.3f}, completeness {report.val_completeness:.3f}{mark}"
+            )
+
+        with progress_bar("training") as progress:
+            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=cutoff, on_epoch=show, progress=progress)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"wrote {path}")
 
 
 @package_app.command("init")

@@ -32,6 +32,10 @@ __all__ = [
     "open_dataset",
     "write_dataset",
     "stamps_to_arrow",
+    "read_part",
+    "SPLITS",
+    "split_by_group",
+    "balance_by_subsampling",
 ]
 
 MANIFEST = "manifest.json"
@@ -232,3 +236,77 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         msg = f"{path}: manifest lists missing part files {missing}"
         raise InputError(msg)
     return Dataset(path=path, manifest=manifest)
+
+
+# --- splits and balancing ------------------------------------------------------------------
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_by_group(
+    table: pd.DataFrame,
+    *,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    group: str = "field",
+    stratify: tuple[str, ...] = ("label", "origin"),
+    seed: int = 0,
+) -> np.ndarray:
+    """Assign each row to train / validation / test so that no group spans two splits.
+
+    Groups (e.g. simulated fields) are visited in a seeded random order and each goes to the
+    split whose stratum counts (label x origin) lag furthest behind its target fraction, so
+    the splits keep the table's class and origin mix.
+
+    Returns
+    -------
+    ndarray of shape (N,), str
+        One of `SPLITS` per row.
+    """
+    if group not in table:
+        msg = f"table has no {group!r} column to group the split by"
+        raise InputError(msg)
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
+        msg = f"fractions must be three non-negative numbers summing to 1; got {fractions.tolist()}"
+        raise InputError(msg)
+    present = [c for c in stratify if c in table]
+    strata = table[present].astype(str).agg("|".join, axis=1) if present else pd.Series("all", index=table.index)
+    counts = pd.crosstab(table[group], strata)  # groups x strata
+    order = np.random.default_rng(seed).permutation(len(counts))
+    target = np.outer(fractions, counts.sum(axis=0).to_numpy(float))  # splits x strata
+    have = np.zeros_like(target)
+    assignment = {}
+    for g in order:
+        row = counts.iloc[g].to_numpy(float)
+        # Deficit of each split in this group's strata, relative to its target.
+        deficit = ((target - have) * row).sum(axis=1) / np.maximum(target.sum(axis=1), 1)
+        deficit[fractions == 0] = -np.inf
+        choice = int(np.argmax(deficit))
+        have[choice] += row
+        assignment[counts.index[g]] = SPLITS[choice]
+    return table[group].map(assignment).to_numpy(dtype=object).astype(str)
+
+
+def balance_by_subsampling(labels: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Indices of a class-balanced subsample (DMTN-337): every class cut to the smallest one.
+
+    Parameters
+    ----------
+    labels : array-like of shape (N,)
+        Class labels (e.g. 0/1); rows with missing labels are left out.
+
+    Returns
+    -------
+    ndarray of int64, sorted
+    """
+    labels = pd.Series(labels)
+    known = labels.dropna()
+    if known.empty:
+        return np.empty(0, dtype=np.int64)
+    smallest = int(known.value_counts().min())
+    rng = np.random.default_rng(seed)
+    keep = [
+        rng.choice(np.flatnonzero((labels == value).to_numpy()), smallest, replace=False)
+        for value in sorted(known.unique())
+    ]
+    return np.sort(np.concatenate(keep)).astype(np.int64)

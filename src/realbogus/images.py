@@ -67,7 +67,8 @@ def read_image(path: str | os.PathLike) -> Image:
         msg = f"{path}: no such file"
         raise InputError(msg)
     try:
-        with fits.open(path, memmap=False) as hdus:
+        # Our own file handle: astropy leaks its handle when a truncated file fails to parse.
+        with open(path, "rb") as handle, fits.open(handle, memmap=False) as hdus:
             hdus.verify("silentfix+ignore")
             names = {h.name.upper(): h for h in hdus}
             if "IMAGE" in names:

@@ -1,0 +1,346 @@
+"""Training and fine-tuning of the DMTN-337 CNN: seeded, resumable, early-stopped.
+
+Defaults are the note's: BCE loss, Adam with lr 1e-4 and weight decay 3.6e-2, batch 128,
+class balance by subsampling, vertical and horizontal flips. Splits group by field so no field
+is on two sides. The run state is checkpointed after every epoch next to the output package
+(`<out>.train/state.pt`); re-running the same command resumes from it and ends with the same
+weights as an uninterrupted run, because every epoch's data order, flips and dropout draw from
+generators seeded by (seed, epoch) alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
+from .errors import ConfigError, InputError
+from .model import build_model
+from .package import ModelCard, ModelPackage, load_package, save_package
+from .tables import atomic_path
+
+__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "stamp_memmap", "train"]
+
+STATE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (DMTN-337 defaults). Stored in the card's `hyperparameters`."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 3.6e-2
+    patience: int = 5
+    seed: int = 0
+    flips: bool = True
+    balance: bool = True
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                msg = f"TrainConfig.{name} must be a positive integer; got {value!r}"
+                raise ConfigError(msg)
+        if not self.lr > 0 or not self.weight_decay >= 0:
+            msg = f"TrainConfig needs lr > 0 and weight_decay >= 0; got {self.lr}, {self.weight_decay}"
+            raise ConfigError(msg)
+        if not 0 < self.threshold < 1:
+            msg = f"TrainConfig.threshold must be in (0, 1); got {self.threshold}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch did: mean training loss, validation loss, purity and completeness."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_purity: float
+    val_completeness: float
+    best: bool
+
+
+def stamp_memmap(dataset: Dataset) -> np.ndarray:
+    """All stamps of a dataset as a read-only (N, 3, S, S) float32 memory map.
+
+    Built once, part by part, into `.stamps-<hash>.npy` in the dataset directory (or the
+    temp directory when that is read-only), so training reads stamps from the page cache
+    instead of holding every stamp in process memory.
+    """
+    key = dataset.manifest["content_hash"].split(":")[-1][:16]
+    shape = (len(dataset), 3, dataset.stamp_size, dataset.stamp_size)
+    for folder in (dataset.path, Path(os.environ.get("TMPDIR", "/tmp"))):
+        cache = folder / f".stamps-{key}.npy"
+        if cache.is_file():
+            array = np.load(cache, mmap_mode="r")
+            if array.shape == shape and array.dtype == np.float32:
+                return array
+        if os.access(folder, os.W_OK):
+            break
+    with atomic_path(cache) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        start = 0
+        for _, stamps in dataset.iter_parts():
+            array[start : start + len(stamps)] = stamps.data
+            start += len(stamps)
+        array.flush()
+        del array
+    return np.load(cache, mmap_mode="r")
+
+
+class StampTorchDataset(torch.utils.data.Dataset):
+    """A torch Dataset over rows of a stamp memory map: (stamp tensor (3, S, S), label float).
+
+    Parameters
+    ----------
+    stamps : ndarray of shape (N, 3, S, S), float32 (a memory map is fine: nothing is copied
+        until an item is read)
+    labels : ndarray of shape (N,)
+    indices : ndarray of int, the rows this dataset exposes
+    flip_seed : int or None
+        When given, item i of epoch e is flipped vertically / horizontally with probability 1/2
+        each, drawn from ``default_rng([flip_seed, e, i])``; call `set_epoch` each epoch.
+    """
+
+    def __init__(self, stamps: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, flip_seed: int | None = None) -> None:
+        self.stamps, self.labels, self.indices = stamps, np.asarray(labels, np.float32), np.asarray(indices)
+        self.flip_seed, self.epoch = flip_seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = int(self.indices[i])
+        stamp = np.array(self.stamps[row], dtype=np.float32)
+        if self.flip_seed is not None:
+            vertical, horizontal = np.random.default_rng([self.flip_seed, self.epoch, i]).random(2) < 0.5
+            stamp = stamp[:, ::-1] if vertical else stamp
+            stamp = stamp[:, :, ::-1] if horizontal else stamp
+        return torch.from_numpy(np.ascontiguousarray(stamp)), torch.tensor(self.labels[row])
+
+
+def _batches(
+    stamps: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int, rng: np.random.Generator | None, flips: bool
+):
+    """Yield (x, y) tensors; shuffled and flipped when `rng` is given. Whole batches are read
+    with one sorted fancy index from the memory map (much faster than item by item)."""
+    order = rng.permutation(indices) if rng is not None else indices
+    for start in range(0, len(order), batch_size):
+        rows = np.sort(order[start : start + batch_size])
+        x = np.asarray(stamps[rows], dtype=np.float32)
+        if rng is not None and flips:
+            vertical, horizontal = rng.random((2, len(rows))) < 0.5
+            x[vertical] = x[vertical][:, :, ::-1]
+            x[horizontal] = x[horizontal][:, :, :, ::-1]
+        yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels[rows].astype(np.float32))
+
+
+def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024) -> tuple[float, np.ndarray]:
+    """Mean BCE loss and reliabilities (N,) of `indices`, in their order."""
+    model.eval()
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    total, scores = 0.0, []
+    with torch.inference_mode():
+        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False):
+            logits = model.logits(x)
+            total += float(loss_fn(logits, y))
+            scores.append(torch.sigmoid(logits).numpy())
+    reliability = np.concatenate(scores) if scores else np.empty(0, np.float32)
+    order = np.argsort(np.argsort(indices))  # back from sorted to the given order
+    return total / max(len(indices), 1), reliability[order]
+
+
+def _purity_completeness(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    selected = scores >= threshold
+    tp = float(np.sum(selected & (labels == 1)))
+    purity = tp / selected.sum() if selected.any() else float("nan")
+    completeness = tp / (labels == 1).sum() if (labels == 1).any() else float("nan")
+    return purity, completeness
+
+
+def _roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    pos = labels == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _save_state(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def train(
+    data: str | os.PathLike | Dataset,
+    out: str | os.PathLike,
+    *,
+    config: TrainConfig = TrainConfig(),
+    parent: str | os.PathLike | ModelPackage | None = None,
+    name: str = "realbogus",
+    version: str | None = None,
+    cutoff: float = 0.5,
+    threads: int | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Train (or fine-tune from `parent`) on a labelled dataset and write a model package.
+
+    Parameters
+    ----------
+    data : dataset directory or Dataset
+        Rows need `label` (1 Real, 0 Bogus; missing labels are skipped) and a grouping
+        column `field` (else every row is its own group).
+    out : path
+        Package directory to write; `<out>.train/` holds the resumable run state.
+    parent : package, optional
+        Start from its weights and record its version as the card's `parent`.
+    progress : callable(done, total)
+        Called after each training batch; `total` = epochs x batches.
+
+    Returns
+    -------
+    Path of the written package.
+    """
+    out = Path(out)
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    table = dataset.table(columns=None)
+    if "label" not in table:
+        msg = f"{dataset.path}: no label column to train on"
+        raise InputError(msg)
+    if "field" not in table:
+        table = table.assign(field=np.arange(len(table)))
+    labelled = table["label"].notna().to_numpy()
+    labels = table["label"].fillna(-1).to_numpy(dtype=np.float32)
+
+    split = split_by_group(table[labelled], fractions=config.fractions, seed=config.seed)
+    rows = np.flatnonzero(labelled)
+    train_rows, val_rows, test_rows = (rows[split == s] for s in ("train", "validation", "test"))
+    if config.balance:
+        train_rows = train_rows[balance_by_subsampling(labels[train_rows], seed=config.seed)]
+        val_rows = val_rows[balance_by_subsampling(labels[val_rows], seed=config.seed + 1)]
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        msg = f"{dataset.path}: too few labelled groups for a train/validation split ({len(train_rows)}/{len(val_rows)} rows)"
+        raise InputError(msg)
+
+    parent_package = load_package(parent) if parent is not None and not isinstance(parent, ModelPackage) else parent
+    if parent_package is not None and parent_package.card.stamp_size != dataset.stamp_size:
+        msg = f"parent {parent_package.version} takes {parent_package.card.stamp_size} px; dataset stamps are {dataset.stamp_size} px"
+        raise InputError(msg)
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    model = build_model("dmtn337-cnn", dataset.stamp_size)
+    if parent_package is not None:
+        model.load_state_dict(parent_package.model.state_dict())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    state_dir = out.with_name(out.name + ".train")
+    state_path = state_dir / STATE
+    fingerprint = json.dumps(
+        {"config": dataclasses.asdict(config), "data": dataset.manifest["content_hash"],
+         "parent": parent_package.version if parent_package else None},
+        sort_keys=True,
+    )
+    start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # our own file
+        if state["fingerprint"] != fingerprint:
+            msg = f"{state_path} belongs to a run with other settings or data; delete {state_dir} to start over"
+            raise ConfigError(msg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
+        best_state, history = state["best_model"], json.loads(state["history"])
+
+    stamps = stamp_memmap(dataset)
+    n_batches = -(-len(train_rows) // config.batch_size)
+    for epoch in range(start_epoch, config.epochs):
+        if bad_epochs >= config.patience:
+            break
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout draws of this epoch
+        rng = np.random.default_rng([config.seed, epoch])
+        model.train()
+        running = 0.0
+        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips)):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model.logits(x), y)
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach()) * len(y)
+            if progress is not None:
+                progress(epoch * n_batches + b + 1, config.epochs * n_batches)
+        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows)
+        purity, completeness = _purity_completeness(labels[val_rows], val_scores, config.threshold)
+        improved = val_loss < best_loss
+        if improved:
+            best_loss, bad_epochs = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        report = EpochReport(epoch, running / len(train_rows), val_loss, purity, completeness, improved)
+        history.append(dataclasses.asdict(report))
+        _save_state(state_path, {
+            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "best_loss": best_loss, "bad_epochs": bad_epochs,
+            "best_model": best_state, "history": json.dumps(history),
+        })
+        if on_epoch is not None:
+            on_epoch(report)
+
+    if best_state is None:
+        msg = f"{state_path}: no finished epoch to take weights from"
+        raise ConfigError(msg)
+    model.load_state_dict(best_state)
+    test_metrics = {}
+    if len(test_rows):
+        _, test_scores = _evaluate(model, stamps, labels, test_rows)
+        purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
+        test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": _roc_auc(labels[test_rows], test_scores),
+                        "test_purity_at_cutoff": purity, "test_completeness_at_cutoff": completeness}
+    card = ModelCard(
+        name=name,
+        version=version or f"{name}-{dataset.manifest['content_hash'].split(':')[-1][:8]}-s{config.seed}",
+        parent=parent_package.version if parent_package else None,
+        architecture="dmtn337-cnn",
+        stamp_size=dataset.stamp_size,
+        cutoff=cutoff,
+        pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
+        hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE"},
+        training_data={
+            "dataset": str(dataset.path), "content_hash": dataset.manifest["content_hash"],
+            "counts": dataset.manifest.get("counts", {}), "n_train": int(len(train_rows)),
+            "n_validation": int(len(val_rows)), "n_test": int(len(test_rows)),
+            "split": "grouped by field, stratified by label and origin", "split_seed": config.seed,
+        },
+        metrics={"best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
+    )
+    path = save_package(out, model, card, overwrite=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return path
+

@@ -1,0 +1,109 @@
+"""The Scorer: batching invariance, the score table, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from realbogus.dataset import open_dataset, write_dataset
+from realbogus.errors import ConfigError, StampShapeError
+from realbogus.package import init_package, load_package
+from realbogus.scoring import SCORE_COLUMNS, Scorer, resolve_device
+from realbogus.stamps import Stamps
+
+
+@pytest.fixture
+def package(tmp_path):
+    return load_package(init_package(tmp_path / "pkg", seed=5))
+
+
+def _stamps(rng, n, size=51):
+    return Stamps(
+        data=rng.normal(size=(n, 3, size, size)).astype(np.float32),
+        valid_fraction=rng.uniform(0, 1, n).astype(np.float32),
+        edge=rng.uniform(size=n) < 0.2,
+    )
+
+
+def test_scores_equal_plain_model_call_for_any_batch_size(package, rng):
+    """Batching (1, 7, 1024) changes nothing: same as one eval-mode forward pass."""
+    stamps = _stamps(rng, 50)
+    with torch.no_grad():
+        want = package.model.eval()(torch.from_numpy(stamps.data)).numpy()
+    for batch in (1, 7, 1024):
+        got = Scorer(package, batch_size=batch).predict(stamps.data)
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-7)
+
+
+def test_score_table_columns_order_and_cutoff(package, rng):
+    """Score table: the design's columns, input order kept, passes_cutoff = reliability >= cutoff."""
+    stamps = _stamps(rng, 30)
+    ids = rng.permutation(10_000)[:30].astype(np.int64)
+    table = Scorer(package).score_stamps(stamps, ids)
+    assert tuple(table.columns) == SCORE_COLUMNS
+    np.testing.assert_array_equal(table["diaSourceId"], ids)
+    assert table["reliability"].dtype == np.float32
+    assert (table["reliabilityVersion"] == "untrained").all()
+    np.testing.assert_array_equal(table["passes_cutoff"], table["reliability"] >= package.card.cutoff)
+    np.testing.assert_array_equal(table["edge"], stamps.edge)
+    reversed_table = Scorer(package).score_stamps(
+        Stamps(stamps.data[::-1].copy(), stamps.valid_fraction[::-1], stamps.edge[::-1]), ids[::-1]
+    )
+    merged = table.merge(reversed_table, on="diaSourceId")
+    np.testing.assert_allclose(merged["reliability_x"], merged["reliability_y"], atol=2e-7)
+
+
+def test_empty_input_gives_empty_table(package):
+    """No detections -> an empty table with the right columns, not an error."""
+    table = Scorer(package).score_stamps(Stamps(np.zeros((0, 3, 51, 51), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)), np.zeros(0, np.int64))
+    assert len(table) == 0 and tuple(table.columns) == SCORE_COLUMNS
+
+
+def test_wrong_stamp_size_or_ids_are_errors(package, rng):
+    """A 63-px stamp for a 51-px model, or ids of the wrong length, are refused."""
+    with pytest.raises(StampShapeError, match="51"):
+        Scorer(package).predict(rng.normal(size=(2, 3, 63, 63)).astype(np.float32))
+    with pytest.raises(StampShapeError, match="ids must have shape"):
+        Scorer(package).score_stamps(_stamps(rng, 3), np.arange(4))
+    with pytest.raises(ConfigError, match="batch_size"):
+        Scorer(package, batch_size=0)
+
+
+def test_score_dataset_matches_score_stamps(package, rng, tmp_path):
+    """Scoring a multi-part dataset = scoring its stamps in memory, in dataset order."""
+    stamps = _stamps(rng, 25)
+    table = pd.DataFrame({"diaSourceId": np.arange(100, 125), "snr": rng.uniform(5, 50, 25)})
+    dataset = open_dataset(write_dataset(tmp_path / "ds", table, stamps, rows_per_part=10))
+    assert len(dataset.parts) == 3
+    got = Scorer(package).score_dataset(dataset)
+    want = Scorer(package).score_stamps(stamps, table["diaSourceId"].to_numpy())
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_resolve_device():
+    """'auto' falls back to CPU; a GPU asked for but absent is a clear error."""
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
+    """fp32 scores equal across backends within 1e-5; the exported graph loads in ONNX Runtime."""
+    import onnxruntime as ort
+
+    from realbogus.scoring import export_onnx
+
+    data = rng.normal(scale=50, size=(300, 3, 51, 51)).astype(np.float32)
+    torch_scores = Scorer(package, backend="torch").predict(data)
+    onnx_scorer = Scorer(package, backend="onnx", batch_size=128)
+    assert onnx_scorer.backend == "onnx" and Scorer(package).backend == "onnx"
+    np.testing.assert_allclose(onnx_scorer.predict(data), torch_scores, rtol=0, atol=1e-5)
+    export_onnx(package, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"stamps": data[:10]})[0], torch_scores[:10], atol=1e-5)
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        Scorer(package, backend="tflite")

@@ -1,0 +1,120 @@
+"""Training: learns a separable toy problem, fine-tunes with a parent, resumes exactly."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from realbogus.dataset import balance_by_subsampling, open_dataset, split_by_group, write_dataset
+from realbogus.errors import ConfigError
+from realbogus.package import load_package
+from realbogus.scoring import Scorer
+from realbogus.stamps import Stamps
+from realbogus.train import StampTorchDataset, TrainConfig, stamp_memmap, train
+
+SIZE = 36
+
+
+def toy_dataset(path, n=600, seed=0):
+    """Real = a PSF-like blob in difference and science; Bogus = a dipole or pure noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - SIZE // 2
+    blob = np.exp(-(xx**2 + yy**2) / 8.0)
+    dipole = np.exp(-((xx - 2) ** 2 + yy**2) / 8.0) - np.exp(-((xx + 2) ** 2 + yy**2) / 8.0)
+    label = rng.integers(0, 2, n)
+    data = rng.normal(size=(n, 3, SIZE, SIZE)).astype(np.float32)
+    amp = rng.uniform(3, 8, n)[:, None, None]
+    data[:, 0] += np.where(label[:, None, None] == 1, amp * blob, amp * dipole * (rng.uniform(size=n) < 0.7)[:, None, None])
+    data[:, 1] += np.where(label[:, None, None] == 1, amp * blob, 0)
+    table = pd.DataFrame({
+        "diaSourceId": np.arange(n), "label": label, "origin": rng.choice(["injection", "gaia"], n),
+        "field": rng.integers(0, 30, n), "snr": rng.uniform(5, 20, n),
+    })
+    stamps = Stamps(data, np.ones(n, np.float32), np.zeros(n, bool))
+    return write_dataset(path, table, stamps)
+
+
+def test_split_groups_never_cross_and_keep_mix(rng):
+    """No field on two sides; fractions and label mix roughly kept."""
+    table = pd.DataFrame({"field": rng.integers(0, 200, 20_000), "label": rng.integers(0, 2, 20_000),
+                          "origin": rng.choice(["a", "b", "c"], 20_000)})
+    split = split_by_group(table, seed=3)
+    per_field = pd.Series(split).groupby(table["field"]).nunique()
+    assert (per_field == 1).all()
+    fractions = pd.Series(split).value_counts(normalize=True)
+    assert abs(fractions["train"] - 0.8) < 0.03 and abs(fractions["test"] - 0.1) < 0.03
+    for s in ("train", "validation", "test"):
+        assert abs(table.label[split == s].mean() - table.label.mean()) < 0.03
+    assert (split_by_group(table, seed=3) == split).all()
+
+
+def test_balance_by_subsampling():
+    """Every class is cut to the smallest; missing labels are left out."""
+    labels = np.array([1, 1, 1, 0, 0, np.nan, 1, 0, 1, 1])
+    keep = balance_by_subsampling(labels, seed=1)
+    assert np.sum(labels[keep] == 1) == np.sum(labels[keep] == 0) == 3
+    assert not np.isnan(labels[keep]).any()
+
+
+def test_torch_dataset_reads_lazily_and_flips(tmp_path):
+    """Items come from the memory map; flips are seeded per (seed, epoch, item)."""
+    ds = open_dataset(toy_dataset(tmp_path / "toy", n=20))
+    stamps = stamp_memmap(ds)
+    assert isinstance(stamps, np.memmap) and stamps.shape == (20, 3, SIZE, SIZE)
+    plain = StampTorchDataset(stamps, ds.table()["label"], np.arange(20))
+    x, y = plain[3]
+    assert torch.equal(x, torch.from_numpy(np.array(stamps[3])))
+    flipped = StampTorchDataset(stamps, ds.table()["label"], np.arange(20), flip_seed=0)
+    same = [torch.equal(flipped[i][0], plain[i][0]) for i in range(20)]
+    assert 0 < sum(same) < 20  # some items flipped, some not
+    assert all(torch.equal(flipped[i][0], flipped[i][0]) for i in range(5))  # deterministic
+
+
+def test_train_learns_and_fine_tunes_with_parent(tmp_path):
+    """A few epochs separate the toy classes (test AUC > 0.95); --from records the parent."""
+    data = toy_dataset(tmp_path / "toy")
+    config = TrainConfig(epochs=6, batch_size=32, lr=1e-3, seed=1)
+    reports = []
+    pkg = load_package(train(data, tmp_path / "m1", config=config, version="toy-v1", on_epoch=reports.append))
+    assert [r.epoch for r in reports] == list(range(6))
+    assert pkg.card.metrics["test_roc_auc"] > 0.95
+    assert pkg.card.parent is None and pkg.card.training_data["n_train"] > 0
+    assert not (tmp_path / "m1.train").exists()
+    child = load_package(train(data, tmp_path / "m2", config=TrainConfig(epochs=1, batch_size=32, seed=2),
+                               parent=tmp_path / "m1", version="toy-v2"))
+    assert child.card.parent == "toy-v1"
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    """Stop after epoch 1 of 3, rerun: the weights equal an uninterrupted run's exactly."""
+    data = toy_dataset(tmp_path / "toy", n=300)
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10)
+    full = load_package(train(data, tmp_path / "full", config=config, version="v"))
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(report):
+        if report.epoch == 1:
+            raise Interrupted  # as a crash or Ctrl-C would, after epoch 1's state is saved
+
+    with pytest.raises(Interrupted):
+        train(data, tmp_path / "resumed", config=config, version="v", on_epoch=stop_after_first)
+    assert (tmp_path / "resumed.train" / "state.pt").is_file() and not (tmp_path / "resumed").exists()
+    epochs = []
+    resumed = load_package(train(data, tmp_path / "resumed", config=config, version="v", on_epoch=lambda r: epochs.append(r.epoch)))
+    assert epochs == [2]
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(Interrupted):
+        train(data, tmp_path / "x", config=config, on_epoch=stop_after_first)
+    with pytest.raises(ConfigError, match="other settings"):
+        train(data, tmp_path / "x", config=TrainConfig(epochs=3, batch_size=16, seed=4))
+
+
+def test_config_validation():
+    """Bad settings fail before any work, naming the field."""
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="threshold"):
+        TrainConfig(threshold=1.5)
