@@ -268,3 +268,16 @@ def test_fuzz_packet_decoders_raise_only_input_error(data, rubin_msg, ztf_file):
                 break
         except InputError:
             pass
+
+
+def test_ztf_blank_template_pixels_are_invalid(shared_data):
+    """ZTF's -3.4e38 template blanks become 0 and leave valid_fraction, so scores stay finite."""
+    path = shared_data / "ztf" / "alerts" / "2475433850015015000.avro"
+    batch = read_alerts(path, stamp_size=63, workers=1)
+    rec = _first_record(path)
+    template, _ = decode_fits(rec["cutoutTemplate"]["stampData"])
+    n_blank = int((np.abs(template) > 1e30).sum())
+    assert n_blank == 2149
+    assert np.abs(batch.stamps.data).max() < 1e6
+    n_nan = sum(int(np.isnan(decode_fits(rec[k]["stampData"])[0]).sum()) for k in ("cutoutDifference", "cutoutScience", "cutoutTemplate"))
+    assert batch.stamps.valid_fraction[0] == pytest.approx(1 - (n_blank + n_nan) / (3 * 63 * 63))

@@ -31,7 +31,9 @@ __all__ = [
     "ALERT_SUFFIXES",
     "AlertBatch",
     "AlertFailure",
+    "BLANK_LIMIT",
     "Source",
+    "blank_to_nan",
     "expand_sources",
     "iter_alert_batches",
     "read_alerts",
@@ -50,6 +52,10 @@ ALERT_COLUMNS = tuple(
     dict.fromkeys((*BASE_COLUMNS, "diaSourceId", "candid", "objectId", "x", "y", "ra", "dec", "isNegative", "band", *RUBIN_FIELDS, *ZTF_FIELDS))
 )
 _DTYPES = {c: "Int64" if c in _INT else "boolean" if c in _BOOL else "string" if c in _STR else "Float64" for c in ALERT_COLUMNS}
+
+#: Pixels beyond this magnitude are blanks, not data (ZTF fills blank template pixels with
+#: -3.4e38 = -FLT_MAX); like NaN they become 0 and count out of `valid_fraction`.
+BLANK_LIMIT = 1e30
 
 Source = str | os.PathLike | bytes
 Progress = Callable[[int, int], None]
@@ -82,7 +88,8 @@ class AlertBatch:
         (Rubin's own score), ZTF `rb`, `drb`, `ssdistnr`, ...).
     stamps : Stamps
         (N, 3, S, S) float32 in CHANNELS order, in `stampUnits`, centred on the source pixel;
-        NaN and missing pixels are 0 and counted out of `valid_fraction`.
+        NaN, blank (|value| > `BLANK_LIMIT`) and missing pixels are 0 and counted out of
+        `valid_fraction`.
     failures : list of AlertFailure
         Packets that were rejected, with the reason.
     """
@@ -162,6 +169,17 @@ def decode_alert_bytes(
         raise InputError(msg)
 
 
+def blank_to_nan(plane: np.ndarray) -> np.ndarray:
+    """`plane` with |value| > `BLANK_LIMIT` set to NaN (a copy only when there are any)."""
+    if plane.dtype.kind != "f":
+        return plane
+    blank = np.abs(plane) > BLANK_LIMIT
+    if blank.any():
+        plane = plane.copy()
+        plane[blank] = np.nan
+    return plane
+
+
 def _read_source(source: str | tuple[str, bytes]) -> tuple[str, bytes]:
     if isinstance(source, tuple):
         return source
@@ -196,7 +214,7 @@ def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[
                 if schema is not None:
                     row["schema"] = schema
                 rows.append(row)
-                triplets.append(planes)
+                triplets.append([blank_to_nan(p) for p in planes])
                 centres.append(plane_centres)
         except InputError as exc:
             failures.append(AlertFailure(label, None, str(exc)))
