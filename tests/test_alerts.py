@@ -281,3 +281,31 @@ def test_ztf_blank_template_pixels_are_invalid(shared_data):
     assert np.abs(batch.stamps.data).max() < 1e6
     n_nan = sum(int(np.isnan(decode_fits(rec[k]["stampData"])[0]).sum()) for k in ("cutoutDifference", "cutoutScience", "cutoutTemplate"))
     assert batch.stamps.valid_fraction[0] == pytest.approx(1 - (n_blank + n_nan) / (3 * 63 * 63))
+
+
+def test_large_container_files_are_split_across_workers(shared_data, tmp_path, monkeypatch, rubin_msg):
+    """A container file over SPLIT_BYTES is decoded in block slices by several workers, same result."""
+    from realbogus.alerts import reader
+
+    paths = sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[:4]
+    with open(paths[0], "rb") as fh:
+        schema = fastavro.reader(fh).writer_schema
+    records = [_first_record(p) for p in paths if _first_record(p).get("candidate")] * 5
+    big = tmp_path / "big.avro"
+    with open(big, "wb") as fh:
+        fastavro.writer(fh, schema, records, sync_interval=50_000)  # about one record per block
+    _, record = decode_confluent(rubin_msg, where="x")
+    rubin_file = tmp_path / "rubin.avro"
+    with open(rubin_file, "wb") as fh:
+        fastavro.writer(fh, rubin_schema(900), [record] * 3)
+    single = read_alerts([big, rubin_file], stamp_size=51, workers=1)
+    monkeypatch.setattr(reader, "SPLIT_BYTES", 1000)
+    items = reader._split_large([str(big)], 3)
+    assert len(items) > 3 and all(isinstance(i, reader._Slice) for i in items)
+    assert sum(i.n_records for i in items) == len(records)
+    split = read_alerts([big, rubin_file], stamp_size=51, workers=2, chunk_size=3)
+    assert single.failures == [] and split.failures == []
+    assert list(split.table["index"]) == [*range(len(records)), 0, 1, 2]
+    assert list(split.table.survey) == ["ztf"] * len(records) + ["rubin"] * 3
+    pd.testing.assert_frame_equal(split.table, single.table)
+    np.testing.assert_array_equal(split.stamps.data, single.stamps.data)

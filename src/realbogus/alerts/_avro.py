@@ -28,6 +28,7 @@ __all__ = [
     "CONTAINER_MAGIC",
     "CONFLUENT_MAGIC",
     "ContainerFile",
+    "container_blocks",
     "read_container",
     "decode_confluent",
     "encode_confluent",
@@ -189,6 +190,45 @@ class ContainerFile:
                 index += 1
         except Exception as exc:  # noqa: BLE001
             yield index, InputError(f"{self.where}: record {index} does not decode ({type(exc).__name__}: {exc})")
+
+
+def container_blocks(path: str, *, probe: int = 1 << 16) -> tuple[int, list[tuple[int, int, int]]]:
+    """Block layout of a container file on disk, read with seeks (the data is not loaded).
+
+    Returns
+    -------
+    (header_end, blocks)
+        Offset where the first block starts, and (offset, n_records, n_bytes incl. sync)
+        per block. Raises InputError when the framing is corrupt.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(probe)
+        while True:
+            try:
+                header = ContainerFile(head, where=path)
+                break
+            except InputError:
+                if len(head) >= size or len(head) >= 1 << 26:
+                    raise
+                head += handle.read(len(head))
+        pos, blocks = header.data_start, []
+        while pos < size:
+            handle.seek(pos)
+            probe_bytes = handle.read(20)
+            try:
+                count, n = _read_long(probe_bytes, 0)
+                nbytes, n = _read_long(probe_bytes, n)
+            except (IndexError, ValueError):
+                msg = f"{path}: corrupt Avro block framing at byte {pos}"
+                raise InputError(msg) from None
+            total = n + nbytes + _SYNC_SIZE
+            if count <= 0 or nbytes < 0 or pos + total > size:
+                msg = f"{path}: corrupt Avro block framing at byte {pos}"
+                raise InputError(msg)
+            blocks.append((pos, count, total))
+            pos += total
+    return header.data_start, blocks
 
 
 def read_container(buf: bytes, *, where: str) -> ContainerFile:

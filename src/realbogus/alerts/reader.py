@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import ConfigError, InputError
 from ..stamps import CHANNELS, Stamps, resize_stamps
-from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, decode_confluent, read_container
+from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, container_blocks, decode_confluent, read_container
 from .rubin import RUBIN_CUTOUTS, RUBIN_FIELDS, rubin_cutouts, rubin_row
 from .ztf import ZTF_CUTOUTS, ZTF_FIELDS, ztf_cutouts, ztf_row
 
@@ -147,16 +147,17 @@ READ_FIELDS = frozenset(
 
 
 def decode_alert_bytes(
-    buf: bytes, *, where: str, keep: frozenset[str] | None = READ_FIELDS
+    buf: bytes, *, where: str, keep: frozenset[str] | None = READ_FIELDS, first_index: int = 0
 ) -> Iterator[tuple[int, dict | InputError, str | None]]:
     """Yield (index, record or InputError, Rubin schema id or None) for every packet in `buf`.
 
-    Only the top-level fields in `keep` are decoded (all when None).
+    Only the top-level fields in `keep` are decoded (all when None); container record indices
+    start at `first_index` (for a slice of a file's blocks).
     """
     if buf[:4] == CONTAINER_MAGIC:
         container = read_container(buf, where=where)
         for index, record in container.records(keep):
-            yield index, record, None
+            yield first_index + index, record, None
     elif buf[:1] == CONFLUENT_MAGIC:
         try:
             schema_id, record = decode_confluent(buf, where=where, keep=keep)
@@ -180,12 +181,33 @@ def blank_to_nan(plane: np.ndarray) -> np.ndarray:
     return plane
 
 
-def _read_source(source: str | tuple[str, bytes]) -> tuple[str, bytes]:
+class _Slice(NamedTuple):
+    """Consecutive blocks of a large container file: a work unit of its own."""
+
+    path: str
+    header_end: int
+    start: int
+    end: int
+    first_index: int
+    n_records: int
+
+
+def _read_source(source: str | tuple[str, bytes] | _Slice) -> tuple[str, bytes, int]:
+    """-> (label, bytes, index of the first record)."""
+    if isinstance(source, _Slice):
+        try:
+            with open(source.path, "rb") as handle:
+                header = handle.read(source.header_end)
+                handle.seek(source.start)
+                return source.path, header + handle.read(source.end - source.start), source.first_index
+        except OSError as exc:
+            msg = f"{source.path}: cannot be read ({exc.strerror or exc})"
+            raise InputError(msg) from exc
     if isinstance(source, tuple):
-        return source
+        return source[0], source[1], 0
     try:
         with open(source, "rb") as handle:
-            return source, handle.read()
+            return source, handle.read(), 0
     except OSError as exc:
         msg = f"{source}: cannot be read ({exc.strerror or exc})"
         raise InputError(msg) from exc
@@ -195,10 +217,10 @@ def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[
     """Worker: decode a list of sources into (table, stamps, failures). Never raises InputError."""
     rows, triplets, centres, failures = [], [], [], []
     for source in sources:
-        label = source[0] if isinstance(source, tuple) else source
+        label = source if isinstance(source, str) else source[0]
         try:
-            label, buf = _read_source(source)
-            packets = decode_alert_bytes(buf, where=label)
+            label, buf, first_index = _read_source(source)
+            packets = decode_alert_bytes(buf, where=label, first_index=first_index)
             for index, record, schema in packets:
                 if isinstance(record, InputError):
                     failures.append(AlertFailure(label, index, str(record)))
@@ -254,9 +276,56 @@ def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str
     return out
 
 
+#: Container files larger than this are split into slices of blocks decoded in parallel.
+SPLIT_BYTES = 8 << 20
+
+
+def _weight(item: object) -> int:
+    return item.n_records if isinstance(item, _Slice) else 1
+
+
+def _split_large(items: list, target: int) -> list:
+    """Replace large container files by slices of about `target` records (whole blocks)."""
+    out = []
+    for item in items:
+        if not isinstance(item, str) or os.path.getsize(item) < SPLIT_BYTES:
+            out.append(item)
+            continue
+        try:
+            with open(item, "rb") as handle:
+                is_container = handle.read(4) == CONTAINER_MAGIC
+            header_end, blocks = container_blocks(item) if is_container else (0, [])
+        except (InputError, OSError):
+            blocks = []  # the worker will read the whole file and report what is wrong
+        if len(blocks) < 2:
+            out.append(item)
+            continue
+        first = index = n = 0
+        for k, (offset, count, nbytes) in enumerate(blocks):
+            if n == 0:
+                start, first = offset, index
+            n += count
+            index += count
+            if n >= target or k == len(blocks) - 1:
+                out.append(_Slice(item, header_end, start, offset + nbytes, first, n))
+                n = 0
+    return out
+
+
 def _chunks(items: list, n_chunks: int, max_chunk: int) -> list[list]:
-    size = max(1, min(max_chunk, -(-len(items) // max(1, n_chunks))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    """Group work items into chunks of about equal weight (records), at most `max_chunk` each."""
+    total = sum(_weight(i) for i in items)
+    target = max(1, min(max_chunk, -(-total // max(1, n_chunks))))
+    chunks, current, weight = [], [], 0
+    for item in items:
+        current.append(item)
+        weight += _weight(item)
+        if weight >= target:
+            chunks.append(current)
+            current, weight = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _check_options(stamp_size: int, workers: int | None, chunk_size: int) -> int:
@@ -287,18 +356,21 @@ def iter_alert_batches(
     """
     n_workers = _check_options(stamp_size, workers, chunk_size)
     items = expand_sources(sources)
+    if n_workers > 1:
+        items = _split_large(items, chunk_size)
     chunks = _chunks(items, n_workers * 4, chunk_size)
+    total = sum(_weight(i) for i in items)
     done = 0
     if n_workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
             batch = AlertBatch(*_decode_chunk(chunk, int(stamp_size)))
-            done += len(chunk)
+            done += sum(_weight(i) for i in chunk)
             if progress is not None:
-                progress(done, len(items))
+                progress(done, total)
             yield batch
         return
     with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
-        yield from _pipelined(pool, chunks, int(stamp_size), 2 * n_workers, progress, len(items))
+        yield from _pipelined(pool, chunks, int(stamp_size), 2 * n_workers, progress, total)
 
 
 def _pipelined(pool: Executor, chunks: list, size: int, depth: int, progress: Progress | None, total: int) -> Iterator[AlertBatch]:
@@ -306,13 +378,13 @@ def _pipelined(pool: Executor, chunks: list, size: int, depth: int, progress: Pr
     queue = iter(chunks)
     done = 0
     for chunk in queue:
-        pending.append((len(chunk), pool.submit(_decode_chunk, chunk, size)))
+        pending.append((sum(_weight(i) for i in chunk), pool.submit(_decode_chunk, chunk, size)))
         if len(pending) >= depth:
             break
     while pending:
         n, future = pending.popleft()
         for chunk in queue:
-            pending.append((len(chunk), pool.submit(_decode_chunk, chunk, size)))
+            pending.append((sum(_weight(i) for i in chunk), pool.submit(_decode_chunk, chunk, size)))
             break
         batch = AlertBatch(*future.result())
         done += n
@@ -361,7 +433,8 @@ def read_alerts(
     chunk_size : int
         Most sources per work unit sent to a worker.
     progress : callable(done, total), optional
-        Called with the number of sources done.
+        Called with the work done: files and messages count 1, slices of large container
+        files (over `SPLIT_BYTES`, split by blocks so that workers share them) their records.
 
     Returns
     -------
