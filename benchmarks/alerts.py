@@ -150,13 +150,36 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
+def single_core(args, console) -> None:
+    """Decode cost per alert in one process: astropy path vs ours (no pool, no scoring)."""
+    from realbogus.alerts.reader import _decode_chunk
+
+    table = Table(title="decode cost per alert, one process")
+    for column in ("survey", "files", "astropy ms/alert", "ours ms/alert", "speed-up"):
+        table.add_column(column)
+    for survey, pattern, size in (("ztf", "*.avro", 63), ("rubin", "*.msg", 51)):
+        files = [str(p) for p in sorted((args.data / survey / "alerts").glob(pattern))]
+        files = (files * -(-args.single_core // len(files)))[: args.single_core]
+        astropy_chunk(files[:50], size)
+        _decode_chunk(files[:50], size)  # warm: schemas parsed, modules loaded
+        t_a, _ = timed(lambda: astropy_chunk(files, size))
+        t_o, _ = timed(lambda: _decode_chunk(files, size))
+        table.add_row(survey, str(len(files)), f"{t_a / len(files) * 1e3:.3f}", f"{t_o / len(files) * 1e3:.3f}", f"{t_a / t_o:.1f}x")
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000, help="alerts per survey (files, replicated)")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--single-core", type=int, default=0, metavar="N",
+                        help="instead: ms per alert in this one process on N files per survey (decode only)")
     args = parser.parse_args()
     console = Console()
+    if args.single_core:
+        single_core(args, console)
+        return
     table = Table(title=f"alerts -> score table, {args.workers} worker processes, {os.cpu_count()} cores")
     for column in ("survey", "path", "alerts", "decode alerts/s", "end-to-end alerts/s", "end-to-end vs astropy", "max |score - astropy|"):
         table.add_column(column, justify="right" if column not in ("survey", "path") else "left")
