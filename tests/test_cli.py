@@ -19,7 +19,7 @@ def test_help_lists_commands():
     """`realbogus --help` explains itself and lists the commands."""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("score", "models", "package", "demo"):
+    for command in ("score", "models", "package", "train", "evaluate", "crowd", "demo"):
         assert command in result.output
 
 
@@ -71,7 +71,7 @@ def test_score_dataset_to_csv_and_errors(rng, tmp_path):
     assert not any((tmp_path / n).exists() for n in ("x.csv", "y.csv", "z.csv"))
 
 
-def test_demo_does_not_pretend():
-    """Until the trained model ships, the demo says so and fails."""
-    result = runner.invoke(app, ["demo"])
-    assert result.exit_code == 2 and "not available" in result.output
+def test_demo_without_the_model_says_so(tmp_path):
+    """A model that is not there is a clear error, not a pretend report."""
+    result = runner.invoke(app, ["demo", "--model", "no-such-model", "--out", str(tmp_path / "d"), "--visits", "1"])
+    assert result.exit_code == 1 and "no-such-model" in result.output

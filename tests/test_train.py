@@ -118,3 +118,18 @@ def test_config_validation():
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="threshold"):
         TrainConfig(threshold=1.5)
+
+
+def test_choose_cutoff_prefers_window_middle_then_crossing():
+    """Window middle when the requirement holds somewhere; else the P = C crossing; else 0.5."""
+    from realbogus.train import choose_cutoff
+
+    labels = np.array([0] * 50 + [1] * 50)
+    separable = np.concatenate([np.linspace(0, 0.4, 50), np.linspace(0.6, 1, 50)])
+    cut, how = choose_cutoff(labels, separable)
+    assert 0.4 < cut <= 0.6 and "window" in how
+    noisy = np.random.default_rng(0).uniform(size=100)
+    cut, how = choose_cutoff(labels, noisy)
+    assert "crossing" in how or "default" in how
+    cut, how = choose_cutoff(labels, separable, snr=np.full(100, 3.0))  # nothing above SNR 5
+    assert (cut, how) == (0.5, "default 0.5 (no window or crossing on validation)")

@@ -133,7 +133,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
     version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
-    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+    cutoff: Annotated[str, typer.Option(help="Cutoff for the card: a number, or auto (chosen on the validation split).")] = "auto",
 ) -> None:
     """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
     from .train import TrainConfig
@@ -150,7 +150,8 @@ def train(
             )
 
         with progress_bar("training") as progress:
-            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=cutoff, on_epoch=show, progress=progress)
+            chosen = cutoff if cutoff == "auto" else float(cutoff)
+            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=chosen, on_epoch=show, progress=progress)
     except RealBogusError as exc:
         raise fail(exc) from exc
     console.print(f"wrote {path}")
@@ -203,6 +204,63 @@ def package_import_rubin(
     console.print(f"imported {rubin} -> {out}")
 
 
+# --- evaluate (issue 4) -----------------------------------------------------------------------
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[list[str], typer.Option("--model", help="Model package (directory, .zip or built-in name); repeat to compare several.")],
+    data: Annotated[Path, typer.Option(help="Labelled stamp dataset directory (realbogus dataset).")],
+    out: Annotated[Path, typer.Option(help="Report directory to write: metrics.json, report.html, figures/, curves/.")],
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")] = 200,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
+) -> None:
+    """Evaluate model versions side by side: requirement window, P = C crossing, slices, report."""
+    import warnings
+
+    from .errors import RealBogusWarning
+    from .evaluate import evaluate_packages
+
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console,
+        ) as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RealBogusWarning)
+            tasks: dict[str, int] = {}
+
+            def update(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = evaluate_packages(model, data, out, n_boot=n_boot, seed=seed, overwrite=overwrite, progress=update)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    table = Table(title="requirement window (purity >= 0.95, completeness >= 0.90)")
+    for column in ("model", "population", "Real/Bogus", "window", "P = C (threshold: value)", "AUC"):
+        table.add_column(column)
+    for name, entry in result.metrics["models"].items():
+        for pop, s in entry["populations"].items():
+            if s is None:
+                table.add_row(name, pop, "-", "not computed", "-", "-")
+                continue
+            win, cross = s["window"], s["crossing"]
+            table.add_row(
+                name, pop, f"{s['n_real']}/{s['n_bogus']}",
+                "none" if win is None else f"[{win['low']:.3f}, {win['high']:.3f}]",
+                "-" if cross is None else f"{cross['threshold']:.3f}: {cross['value']:.3f}",
+                "-" if s["auc"] is None else f"{s['auc']:.3f}",
+            )
+    console.print(table)
+    n_warn = sum(issubclass(w.category, RealBogusWarning) for w in caught)
+    if result.metrics["warnings"]:
+        console.print(f"[yellow]{len(result.metrics['warnings'])} degenerate slice(s)/population(s)[/]: see 'warnings' in metrics.json")
+    elif n_warn:
+        console.print(f"[yellow]{n_warn} warning(s)[/]")
+    console.print(f"report -> {result.report}")
+
 # --- alert packets (issue 7/9) ------------------------------------------------------------
 
 
@@ -248,13 +306,223 @@ def score_alerts_command(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    out: Annotated[Path, typer.Option(help="Output directory (replaced if it exists).")] = Path("realbogus-demo"),
+    retrain: Annotated[bool, typer.Option("--retrain", help="Also simulate a training survey and train a model on the spot.")] = False,
+    model: Annotated[str, typer.Option(help="Model to score with (ignored with --retrain).")] = "rubin-v0.1",
+    visits: Annotated[int, typer.Option(help="Visits of the simulated survey to score.")] = 6,
+    seed: Annotated[int, typer.Option(help="Survey seed (the default was never used to build a model).")] = 20261126,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for the simulation (default: all cores).")] = None,
+) -> None:
     """Simulate a small survey, score it with rubin-v0.1, evaluate it and write a report."""
+    from .demo import run_demo
+
+    bar_context = progress_bar("demo")
+    try:
+        with bar_context as progress:
+            result = run_demo(out, model=model, visits=visits, seed=seed, retrain=retrain, workers=workers,
+                              stage=lambda text: console.print(f"[bold]>[/] {text}"), progress=progress)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    overall = result.metrics["populations"]["overall"] or {}
+    requirement = result.metrics["populations"]["requirement"] or {}
+
+    def window(summary: dict) -> str:
+        w = summary.get("window")
+        return f"[{w['low']:.3f}, {w['high']:.3f}]" if w else "none"
+
     console.print(
-        "[bold yellow]realbogus demo is not available yet[/]: it needs the trained built-in model "
-        "rubin-v0.1, which no release ships so far. `realbogus --help` lists what works today."
+        f"\n[bold]{result.n_detections} simulated detections scored with {result.model_version}[/]\n"
+        f"  SNR > 5:        AUC {overall.get('auc', float('nan')):.4f}, purity {overall.get('purity_at_cutoff', float('nan')):.3f} "
+        f"and completeness {overall.get('completeness_at_cutoff', float('nan')):.3f} at the cutoff, "
+        f"requirement window {window(overall)}\n"
+        f"  SNR 5.5 - 6.5:  requirement window {window(requirement)}\n"
+        f"  report: {result.report}\n  scores: {result.scores}\n  data:   {result.out / 'data'} (preview.png)"
     )
-    raise typer.Exit(code=2)
+
+
+# --- crowd: Zooniverse exports, SWAP, simulated volunteers, label sets (issue 6) -------------
+crowd_app = typer.Typer(help="Crowd labels: simulate volunteers, aggregate Panoptes exports, make subjects and training sets.",
+                        no_args_is_help=True)
+app.add_typer(crowd_app, name="crowd")
+
+
+@crowd_app.command("simulate")
+def crowd_simulate(
+    dataset: str = typer.Argument(..., help="realbogus dataset directory (needs label; snr, origin used if present)"),
+    out: str = typer.Option(..., "--out", help="classification export CSV to write"),
+    volunteers: int = typer.Option(400, help="number of volunteers"),
+    reference_fraction: float = typer.Option(0.05, help="fraction of subjects with a reference (feedback) answer"),
+    reference_rate: float = typer.Option(0.02, help="extra feedback views, as a fraction of classifications"),
+    faint_snr: float = typer.Option(5.5, help="SNR at which real sources are called Real half as often"),
+    faint_width: float = typer.Option(0.6, help="width of the low-SNR bias in SNR (0 = no bias)"),
+    logged_out: float = typer.Option(0.2, help="fraction of volunteers not logged in"),
+    truth: str | None = typer.Option(None, help="also write the subjects' truth table (CSV) here"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Simulate a Zooniverse crowd classifying a dataset and write a Panoptes export."""
+    from .crowd.simulate import CrowdConfig, simulate_crowd, write_export
+    from .dataset import open_dataset
+    from .errors import RealBogusError
+
+    try:
+        table = open_dataset(dataset).table()
+        cfg = CrowdConfig(n_volunteers=volunteers, reference_fraction=reference_fraction,
+                          reference_rate=reference_rate, faint_snr=faint_snr, faint_width=faint_width,
+                          logged_out_fraction=logged_out)
+        sim = simulate_crowd(table, config=cfg, seed=seed)
+        write_export(sim, out, seed=seed)
+        if truth:
+            sim.subjects.to_csv(truth, index=False)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"wrote {len(sim.votes)} classifications of {len(sim.subjects)} subjects by "
+                  f"{len(sim.volunteers)} volunteers to {out}")
+
+
+@crowd_app.command("aggregate")
+def crowd_aggregate(
+    export: str = typer.Argument(..., help="Panoptes classification export CSV"),
+    out: str = typer.Option(..., "--out", help="labels Parquet file to write"),
+    method: str = typer.Option("swap", help="swap | majority | dawid-skene"),
+    reference: str | None = typer.Option(None, help="reference CSV (subject_id, label 1/0 or answer); default: #feedback_1_answer"),
+    task: str = typer.Option("T0", help="question task key"),
+    answers: str = typer.Option("Real,Bogus", help="answer labels in index order"),
+    real_answer: str | None = typer.Option(None, help="the answer meaning Real (default: the first)"),
+    workflow_export: str | None = typer.Option(None, help="workflows CSV: take the answer labels from it (needs --workflow-id)"),
+    workflow_id: int | None = typer.Option(None, help="workflow to keep"),
+    workflow_version: str | None = typer.Option(None, help="major ('12') or exact ('12.3') version"),
+    prior: float = typer.Option(0.5, help="SWAP prior Pr(Real)"),
+    pseudo_count: float = typer.Option(0.0, help="SWAP pseudo-count gamma (0 = DMTN raw fractions)"),
+    mode: str = typer.Option("online", help="SWAP online | offline"),
+    stability: str = typer.Option("dmtn", help="dmtn | analysis-code"),
+    min_used: int = typer.Option(0, help="SWAP: subjects with fewer used classifications get no label set"),
+    volunteers_out: str | None = typer.Option(None, help="also write the volunteer table (Parquet)"),
+) -> None:
+    """Aggregate a Panoptes export into per-subject labels (Pr(Real), stable and unstable sets)."""
+    from .crowd.aggregate import aggregate_export
+    from .crowd.panoptes import workflow_answers
+    from .errors import ConfigError, RealBogusError
+
+    options: dict = {"stability": stability}
+    if method == "swap":
+        options.update(prior=prior, pseudo_count=pseudo_count, mode=mode, min_used=min_used)
+    try:
+        labels_in_order = tuple(a.strip() for a in answers.split(","))
+        if workflow_export:
+            if workflow_id is None:
+                raise ConfigError("--workflow-export needs --workflow-id")
+            labels_in_order = workflow_answers(workflow_export, workflow_id=workflow_id, task=task,
+                                               workflow_version=workflow_version)
+        labels, dropped = aggregate_export(
+            export, method=method, reference=reference, task=task,
+            answers=labels_in_order, real_answer=real_answer, workflow_id=workflow_id,
+            workflow_version=workflow_version, **options)
+        labels.to_parquet(out)
+        if volunteers_out:
+            labels.volunteers.to_parquet(volunteers_out, index=False)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    s = labels.subjects
+    console.print(f"{method}: {len(s)} subjects; unstable set {int(s.unstable.sum())} "
+                  f"(Real {int((s.unstable & (s.p_real >= 0.5)).sum())}), stable set {int(s.stable.sum())} "
+                  f"(Real {int((s.stable & (s.p_real >= 0.5)).sum())}); dropped rows {dropped}; wrote {out}")
+
+
+@crowd_app.command("subjects")
+def crowd_subjects(
+    dataset: str = typer.Argument(..., help="realbogus dataset directory"),
+    out: str = typer.Option(..., "--out", help="output directory (PNGs and manifests)"),
+    reference_fraction: float = typer.Option(0.0, help="fraction of labelled detections made reference subjects"),
+    scores: str | None = typer.Option(None, help="previous model's scores (Parquet or CSV: diaSourceId, reliability)"),
+    scale: int = typer.Option(4, help="panel enlargement factor"),
+    seed: int = typer.Option(0, help="seed of the reference draw"),
+    overwrite: bool = typer.Option(False, help="replace an existing output directory"),
+) -> None:
+    """Write Zooniverse subjects (template | science | difference PNGs) and Panoptes manifests."""
+    import pandas as pd
+
+    from .crowd.subjects import write_subjects
+    from .errors import InputError, RealBogusError
+
+    try:
+        table = None
+        if scores:
+            try:
+                table = pd.read_parquet(scores) if scores.endswith(".parquet") else pd.read_csv(scores)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{scores}: unreadable score table ({exc})") from exc
+        with progress_bar("subjects") as progress:
+            manifest = write_subjects(dataset, out, reference_fraction=reference_fraction, scores=table,
+                                      scale=scale, seed=seed, overwrite=overwrite, progress=progress)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    counts = manifest["subject_set"].value_counts().to_dict()
+    console.print(f"wrote {len(manifest)} subjects to {out}; subject sets {counts}")
+
+
+@crowd_app.command("labels")
+def crowd_labels(
+    labels: str = typer.Argument(..., help="labels Parquet file from `realbogus crowd aggregate`"),
+    data: str = typer.Option(..., "--data", help="the dataset the subjects came from"),
+    out: str = typer.Option(..., "--out", help="training dataset directory to write"),
+    label_set: str = typer.Option("stable", "--set", help="stable | unstable"),
+    balance: bool = typer.Option(True, help="balance Real/Bogus by subsampling"),
+    include_reference: bool = typer.Option(True, help="keep reference subjects"),
+    seed: int = typer.Option(0, help="seed of the subsampling"),
+    overwrite: bool = typer.Option(False, help="replace an existing output directory"),
+) -> None:
+    """Turn a crowd label set into a (balanced) realbogus training dataset."""
+    from .crowd.core import read_labels
+    from .crowd.labels import training_dataset
+    from .dataset import open_dataset
+    from .errors import RealBogusError
+
+    try:
+        table, _ = read_labels(labels)
+        path = training_dataset(table, data, out, which=label_set, balance=balance,
+                                include_reference=include_reference, seed=seed, overwrite=overwrite)
+        counts = open_dataset(path).manifest["counts"]
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(f"wrote {out}: {counts}")
+# --- end crowd ----------------------------------------------------------------------------
+
+
+# --- simulate (realbogus.sim) -------------------------------------------------------------------
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output dataset directory (must not exist unless --overwrite).")],
+    survey: Annotated[str, typer.Option(help="Survey preset: rubin, ztf, rubin-small or ztf-small.")] = "rubin",
+    visits: Annotated[int, typer.Option(help="Science visits to simulate (grouped into fields).")] = 20,
+    seed: Annotated[int, typer.Option(help="Survey seed: the same seed gives the same dataset.")] = 1,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file overriding the preset (nested keys).")] = None,
+    save_images: Annotated[bool, typer.Option("--save-images", help="Also write FITS images + catalogs per visit.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
+) -> None:
+    """Simulate a DIA survey and write a labelled stamp dataset with DIR/preview.png."""
+    import json
+
+    from .sim import load_config, simulate_survey
+
+    try:
+        cfg = load_config(config, survey=survey)
+        with progress_bar(f"simulating {cfg.name} visits") as progress:
+            path = simulate_survey(
+                cfg, n_visits=visits, seed=seed, out=out, workers=workers,
+                save_images=save_images, overwrite=overwrite, progress=progress,
+            )
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    summary = json.loads((path / "summary.json").read_text())
+    console.print(
+        f"{summary['n_detections']} detections ({summary['n_real']} Real, {summary['n_bogus']} Bogus) "
+        f"from {summary['n_visits']} visits -> {path} (preview: {path / 'preview.png'})"
+    )
+
+
+# --- end simulate ---------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,7 @@ from .model import build_model
 from .package import ModelCard, ModelPackage, load_package, save_package
 from .tables import atomic_path
 
-__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "stamp_memmap", "train"]
+__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "stamp_memmap", "train"]
 
 STATE = "state.pt"
 
@@ -168,6 +168,31 @@ def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 10
     return total / max(len(indices), 1), reliability[order]
 
 
+def choose_cutoff(labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None = None) -> tuple[float, str]:
+    """A cutoff from held-out (validation) scores, and how it was chosen.
+
+    On detections with SNR > 5 (all when `snr` is None): the middle of the OSS-REQ-0353 window
+    (purity >= 0.95 and completeness >= 0.90) when there is one, a margin against both edges;
+    else the P = C crossing; else 0.5.
+    """
+    import warnings
+
+    from . import metrics
+    from .errors import RealBogusWarning
+
+    keep = np.ones(len(labels), bool) if snr is None else np.asarray(snr) > 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        curve = metrics.purity_completeness(labels[keep], scores[keep])
+        window = metrics.requirement_window(curve) if len(curve.thresholds) else None
+        if window is not None:
+            return float((window.low + window.high) / 2), "middle of the requirement window on validation"
+        cross = metrics.crossing(curve) if len(curve.thresholds) else None
+    if cross is not None:
+        return float(cross.threshold), "P = C crossing on validation (no requirement window)"
+    return 0.5, "default 0.5 (no window or crossing on validation)"
+
+
 def _purity_completeness(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
     selected = scores >= threshold
     tp = float(np.sum(selected & (labels == 1)))
@@ -202,7 +227,7 @@ def train(
     parent: str | os.PathLike | ModelPackage | None = None,
     name: str = "realbogus",
     version: str | None = None,
-    cutoff: float = 0.5,
+    cutoff: float | str = "auto",
     threads: int | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -218,6 +243,9 @@ def train(
         Package directory to write; `<out>.train/` holds the resumable run state.
     parent : package, optional
         Start from its weights and record its version as the card's `parent`.
+    cutoff : float or "auto"
+        The card's cutoff; "auto" chooses it on the validation split (`choose_cutoff`), on all
+        its rows in their natural class mix (not the balanced subsample).
     progress : callable(done, total)
         Called after each training batch; `total` = epochs x batches.
 
@@ -317,6 +345,15 @@ def train(
         msg = f"{state_path}: no finished epoch to take weights from"
         raise ConfigError(msg)
     model.load_state_dict(best_state)
+    cutoff_note = "given"
+    if cutoff == "auto":
+        val_all = rows[split == "validation"]
+        _, val_scores = _evaluate(model, stamps, labels, val_all)
+        snr = table["snr"].to_numpy(float)[val_all] if "snr" in table else None
+        cutoff, cutoff_note = choose_cutoff(labels[val_all], val_scores, snr)
+    elif not isinstance(cutoff, (int, float)) or not 0 <= cutoff <= 1:
+        msg = f"cutoff must be 'auto' or a number in [0, 1]; got {cutoff!r}"
+        raise ConfigError(msg)
     test_metrics = {}
     if len(test_rows):
         _, test_scores = _evaluate(model, stamps, labels, test_rows)
@@ -338,7 +375,7 @@ def train(
             "n_validation": int(len(val_rows)), "n_test": int(len(test_rows)),
             "split": "grouped by field, stratified by label and origin", "split_seed": config.seed,
         },
-        metrics={"best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
+        metrics={"cutoff_choice": cutoff_note, "best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
     )
     path = save_package(out, model, card, overwrite=True)
     shutil.rmtree(state_dir, ignore_errors=True)

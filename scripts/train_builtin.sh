@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the built-in models rubin-v0.1 and ztf-v0.1 from simulated data, end to end:
+# simulate (train, independent test, and for rubin an unlike "COSMOS-like" injection run),
+# train, evaluate on the independent sets, write those metrics into the card, and install the
+# package under src/realbogus/models/. Seeds are fixed here and recorded in each card.
+#
+#   bash scripts/train_builtin.sh [rubin|ztf|all]      (BUILD=build by default)
+#
+# Sizes can be lowered for a trial run: RUBIN_TRAIN_VISITS, RUBIN_TEST_VISITS, ZTF_*, EPOCHS;
+# INSTALL=0 leaves src/realbogus/models/ alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which="${1:-all}"
+BUILD="${BUILD:-build}"
+EPOCHS="${EPOCHS:-20}"
+HOSTS="$(cd .. && pwd)/shared/data/hosts/galsim"
+mkdir -p "$BUILD"
+
+build() {  # name survey train_visits test_visits train_seed test_seed [extra test sets...]
+    local name=$1 survey=$2 ntrain=$3 ntest=$4 strain=$5 stest=$6
+    realbogus simulate --survey "$survey" --visits "$ntrain" --seed "$strain" --out "$BUILD/$name-train" --overwrite
+    realbogus simulate --survey "$survey" --visits "$ntest" --seed "$stest" --out "$BUILD/$name-test" --overwrite
+    rm -rf "$BUILD/$name"
+    realbogus train --data "$BUILD/$name-train" --out "$BUILD/$name" --name "${name%%-*}" --version "$name" --patience "${PATIENCE:-4}" \
+        --epochs "$EPOCHS" --seed 1 --cutoff auto
+    realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-test" --out "$BUILD/$name-report-test" --overwrite
+    local reports=("independent_test=$BUILD/$name-report-test") seeds="{\"train\": $strain, \"test\": $stest"
+    if [ "$survey" = rubin ]; then
+        local cosmos="$BUILD/cosmos-like.yaml"
+        cp scripts/cosmos-like.yaml "$cosmos"
+        if [ -d "$HOSTS" ]; then
+            printf 'scene:\n  real_host_fraction: 0.5\n  hosts_dir: %s\n' "$HOSTS" >> "$cosmos"
+        fi
+        realbogus simulate --survey rubin --config "$cosmos" --visits "$ntest" --seed 303 --out "$BUILD/$name-cosmos" --overwrite
+        realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-cosmos" --out "$BUILD/$name-report-cosmos" --overwrite
+        reports+=("cosmos_like_injections=$BUILD/$name-report-cosmos")
+        seeds="$seeds, \"cosmos_like\": 303"
+    fi
+    python scripts/card_metrics.py "$BUILD/$name" "${reports[@]}" --seeds "$seeds}"
+    [ "${INSTALL:-1}" = 1 ] || return 0
+    rm -rf "src/realbogus/models/$name"
+    mkdir -p src/realbogus/models
+    cp -r "$BUILD/$name" "src/realbogus/models/$name"
+}
+
+if [ "$which" = rubin ] || [ "$which" = all ]; then
+    build rubin-v0.1 rubin "${RUBIN_TRAIN_VISITS:-700}" "${RUBIN_TEST_VISITS:-150}" 101 202
+fi
+if [ "$which" = ztf ] || [ "$which" = all ]; then
+    build ztf-v0.1 ztf "${ZTF_TRAIN_VISITS:-900}" "${ZTF_TEST_VISITS:-200}" 111 212
+fi

@@ -1,0 +1,562 @@
+"""Evaluate one or more models on one labelled detection table: metrics.json, figures, report.
+
+:func:`evaluate` takes the detection table and ``{model_version: reliability}``, computes every
+number with :mod:`realbogus.metrics`, draws the figures with :mod:`realbogus.report` and writes,
+atomically (a temporary directory renamed into place)::
+
+    OUT/metrics.json            every number, keys documented in docs/metrics.md
+    OUT/report.html             self-contained (figures embedded as data URIs)
+    OUT/figures/<name>.png      the figures
+    OUT/curves/<model>.csv      purity/completeness at every distinct threshold, per population
+
+:func:`evaluate_packages` scores a stamp dataset with model packages first (the CLI's path).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from . import __version__
+from . import metrics as M
+from .errors import ConfigError, InputError, PackageError, RealBogusWarning
+from .report import FigureData, render_html, write_figures
+
+__all__ = [
+    "METRICS_SCHEMA_VERSION",
+    "POPULATIONS",
+    "SLICE_COLUMNS",
+    "EvaluationResult",
+    "evaluate",
+    "evaluate_packages",
+]
+
+METRICS_SCHEMA_VERSION = 1
+#: The two populations of the headline numbers: (name, description, SNR low, SNR high, closed).
+POPULATIONS = {
+    "overall": "labelled detections with snr > 5 (DMTN-337's convention)",
+    "requirement": "labelled detections with 5.5 <= snr <= 6.5 (OSS-REQ-0353 is set at SNR 6)",
+}
+#: Table columns sliced on when present (plus the SNR bins, under the key "snr_bin").
+SLICE_COLUMNS = ("origin", "truthKind", "isNegative")
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What :func:`evaluate` wrote: the output directory and the metrics it holds."""
+
+    path: Path
+    metrics: dict
+
+    @property
+    def report(self) -> Path:
+        """The self-contained HTML report."""
+        return self.path / "report.html"
+
+
+# ------------------------------------------------------------------------------ validation ---
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for missing or non-numeric values (nullable dtypes too)."""
+    return pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+
+
+def _labels(table: pd.DataFrame) -> np.ndarray:
+    """Label column -> float array with 1, 0 and NaN (unknown)."""
+    if "label" not in table.columns:
+        msg = (
+            "the detection table needs a 'label' column (1 Real, 0 Bogus, null unknown); "
+            f"has {list(table.columns)}"
+        )
+        raise InputError(msg)
+    lab = _floats(table["label"])
+    raw_missing = table["label"].isna().to_numpy()
+    bad = (np.isnan(lab) & ~raw_missing) | (~np.isnan(lab) & ~np.isin(lab, (0.0, 1.0)))
+    if bad.any():
+        values = table["label"][bad].unique()[:5].tolist()
+        msg = f"label must be 1 (Real), 0 (Bogus) or null; got {values}"
+        raise InputError(msg)
+    return lab
+
+
+def _check_scores(scores: Mapping[str, npt.ArrayLike], n: int) -> dict[str, np.ndarray]:
+    if not scores:
+        msg = "scores must map at least one model version to its reliability array"
+        raise InputError(msg)
+    out = {}
+    for name, values in scores.items():
+        if not isinstance(name, str) or not name:
+            msg = f"model versions must be non-empty strings; got {name!r}"
+            raise InputError(msg)
+        r = np.asarray(values, dtype=np.float64)
+        if r.shape != (n,):
+            msg = f"model {name}: reliability has shape {r.shape}, the table has {n} rows"
+            raise InputError(msg)
+        if not np.isfinite(r).all() or (n and (r.min() < 0 or r.max() > 1)):
+            msg = f"model {name}: reliability must be finite and in [0, 1]"
+            raise InputError(msg)
+        out[name] = r
+    return out
+
+
+def _safe_names(names: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+        safe, k = base, 1
+        while safe.lower() in used:
+            k += 1
+            safe = f"{base}-{k}"
+        used.add(safe.lower())
+        out[name] = safe
+    return out
+
+
+def _flagged(table: pd.DataFrame) -> tuple[np.ndarray | None, str | None, str]:
+    if "hasNanRowCol" in table.columns:
+        flag = table["hasNanRowCol"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        return flag, "hasNanRowCol", "stamps with NaN rows/columns"
+    if "valid_fraction" in table.columns:
+        vf = _floats(table["valid_fraction"])
+        return vf < 1.0, "valid_fraction < 1", "stamps with invalid pixels (valid_fraction < 1)"
+    return None, None, ""
+
+
+def _jsonable(value: object) -> object:
+    """NaN/inf -> None, numpy scalars/arrays -> Python, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+# ------------------------------------------------------------------------------ evaluate -----
+
+
+def evaluate(
+    table: pd.DataFrame,
+    scores: Mapping[str, npt.ArrayLike],
+    out: str | os.PathLike,
+    *,
+    cutoffs: Mapping[str, float] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    n_bins: int = 10,
+    snr_bins: tuple[float, ...] = M.SNR_BINS,
+    min_purity: float = M.REQUIREMENT_PURITY,
+    min_completeness: float = M.REQUIREMENT_COMPLETENESS,
+    overwrite: bool = False,
+    provenance: Mapping[str, object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Evaluate models side by side on one detection table and write the report directory.
+
+    Parameters
+    ----------
+    table : DataFrame of N rows
+        Detection table (docs/design.md). Needs ``label`` (1 Real, 0 Bogus, null unknown:
+        unknown rows are drawn but not scored). Uses when present: ``snr`` (populations, SNR
+        bins), ``origin``, ``truthKind``, ``isNegative`` (slices), ``psfFlux``, ``psfFluxErr``,
+        ``apFlux``, ``scienceFlux``, ``templateFlux``, ``truthMag``, ``labelSource``,
+        ``hasNanRowCol`` or ``valid_fraction`` (figures).
+    scores : mapping model version -> array of shape (N,)
+        Reliability in [0, 1] per model, aligned with `table` rows.
+    out : path-like
+        Output directory; must not exist unless `overwrite`.
+    cutoffs : mapping model version -> float, optional
+        Each model's reliability cutoff (its card's); 0.5 where not given.
+    n_boot : int
+        Bootstrap replicates for the population intervals (0 = no intervals).
+    seed : int
+        Bootstrap seed; replicate i uses ``np.random.default_rng([seed, i])``.
+    level : float
+        Interval coverage (0.95).
+    n_bins : int
+        Calibration bins on [0, 1].
+    snr_bins : tuple of float
+        Edges of the SNR slices.
+    min_purity, min_completeness : float
+        The requirement (0.95, 0.90).
+    overwrite : bool
+        Replace an existing `out`.
+    provenance : mapping, optional
+        JSON-serialisable record stored under ``"provenance"`` (data path, packages, ...).
+    progress : callable (done, total), optional
+
+    Returns
+    -------
+    EvaluationResult
+
+    Warns
+    -----
+    RealBogusWarning
+        Once, listing degenerate results (one-class slices or populations); the same messages
+        are stored under ``"warnings"`` in metrics.json.
+    """
+    out = Path(out)
+    if not isinstance(table, pd.DataFrame):
+        msg = f"table must be a pandas DataFrame; got {type(table).__name__}"
+        raise InputError(msg)
+    if out.exists() and not overwrite:
+        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        raise InputError(msg)
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        msg = f"n_boot must be a non-negative integer; got {n_boot!r}"
+        raise ConfigError(msg)
+    for name, v in (("min_purity", min_purity), ("min_completeness", min_completeness)):
+        M._check_fraction(name, v)
+    table = table.reset_index(drop=True)
+    n = len(table)
+    labels = _labels(table)
+    scores = _check_scores(scores, n)
+    cut = {m: 0.5 for m in scores}
+    for m, c in (cutoffs or {}).items():
+        if m not in scores:
+            msg = f"cutoff given for unknown model {m!r}; models are {list(scores)}"
+            raise ConfigError(msg)
+        M._check_fraction(f"cutoff of {m}", c)
+        cut[m] = float(c)
+    safe = _safe_names(list(scores))
+
+    labelled = ~np.isnan(labels)
+    y_all = labels == 1.0
+    snr = (
+        _floats(table["snr"])
+        if "snr" in table.columns
+        else None
+    )
+    if snr is not None:
+        pops = {
+            "overall": labelled & (snr > 5.0),
+            "requirement": labelled & (snr >= 5.5) & (snr <= 6.5),
+        }
+        pop_desc = dict(POPULATIONS)
+    else:
+        pops = {"overall": labelled, "requirement": None}
+        pop_desc = {
+            "overall": "all labelled detections (the table has no snr column)",
+            "requirement": "not computed: the table has no snr column",
+        }
+    flagged, flag_source, flag_label = _flagged(table)
+    slice_groups: dict[str, np.ndarray] = {
+        c: table[c].to_numpy(dtype=object) for c in SLICE_COLUMNS if c in table.columns
+    }
+    if snr is not None:
+        slice_groups["snr_bin"] = M.snr_bin_labels(snr, snr_bins)
+    type_columns = [c for c in ("truthKind", "origin") if c in table.columns]
+
+    n_steps = len(scores) * 2 * n_boot + len(scores) + 1
+    done = 0
+
+    def step(k: int = 1) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(min(done, n_steps), n_steps)
+
+    common = {"min_purity": min_purity, "min_completeness": min_completeness, "n_bins": n_bins}
+    models: dict[str, dict] = {}
+    curves: dict[str, dict[str, M.PCCurve]] = {}
+    origin_curves: dict[str, dict[str, M.PCCurve]] = {}
+    calibrations: dict[str, M.Calibration] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RealBogusWarning)
+        for m, r in scores.items():
+            entry: dict = {
+                "cutoff": cut[m],
+                "n_scored": n,
+                "fraction_passing_cutoff": float((r >= cut[m]).mean()) if n else math.nan,
+                "populations": {},
+            }
+            curves[m] = {}
+            for pop, mask in pops.items():
+                if mask is None:
+                    entry["populations"][pop] = None
+                    step(n_boot)
+                    continue
+                entry["populations"][pop] = M.summarize(
+                    y_all[mask], r[mask], cutoff=cut[m], n_boot=n_boot, seed=seed, level=level,
+                    name=f"{m}, population {pop}", **common,
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RealBogusWarning)  # already warned above
+                    curves[m][pop] = M.purity_completeness(y_all[mask], r[mask])
+                step(n_boot)
+            cal_mask = pops["overall"]
+            cal = M.calibration(y_all[cal_mask], r[cal_mask], n_bins=n_bins)
+            calibrations[m] = cal
+            entry["calibration"] = {
+                "population": "overall",
+                "edges": cal.edges,
+                "count": cal.count,
+                "mean_score": cal.mean_score,
+                "fraction_real": cal.fraction_real,
+                "ece": cal.ece,
+            }
+            entry["slices"] = {
+                by: M.slice_summaries(
+                    y_all[labelled], r[labelled], groups[labelled], by=f"{m}: {by}",
+                    cutoff=cut[m], **common,
+                )
+                for by, groups in slice_groups.items()
+            }
+            entry["type_table"] = {
+                col: M.type_table(
+                    y_all[labelled], r[labelled], table[col].to_numpy(object)[labelled],
+                    cutoff=cut[m],
+                )
+                for col in type_columns
+            }
+            origin_curves[m] = {}
+            if "origin" in table.columns:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RealBogusWarning)  # slices warned above
+                    keys = np.array([M._group_key(v) for v in slice_groups["origin"]], dtype=object)
+                    for o in sorted(set(keys[labelled].tolist())):
+                        mk = labelled & (keys == o)
+                        origin_curves[m][o] = M.purity_completeness(y_all[mk], r[mk])
+            entry["curves_file"] = f"curves/{safe[m]}.csv"
+            models[m] = entry
+            step()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RealBogusWarning)]
+    for w in caught:  # anything else (a third-party warning) goes on unchanged
+        if not issubclass(w.category, RealBogusWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    metrics = {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "realbogus_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "requirement": {"min_purity": min_purity, "min_completeness": min_completeness},
+        "bootstrap": {"n_boot": int(n_boot), "seed": int(seed), "level": level},
+        "calibration_bins": int(n_bins),
+        "snr_bins": list(snr_bins),
+        "populations": pop_desc,
+        "data": {
+            "n_rows": n,
+            "n_labelled": int(labelled.sum()),
+            "n_real": int((labels == 1).sum()),
+            "n_bogus": int((labels == 0).sum()),
+            "n_unlabelled": int((~labelled).sum()),
+            "columns": [str(c) for c in table.columns],
+            "flag_source": flag_source,
+            "n_flagged": None if flagged is None else int(flagged.sum()),
+        },
+        "provenance": dict(provenance or {}),
+        "models": models,
+        "figures": [],
+        "warnings": messages,
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "figures").mkdir()
+        (tmp / "curves").mkdir()
+        for m in scores:
+            _write_curves(tmp / models[m]["curves_file"], curves[m], origin_curves[m])
+        fig_data = FigureData(
+            table=table,
+            scores=scores,
+            cutoffs=cut,
+            curves={m: {p: c for p, c in curves[m].items()} for m in scores},
+            summaries={m: {p: s for p, s in models[m]["populations"].items() if s} for m in scores},
+            origin_curves=origin_curves,
+            calibrations={m: c for m, c in calibrations.items() if c.count.sum() > 0},
+            flagged=flagged,
+            flag_label=flag_label,
+            population_labels={"overall": "SNR > 5", "requirement": "5.5 <= SNR <= 6.5"}
+            if snr is not None
+            else {"overall": "all labelled"},
+        )
+        records = write_figures(fig_data, tmp / "figures")
+        metrics["figures"] = [
+            {
+                "name": rec.name,
+                "title": rec.title,
+                "file": None if rec.file is None else f"figures/{rec.file}",
+                "note": rec.note,
+            }
+            for rec in records
+        ]
+        metrics = _jsonable(metrics)
+        text = json.dumps(metrics, indent=2, allow_nan=False)
+        (tmp / "metrics.json").write_text(text + "\n")
+        (tmp / "report.html").write_text(render_html(metrics, records, tmp / "figures"))
+        step()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the report normal permissions
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if messages:
+        head = "; ".join(messages[:3])
+        more = f" (+{len(messages) - 3} more)" if len(messages) > 3 else ""
+        warnings.warn(
+            f"evaluate: {len(messages)} degenerate result(s), listed in metrics.json 'warnings': "
+            f"{head}{more}",
+            RealBogusWarning,
+            stacklevel=2,
+        )
+    return EvaluationResult(path=out, metrics=metrics)
+
+
+def _write_curves(
+    path: Path, pops: Mapping[str, M.PCCurve], by_origin: Mapping[str, M.PCCurve]
+) -> None:
+    frames = []
+    items = list(pops.items()) + [(f"origin={o}", c) for o, c in by_origin.items()]
+    for name, c in items:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "population": name,
+                    "threshold": c.thresholds,
+                    "purity": c.purity,
+                    "completeness": c.completeness,
+                    "n_real_passing": c.tp.astype(np.int64),
+                    "n_bogus_passing": c.fp.astype(np.int64),
+                }
+            )
+        )
+    cols = [
+        "population", "threshold", "purity", "completeness", "n_real_passing", "n_bogus_passing",
+    ]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), path)  # fast, full precision
+
+
+# ------------------------------------------------------------------------------ packages -----
+
+
+def evaluate_packages(
+    packages: Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: object,
+) -> EvaluationResult:
+    """Score a stamp dataset with each model package, then :func:`evaluate` them side by side.
+
+    Parameters
+    ----------
+    packages : sequence of str or path
+        Model package names (built-in versions) or paths, as ``realbogus.package.load_package``
+        takes them.
+    data : path-like
+        A dataset directory (``realbogus.dataset``) with a ``label`` column.
+    out : path-like
+        Report directory.
+    progress : callable (stage, done, total), optional
+        ``stage`` is ``"score <model>"`` or ``"evaluate"``.
+    **options
+        Passed to :func:`evaluate` (n_boot, seed, overwrite, ...).
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    from .dataset import open_dataset
+    from .package import load_package
+    from .scoring import Scorer
+
+    if not packages:
+        msg = "give at least one model package"
+        raise ConfigError(msg)
+    allowed = set(inspect.signature(evaluate).parameters) - {"table", "scores", "out", "cutoffs",
+                                                             "provenance", "progress"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        msg = f"unknown option(s) {unknown} for evaluate; allowed: {sorted(allowed)}"
+        raise ConfigError(msg)
+    out = Path(out)
+    if out.exists() and not options.get("overwrite", False):
+        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        raise InputError(msg)
+    dataset = open_dataset(data)
+    table = dataset.table()
+    scores: dict[str, np.ndarray] = {}
+    cutoffs: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for ref in packages:
+        package = load_package(ref)
+        stage = f"score {ref}"
+        scored = Scorer(package).score_dataset(
+            dataset,
+            progress=None if progress is None else (lambda d, t, s=stage: progress(s, d, t)),
+        )
+        if len(scored) != len(table):
+            msg = f"{ref}: the scorer returned {len(scored)} rows for {len(table)} detections"
+            raise InputError(msg)
+        if "diaSourceId" in table.columns and not np.array_equal(
+            scored["diaSourceId"].to_numpy(), table["diaSourceId"].to_numpy()
+        ):
+            msg = f"{ref}: the score table is not in dataset order (diaSourceId differs)"
+            raise InputError(msg)
+        version = str(package.version)
+        name = version
+        k = 1
+        while name in scores:  # two packages with the same version string
+            k += 1
+            name = f"{version} ({k})"
+        scores[name] = scored["reliability"].to_numpy(np.float64)
+        cutoffs[name] = _card_cutoff(package)
+        sources[name] = str(ref)
+    for col in ("valid_fraction", "edge"):
+        if col not in table.columns and col in scored.columns:
+            table[col] = scored[col].to_numpy()
+    provenance = {
+        "data": str(Path(data)),
+        "data_content_hash": dataset.manifest.get("content_hash"),
+        "packages": sources,
+    }
+    return evaluate(
+        table, scores, out, cutoffs=cutoffs, provenance=provenance,
+        progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
+        **options,
+    )
+
+
+def _card_cutoff(package: object) -> float:
+    """The package card's reliability cutoff."""
+    value = getattr(getattr(package, "card", None), "cutoff", None)
+    if value is None:
+        msg = f"model package {getattr(package, 'source', package)} has no card cutoff"
+        raise PackageError(msg)
+    return float(value)
