@@ -261,6 +261,7 @@ def evaluate_command(
         console.print(f"[yellow]{n_warn} warning(s)[/]")
     console.print(f"report -> {result.report}")
 
+
 # --- alert packets (issue 7/9) ------------------------------------------------------------
 
 
