@@ -292,6 +292,50 @@ def evaluate_command(
     console.print(f"report -> {result.report}")
 
 
+# --- alert packets (issue 7/9) ------------------------------------------------------------
+
+
+@app.command("score-alerts")
+def score_alerts_command(
+    paths: Annotated[list[Path], typer.Argument(help="Alert files (Avro container files, Confluent .msg) or folders of them.")],
+    model: Annotated[str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")],
+    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension).")],
+    write_alerts: Annotated[Optional[Path], typer.Option("--write-alerts", help="Folder to write the packets back to, with reliability filled in.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: one per CPU; 1 = in this process).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Stamps per forward pass.")] = 1024,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+) -> None:
+    """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
+    from .alerts import score_alerts, write_alerts as write_packets
+    from .package import load_package
+    from .scoring import Scorer
+    from .tables import write_table
+
+    try:
+        scorer = Scorer(load_package(model), batch_size=batch_size, device=device)
+        with progress_bar(f"scoring alerts with {scorer.version}") as progress:
+            result = score_alerts(scorer, paths, workers=workers, progress=progress)
+        write_table(result.table, out)
+        failures = list(result.failures)
+        written: list = []
+        if write_alerts is not None:
+            written, write_failures = write_packets(result.table, write_alerts)
+            failures += write_failures
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"scored {len(result.table)} alerts with {scorer.version}: "
+        f"{int(result.table['passes_cutoff'].sum())} pass the cutoff {scorer.card.cutoff:g} -> {out}"
+        + (f"; wrote {len(written)} files -> {write_alerts}" if write_alerts is not None else "")
+    )
+    for failure in failures:
+        where = failure.file if failure.index is None else f"{failure.file} [{failure.index}]"
+        console.print(f"[bold red]failed:[/] {where}: {failure.reason}", soft_wrap=True)
+    if failures:
+        console.print(f"[bold red]{len(failures)} packet(s) or file(s) failed[/]")
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output directory (replaced if it exists).")] = Path("realbogus-demo"),
