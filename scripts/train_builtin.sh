@@ -16,11 +16,16 @@ EPOCHS="${EPOCHS:-20}"
 HOSTS="$(cd .. && pwd)/shared/data/hosts/galsim"
 mkdir -p "$BUILD"
 
-build() {  # name survey train_visits test_visits train_seed test_seed [extra test sets...]
+simulate() {  # simulate ARGS... --out DIR: skipped when DIR is already a finished dataset
+    local out="${@: -1}"
+    if [ -f "$out/manifest.json" ]; then echo "reusing $out"; else realbogus simulate "$@"; fi
+}
+
+build() {  # name survey train_visits test_visits train_seed test_seed
     local name=$1 survey=$2 ntrain=$3 ntest=$4 strain=$5 stest=$6
-    realbogus simulate --survey "$survey" --visits "$ntrain" --seed "$strain" --out "$BUILD/$name-train" --overwrite
-    realbogus simulate --survey "$survey" --visits "$ntest" --seed "$stest" --out "$BUILD/$name-test" --overwrite
-    rm -rf "$BUILD/$name"
+    simulate --survey "$survey" --visits "$ntrain" --seed "$strain" --overwrite --out "$BUILD/$name-train"
+    simulate --survey "$survey" --visits "$ntest" --seed "$stest" --overwrite --out "$BUILD/$name-test"
+    rm -rf "$BUILD/$name" "$BUILD/$name.train"
     realbogus train --data "$BUILD/$name-train" --out "$BUILD/$name" --name "${name%%-*}" --version "$name" --patience "${PATIENCE:-4}" \
         --epochs "$EPOCHS" --seed 1 --cutoff auto
     realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-test" --out "$BUILD/$name-report-test" --overwrite
@@ -31,7 +36,7 @@ build() {  # name survey train_visits test_visits train_seed test_seed [extra te
         if [ -d "$HOSTS" ]; then
             printf 'scene:\n  real_host_fraction: 0.5\n  hosts_dir: %s\n' "$HOSTS" >> "$cosmos"
         fi
-        realbogus simulate --survey rubin --config "$cosmos" --visits "$ntest" --seed 303 --out "$BUILD/$name-cosmos" --overwrite
+        simulate --survey rubin --config "$cosmos" --visits "$ntest" --seed 303 --overwrite --out "$BUILD/$name-cosmos"
         realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-cosmos" --out "$BUILD/$name-report-cosmos" --overwrite
         reports+=("cosmos_like_injections=$BUILD/$name-report-cosmos")
         seeds="$seeds, \"cosmos_like\": 303"

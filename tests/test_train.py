@@ -133,3 +133,39 @@ def test_choose_cutoff_prefers_window_middle_then_crossing():
     assert "crossing" in how or "default" in how
     cut, how = choose_cutoff(labels, separable, snr=np.full(100, 3.0))  # nothing above SNR 5
     assert (cut, how) == (0.5, "default 0.5 (no window or crossing on validation)")
+
+
+def test_input_scale_is_folded_exactly_into_conv1(rng):
+    """conv1 on x / scale equals the folded conv1 on raw x; unfolding restores the weights."""
+    from realbogus.model import DMTN337CNN
+    from realbogus.train import _fold_scale, robust_channel_scale
+
+    torch.manual_seed(0)
+    model = DMTN337CNN(SIZE).eval()
+    raw = (rng.normal(size=(6, 3, SIZE, SIZE)) * [[[[300.0]], [[120.0]], [[40.0]]]]).astype(np.float32)
+    scale = robust_channel_scale(raw, np.arange(6))
+    np.testing.assert_allclose(scale, [300, 120, 40], rtol=0.1)
+    want = model(torch.from_numpy(raw / scale[None, :, None, None])).detach()
+    before = model.conv1.weight.detach().clone()
+    _fold_scale(model, scale)
+    torch.testing.assert_close(model(torch.from_numpy(raw)).detach(), want, rtol=1e-5, atol=1e-6)
+    _fold_scale(model, scale, inverse=True)
+    torch.testing.assert_close(model.conv1.weight.detach(), before, rtol=1e-6, atol=1e-7)
+
+
+def test_training_on_raw_large_pixel_values(tmp_path):
+    """Pixels in the thousands (raw nJy) train as well as unit-noise ones; the package takes raw pixels."""
+    ds = open_dataset(toy_dataset(tmp_path / "toy", n=600))
+    table, stamps = ds.table(), ds.stamps()
+    raw = Stamps(stamps.data * 1000.0, stamps.valid_fraction, stamps.edge)
+    data = write_dataset(tmp_path / "raw", table.drop(columns=["valid_fraction", "edge"]), raw)
+    pkg = load_package(train(data, tmp_path / "m", config=TrainConfig(epochs=6, batch_size=32, lr=1e-3, seed=1), version="raw"))
+    assert pkg.card.metrics["test_roc_auc"] > 0.95
+    scale = pkg.card.hyperparameters["input_scale_folded_into_conv1"]
+    assert 500 < scale[0] < 2000
+    # The package's own scores on raw stamps reproduce the test AUC that train() measured.
+    rows = np.flatnonzero(split_by_group(table, seed=1) == "test")
+    scores = Scorer(pkg, backend="torch").predict(raw.data[rows])
+    from realbogus.train import _roc_auc
+
+    assert abs(_roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-6

@@ -29,14 +29,20 @@ from .model import build_model
 from .package import ModelCard, ModelPackage, load_package, save_package
 from .tables import atomic_path
 
-__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "stamp_memmap", "train"]
+__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "robust_channel_scale", "stamp_memmap", "train"]
 
 STATE = "state.pt"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings (DMTN-337 defaults). Stored in the card's `hyperparameters`."""
+    """Training settings (DMTN-337 defaults). Stored in the card's `hyperparameters`.
+
+    `input_scale`: train on pixels divided by each channel's robust noise level (measured on
+    the training stamps), then fold those factors into the first convolution, so the package
+    still takes raw pixels (preprocessing "none", as Rubin's interface feeds them). Raw nJy
+    values of O(100-10^5) otherwise saturate the freshly initialised network.
+    """
 
     epochs: int = 30
     batch_size: int = 128
@@ -48,6 +54,7 @@ class TrainConfig:
     balance: bool = True
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     threshold: float = 0.5
+    input_scale: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -137,8 +144,37 @@ class StampTorchDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(stamp)), torch.tensor(self.labels[row])
 
 
+def robust_channel_scale(stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0, n: int = 2000) -> np.ndarray:
+    """Per-channel noise level of stamps: 1.4826 x the median absolute deviation of the
+    non-zero pixels of up to `n` sampled rows. Shape (3,), float32, > 0."""
+    sample = np.sort(np.random.default_rng(seed).choice(rows, min(n, len(rows)), replace=False))
+    pixels = np.asarray(stamps[sample], dtype=np.float32).transpose(1, 0, 2, 3).reshape(stamps.shape[1], -1)
+    scale = np.ones(stamps.shape[1], dtype=np.float32)
+    for c, values in enumerate(pixels):
+        values = values[values != 0]
+        if values.size:
+            mad = 1.4826 * np.median(np.abs(values - np.median(values)))
+            scale[c] = mad if np.isfinite(mad) and mad > 0 else 1.0
+    return scale
+
+
+def _fold_scale(model: nn.Module, scale: np.ndarray, *, inverse: bool = False) -> None:
+    """conv1 on x / scale == conv1 with weights / scale on x: make the model take raw pixels
+    (or, with `inverse`, take scaled pixels again)."""
+    factor = torch.from_numpy(np.asarray(scale, dtype=np.float32)).view(1, -1, 1, 1)
+    with torch.no_grad():
+        model.conv1.weight.mul_(factor if inverse else 1.0 / factor)
+
+
 def _batches(
-    stamps: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int, rng: np.random.Generator | None, flips: bool
+    stamps: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    *,
+    batch_size: int,
+    rng: np.random.Generator | None,
+    flips: bool,
+    scale: np.ndarray | None = None,
 ):
     """Yield (x, y) tensors; shuffled and flipped when `rng` is given. Whole batches are read
     with one sorted fancy index from the memory map (much faster than item by item)."""
@@ -146,6 +182,8 @@ def _batches(
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
         x = np.asarray(stamps[rows], dtype=np.float32)
+        if scale is not None:
+            x /= scale[None, :, None, None]
         if rng is not None and flips:
             vertical, horizontal = rng.random((2, len(rows))) < 0.5
             x[vertical] = x[vertical][:, :, ::-1]
@@ -153,13 +191,13 @@ def _batches(
         yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels[rows].astype(np.float32))
 
 
-def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024) -> tuple[float, np.ndarray]:
+def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, scale=None) -> tuple[float, np.ndarray]:
     """Mean BCE loss and reliabilities (N,) of `indices`, in their order."""
     model.eval()
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total, scores = 0.0, []
     with torch.inference_mode():
-        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False):
+        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False, scale=scale):
             logits = model.logits(x)
             total += float(loss_fn(logits, y))
             scores.append(torch.sigmoid(logits).numpy())
@@ -283,8 +321,12 @@ def train(
         torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
     model = build_model("dmtn337-cnn", dataset.stamp_size)
+    stamps = stamp_memmap(dataset)
+    scale = robust_channel_scale(stamps, train_rows, seed=config.seed) if config.input_scale else None
     if parent_package is not None:
         model.load_state_dict(parent_package.model.state_dict())
+        if scale is not None:
+            _fold_scale(model, scale, inverse=True)  # the parent takes raw pixels; we feed scaled ones
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
 
@@ -306,7 +348,6 @@ def train(
         start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
         best_state, history = state["best_model"], json.loads(state["history"])
 
-    stamps = stamp_memmap(dataset)
     n_batches = -(-len(train_rows) // config.batch_size)
     for epoch in range(start_epoch, config.epochs):
         if bad_epochs >= config.patience:
@@ -315,7 +356,7 @@ def train(
         rng = np.random.default_rng([config.seed, epoch])
         model.train()
         running = 0.0
-        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips)):
+        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, scale=scale)):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model.logits(x), y)
             loss.backward()
@@ -323,7 +364,7 @@ def train(
             running += float(loss.detach()) * len(y)
             if progress is not None:
                 progress(epoch * n_batches + b + 1, config.epochs * n_batches)
-        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows)
+        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows, scale=scale)
         purity, completeness = _purity_completeness(labels[val_rows], val_scores, config.threshold)
         improved = val_loss < best_loss
         if improved:
@@ -348,7 +389,7 @@ def train(
     cutoff_note = "given"
     if cutoff == "auto":
         val_all = rows[split == "validation"]
-        _, val_scores = _evaluate(model, stamps, labels, val_all)
+        _, val_scores = _evaluate(model, stamps, labels, val_all, scale=scale)
         snr = table["snr"].to_numpy(float)[val_all] if "snr" in table else None
         cutoff, cutoff_note = choose_cutoff(labels[val_all], val_scores, snr)
     elif not isinstance(cutoff, (int, float)) or not 0 <= cutoff <= 1:
@@ -356,7 +397,7 @@ def train(
         raise ConfigError(msg)
     test_metrics = {}
     if len(test_rows):
-        _, test_scores = _evaluate(model, stamps, labels, test_rows)
+        _, test_scores = _evaluate(model, stamps, labels, test_rows, scale=scale)
         purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
         test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": _roc_auc(labels[test_rows], test_scores),
                         "test_purity_at_cutoff": purity, "test_completeness_at_cutoff": completeness}
@@ -368,7 +409,8 @@ def train(
         stamp_size=dataset.stamp_size,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
-        hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE"},
+        hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE",
+                         "input_scale_folded_into_conv1": None if scale is None else [float(v) for v in scale]},
         training_data={
             "dataset": str(dataset.path), "content_hash": dataset.manifest["content_hash"],
             "counts": dataset.manifest.get("counts", {}), "n_train": int(len(train_rows)),
@@ -377,6 +419,8 @@ def train(
         },
         metrics={"cutoff_choice": cutoff_note, "best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
     )
+    if scale is not None:
+        _fold_scale(model, scale)  # the package takes raw pixels
     path = save_package(out, model, card, overwrite=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     return path
