@@ -1,4 +1,4 @@
-"""Scoring alert packets with a model package, and the `realbogus score-alerts` command."""
+"""Scoring alert packets with a model package, and `realbogus score PATH...`."""
 
 from __future__ import annotations
 
@@ -63,14 +63,14 @@ def test_unit_mismatch_is_a_failure_not_a_silent_score(package_dir, sources, tmp
 
 
 def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, tmp_path):
-    """`realbogus score-alerts`: scores, writes packets back, exits 1 when a packet failed."""
+    """`realbogus score PATH...`: scores, writes packets back, exits 1 when a packet failed."""
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("169298433320943633.msg", "169298432598474839.msg"):
         (folder / name).write_bytes((shared_data / "rubin" / "alerts" / name).read_bytes())
     runner = CliRunner()
     out = tmp_path / "scores.parquet"
-    args = ["score-alerts", str(folder), "--model", str(package_dir), "--out", str(out), "--workers", "1"]
+    args = ["score", str(folder), "--model", str(package_dir), "--out", str(out), "--workers", "1"]
     ok = runner.invoke(app, [*args, "--write-alerts", str(tmp_path / "written")])
     assert ok.exit_code == 0, ok.output
     table = pd.read_parquet(out)

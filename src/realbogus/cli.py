@@ -92,9 +92,14 @@ def score(
     threads: Annotated[Optional[int], typer.Option(help="CPU cores to score on (default: all; per task with --scheduler).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.")] = False,
     scheduler: Annotated[Optional[str], typer.Option(help="Score --data on Dask, one output part per input part, resumable: 'local' or tcp://HOST:PORT.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes of --scheduler local (default 1).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes of --scheduler local (default 1); for alert packets, decoding processes (default: one per core).")] = None,
+    write_alerts: Annotated[Optional[Path], typer.Option("--write-alerts", help="With alert packets: a folder to write them back to, reliability filled in.")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Alert packets: Avro container files, Confluent .msg files (Rubin, ZTF), or folders of them.", show_default=False)] = None,
 ) -> None:
-    """Score detections: from a stamp dataset (--data) or from FITS images plus a catalog."""
+    """Score detections: alert packets (PATH...), a stamp dataset (--data), or FITS images plus a catalog.
+
+    Exit status 1 when some alert packets failed (after writing the rest, each failure reported).
+    """
     from .dataset import open_dataset
     from .images import stamps_from_files
     from .package import load_package
@@ -103,8 +108,15 @@ def score(
 
     image_args = {"science": science, "template": template, "difference": difference, "catalog": catalog}
     given = [k for k, v in image_args.items() if v is not None]
+    if paths:
+        if data is not None or given or scheduler is not None:
+            console.print("[bold red]error:[/] alert packets (PATH...) go alone, without --data, FITS images or --scheduler")
+            raise typer.Exit(code=2)
+        _score_alert_files(paths, model=model, out=out, write_alerts=write_alerts, workers=workers,
+                           batch_size=batch_size, device=device, backend=backend, threads=threads)
+        return
     if (data is None) == (not given) or (given and len(given) != 4):
-        console.print("[bold red]error:[/] give either --data DIR, or all of --science --template --difference --catalog")
+        console.print("[bold red]error:[/] give alert packets (PATH...), --data DIR, or all of --science --template --difference --catalog")
         raise typer.Exit(code=2)
     if (scheduler is not None or workers is not None) and data is None:
         console.print("[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR")
@@ -295,16 +307,8 @@ def evaluate_command(
 # --- alert packets (issue 7/9) ------------------------------------------------------------
 
 
-@app.command("score-alerts")
-def score_alerts_command(
-    paths: Annotated[list[Path], typer.Argument(help="Alert files (Avro container files, Confluent .msg) or folders of them.")],
-    model: Annotated[str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")],
-    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension).")],
-    write_alerts: Annotated[Optional[Path], typer.Option("--write-alerts", help="Folder to write the packets back to, with reliability filled in.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: one per CPU; 1 = in this process).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Stamps per forward pass.")] = 1024,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
-) -> None:
+def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts: Path | None, workers: int | None,
+                       batch_size: int | None, device: str, backend: str, threads: int | None) -> None:
     """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
     from .alerts import score_alerts, write_alerts as write_packets
     from .package import load_package
@@ -312,7 +316,7 @@ def score_alerts_command(
     from .tables import write_table
 
     try:
-        scorer = Scorer(load_package(model), batch_size=batch_size, device=device)
+        scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend, threads=threads)
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
             result = score_alerts(scorer, paths, workers=workers, progress=progress)
         write_table(result.table, out)
