@@ -153,19 +153,33 @@ def test_input_scale_is_folded_exactly_into_conv1(rng):
     torch.testing.assert_close(model.conv1.weight.detach(), before, rtol=1e-6, atol=1e-7)
 
 
-def test_training_on_raw_large_pixel_values(tmp_path):
-    """Pixels in the thousands (raw nJy) train as well as unit-noise ones; the package takes raw pixels."""
+@pytest.mark.parametrize("preprocessing", ["asinh", "none"])
+def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
+    """Pixels in the thousands (raw nJy) train well with either preprocessing; the package
+    takes raw pixels and reproduces the test AUC that train() measured."""
     ds = open_dataset(toy_dataset(tmp_path / "toy", n=600))
     table, stamps = ds.table(), ds.stamps()
     raw = Stamps(stamps.data * 1000.0, stamps.valid_fraction, stamps.edge)
     data = write_dataset(tmp_path / "raw", table.drop(columns=["valid_fraction", "edge"]), raw)
-    pkg = load_package(train(data, tmp_path / "m", config=TrainConfig(epochs=6, batch_size=32, lr=1e-3, seed=1), version="raw"))
+    config = TrainConfig(epochs=6, batch_size=32, lr=1e-3, seed=1, preprocessing=preprocessing)
+    pkg = load_package(train(data, tmp_path / "m", config=config, version="raw"))
     assert pkg.card.metrics["test_roc_auc"] > 0.95
-    scale = pkg.card.hyperparameters["input_scale_folded_into_conv1"]
+    assert pkg.card.preprocessing == preprocessing
+    scale = pkg.card.preprocessing_scale if preprocessing == "asinh" else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
     assert 500 < scale[0] < 2000
-    # The package's own scores on raw stamps reproduce the test AUC that train() measured.
     rows = np.flatnonzero(split_by_group(table, seed=1) == "test")
-    scores = Scorer(pkg, backend="torch").predict(raw.data[rows])
     from realbogus.train import _roc_auc
 
-    assert abs(_roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-6
+    for backend in ("torch", "onnx"):
+        scores = Scorer(pkg, backend=backend).predict(raw.data[rows])
+        assert abs(_roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-4
+
+
+def test_fine_tuning_keeps_the_parent_preprocessing(tmp_path):
+    """A child of an asinh parent reuses its scale; asking for another preprocessing is refused."""
+    data = toy_dataset(tmp_path / "toy", n=300)
+    parent = load_package(train(data, tmp_path / "p", config=TrainConfig(epochs=1, batch_size=32, seed=1), version="p"))
+    child = load_package(train(data, tmp_path / "c", config=TrainConfig(epochs=1, batch_size=32, seed=2), parent=parent, version="c"))
+    assert child.card.preprocessing == "asinh" and child.card.preprocessing_scale == parent.card.preprocessing_scale
+    with pytest.raises(ConfigError, match="uses preprocessing 'asinh', not 'none'"):
+        train(data, tmp_path / "x", config=TrainConfig(epochs=1, preprocessing="none"), parent=parent)

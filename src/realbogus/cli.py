@@ -176,13 +176,14 @@ def train(
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
     version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
     cutoff: Annotated[str, typer.Option(help="Cutoff for the card: a number, or auto (chosen on the validation split).")] = "auto",
+    preprocessing: Annotated[Optional[str], typer.Option(help="asinh (default for new models) or none (raw pixels, Rubin's convention); fine-tuning keeps the parent's.")] = None,
 ) -> None:
     """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
     from .train import TrainConfig
     from .train import train as run_training
 
     try:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed, preprocessing=preprocessing)
 
         def show(report) -> None:
             mark = " [green]best[/]" if report.best else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -39,6 +40,7 @@ __all__ = [
     "PREPROCESSING",
     "ModelCard",
     "ModelPackage",
+    "preprocess",
     "builtin_models",
     "load_package",
     "save_package",
@@ -51,7 +53,9 @@ CARD = "card.json"
 WEIGHTS = "weights.safetensors"
 FORMAT_VERSION = 1
 #: Named pixel preprocessing a card may declare; the Scorer applies it.
-PREPROCESSING = ("none",)
+#: "none": raw pixels (Rubin's production convention). "asinh": asinh(x / s_c), with s_c the
+#: card's per-channel `preprocessing_scale` (the training stamps' robust noise, in pixel units).
+PREPROCESSING = ("none", "asinh")
 _MAX_CARD_BYTES = 1 << 20
 _MAX_WEIGHTS_BYTES = 256 << 20
 _BUILTIN_ROOT = "models"
@@ -70,6 +74,7 @@ class ModelCard(BaseModel):
     stamp_size: int = Field(ge=36, le=512)
     channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
     preprocessing: str = "none"
+    preprocessing_scale: list[float] | None = None
     pixel_units: str | None = None
     cutoff: float = Field(default=0.5, ge=0.0, le=1.0)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
@@ -111,6 +116,27 @@ class ModelCard(BaseModel):
             msg = f"unknown preprocessing {value!r}; known: {list(PREPROCESSING)}"
             raise ValueError(msg)
         return value
+
+
+    @model_validator(mode="after")
+    def _scale_fits_preprocessing(self) -> ModelCard:
+        scale = self.preprocessing_scale
+        if self.preprocessing == "asinh":
+            if scale is None or len(scale) != len(self.channels) or not all(math.isfinite(v) and v > 0 for v in scale):
+                msg = f"preprocessing 'asinh' needs preprocessing_scale: {len(self.channels)} positive numbers; got {scale}"
+                raise ValueError(msg)
+        elif scale is not None:
+            msg = f"preprocessing_scale is only used by preprocessing 'asinh'; got it with {self.preprocessing!r}"
+            raise ValueError(msg)
+        return self
+
+
+def preprocess(card: ModelCard, x: torch.Tensor) -> torch.Tensor:
+    """The card's pixel preprocessing applied to stamps (N, C, S, S) in pixel units."""
+    if card.preprocessing == "asinh":
+        scale = torch.tensor(card.preprocessing_scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return torch.asinh(x / scale)
+    return x
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import torch
 
 from .dataset import Dataset
 from .errors import ConfigError, StampShapeError
-from .package import ModelPackage
+from .package import ModelPackage, preprocess
 from .stamps import Stamps, check_stamps
 from .tables import atomic_path
 
@@ -129,6 +129,14 @@ def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None, *,
     kernel, pool = 5, 2
     constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
+    if package.card.preprocessing == "asinh":  # the card's preprocessing, inside the graph
+        scale = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
+        state["preprocessing_scale"] = scale
+        nodes += [
+            helper.make_node("Div", ["stamps", "preprocessing_scale"], ["scaled"]),
+            helper.make_node("Asinh", ["scaled"], ["preprocessed"]),
+        ]
+        current = "preprocessed"
     for i in (1, 2, 3):
         used = (side - kernel + 1) // pool * pool + kernel - 1  # input side the pooled outputs read
         if crop and used < side:
@@ -581,7 +589,7 @@ class Scorer:
                 batch = data[start : start + self.batch_size]
                 _check_finite(batch, start)
                 tensor = _as_tensor(np.ascontiguousarray(batch)).to(self.device, non_blocking=False)
-                out[start : start + len(batch)] = self._model(tensor).float().cpu().numpy()
+                out[start : start + len(batch)] = self._model(preprocess(self.card, tensor)).float().cpu().numpy()
                 if progress is not None:
                     progress(start + len(batch), n)
         return out

