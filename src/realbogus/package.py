@@ -352,9 +352,9 @@ class DMTN337CNN(nn.Module):
         self.dropout2 = nn.Dropout({dropout})
         self.dropout3 = nn.Dropout({dropout})
         self.fc1 = nn.Linear({flat}, 32)
-        self.fc2 = nn.Linear(32, 1)
+        self.fc2 = nn.Linear(32, 1){preprocessing_init}
 
-    def forward(self, x):
+    def forward(self, x):{preprocessing_forward}
         x = self.dropout1(self.pool(torch.relu(self.conv1(x))))
         x = self.dropout2(self.pool(torch.relu(self.conv2(x))))
         x = self.dropout3(self.pool(torch.relu(self.conv3(x))))
@@ -363,9 +363,15 @@ class DMTN337CNN(nn.Module):
 '''
 
 
+_RUBIN_SCALE = "preprocessing_scale"  # buffer of exported 'asinh' networks
+
+
 def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
     card = package.card
     state = {k: v.detach().cpu() for k, v in package.model.state_dict().items()}
+    asinh = card.preprocessing == "asinh"
+    if asinh:  # Rubin feeds raw pixels: the exported network applies the card's preprocessing
+        state[_RUBIN_SCALE] = torch.tensor(card.preprocessing_scale, dtype=torch.float32).view(1, -1, 1, 1)
     buffer = io.BytesIO()
     torch.save({"model_state_dict": state}, buffer)
     meta = {
@@ -379,6 +385,12 @@ def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
         channels=len(card.channels),
         dropout=package.model.dropout1.p,
         flat=package.model.fc1.in_features,
+        preprocessing_init=(
+            f"\n        # asinh(x / scale) per channel: realbogus preprocessing 'asinh'\n"
+            f"        self.register_buffer('{_RUBIN_SCALE}', torch.ones(1, {len(card.channels)}, 1, 1))"
+            if asinh else ""
+        ),
+        preprocessing_forward=f"\n        x = torch.asinh(x / self.{_RUBIN_SCALE})" if asinh else "",
     )
     return {
         "checkpoint": buffer.getvalue(),
@@ -390,9 +402,6 @@ def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
 def export_rubin(package: ModelPackage, out: str | os.PathLike) -> Path:
     """Export to Rubin's layout: a directory (`arch.py`, `checkpoint.pt`, `meta.yaml`), or, for an
     `out` ending in .zip, the Butler payload zip (members checkpoint, architecture, metadata)."""
-    if package.card.preprocessing != "none":
-        msg = f"Rubin's interface applies no preprocessing; {package.card.version} needs {package.card.preprocessing!r}"
-        raise PackageError(msg)
     out = Path(out)
     files = _rubin_files(package)
     if out.suffix.lower() == ".zip":
@@ -481,7 +490,8 @@ def import_rubin(
         msg = f"{where}: checkpoint has no 'model_state_dict'"
         raise PackageError(msg)
     model = build_model("dmtn337-cnn", int(shape[0]))
-    state = checkpoint["model_state_dict"]
+    state = dict(checkpoint["model_state_dict"])
+    asinh_scale = state.pop(_RUBIN_SCALE, None)  # a network we exported with preprocessing 'asinh'
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -493,7 +503,9 @@ def import_rubin(
         version=str(meta["version"]),
         architecture="dmtn337-cnn",
         stamp_size=int(shape[0]),
-        preprocessing="none",  # Rubin's interface ignores input_scale_factor; so do we
+        # Rubin's interface ignores input_scale_factor; so do we.
+        preprocessing="none" if asinh_scale is None else "asinh",
+        preprocessing_scale=None if asinh_scale is None else [float(v) for v in torch.as_tensor(asinh_scale).flatten()],
         description=str(meta["description"]),
         cutoff=cutoff,
         hyperparameters={"rubin_input_scale_factor": scale},
