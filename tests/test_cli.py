@@ -75,3 +75,25 @@ def test_demo_without_the_model_says_so(tmp_path):
     """A model that is not there is a clear error, not a pretend report."""
     result = runner.invoke(app, ["demo", "--model", "no-such-model", "--out", str(tmp_path / "d"), "--visits", "1"])
     assert result.exit_code == 1 and "no-such-model" in result.output
+
+
+def test_demo_with_the_built_in_model(tmp_path):
+    """`realbogus demo` scores a fresh simulated survey with rubin-v0.1 and writes the report."""
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--visits", "2", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "scored with rubin-v0.1" in result.output and "report:" in result.output
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) > 0 and (scores["reliabilityVersion"] == "rubin-v0.1").all()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_built_in_rubin_model_card():
+    """The shipped rubin-v0.1 is listed, loads, and carries its independent-test metrics."""
+    listed = runner.invoke(app, ["models"])
+    assert listed.exit_code == 0 and "rubin-v0.1" in listed.output
+    card = load_package("rubin-v0.1").card
+    assert card.preprocessing == "asinh" and card.stamp_size == 51 and card.parent is None
+    overall = card.metrics["independent_test"]["overall"]
+    assert overall["n"] >= 20_000 and 0.9 < overall["auc"] < 0.999
+    assert card.training_data["simulation_seeds"] == {"train": 101, "test": 202, "cosmos_like": 303}
