@@ -196,20 +196,23 @@ def cut_stamps(
         for c, window in enumerate(windows):
             out[chunk, c] = window[y0[chunk], x0[chunk]]
 
-    # numpy's fancy-index copy releases the GIL, so threads scale over the cores.
-    if len(chunks) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-            list(pool.map(gather, chunks))
-    elif idx_in.size:
-        gather(chunks[0])
+    # A sum is NaN or inf whenever any pixel is (and rarely on overflow, which only costs the
+    # slower path): row sums test an image ~2x faster than isfinite().all() and, when it is not
+    # clean, say which rows hold non-finite pixels; column sums likewise.
+    def row_sums(image: np.ndarray) -> np.ndarray:
+        return image.sum(axis=1, dtype=np.float32)
+
+    # numpy's fancy-index copy and its reductions release the GIL, so threads scale over the
+    # cores; the memory-bound row sums overlap the latency-bound gather.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        sums = [pool.submit(row_sums, image) for image in images]
+        list(pool.map(gather, chunks if idx_in.size else []))
+        sums = [future.result() for future in sums]
 
     for c, image in enumerate(images):
         if idx_edge.size:
             out[idx_edge, c] = np.where(keep, image[rows_c, cols_c], 0.0)
-        # A sum is NaN or inf whenever any pixel is (and rarely on overflow, which only costs
-        # the slower path): row sums test the image ~2x faster than isfinite().all() and, when
-        # it is not clean, say which rows hold non-finite pixels; column sums likewise.
-        bad_rows = ~np.isfinite(image.sum(axis=1, dtype=np.float32))
+        bad_rows = ~np.isfinite(sums[c])
         if not bad_rows.any():
             continue
         bad_cols = ~np.isfinite(image.sum(axis=0, dtype=np.float32))
