@@ -4,7 +4,11 @@
 # train, evaluate on the independent sets, write those metrics into the card, and install the
 # package under src/realbogus/models/. Seeds are fixed here and recorded in each card.
 #
-#   bash scripts/train_builtin.sh [rubin|ztf|all]      (BUILD=build by default)
+#   bash scripts/train_builtin.sh [rubin|ztf|crowd|all]      (BUILD=build by default)
+#
+# "crowd" builds rubin-v0.2 (fine-tuned from rubin-v0.1 on simulated-crowd SWAP stable labels
+# only) and rubin-v0.3 (crowd labels + injections), as DMTN-337's v0.2 and v0.3, and evaluates
+# v0.1, v0.2 and v0.3 side by side on rubin-v0.1's independent test set.
 #
 # Sizes can be lowered for a trial run: RUBIN_TRAIN_VISITS, RUBIN_TEST_VISITS, ZTF_*, EPOCHS;
 # INSTALL=0 leaves src/realbogus/models/ alone.
@@ -50,8 +54,47 @@ build() {  # name survey train_visits test_visits train_seed test_seed
     cp -r "$BUILD/$name" "src/realbogus/models/$name"
 }
 
+crowd_versions() {
+    local survey="$BUILD/crowd-survey" test="$BUILD/rubin-v0.1-test"
+    simulate --survey rubin --visits "${CROWD_VISITS:-150}" --seed 404 --overwrite --out "$survey"
+    simulate --survey rubin --visits "${INJECTION_VISITS:-60}" --seed 505 --overwrite --out "$BUILD/injections"
+    simulate --survey rubin --visits "${RUBIN_TEST_VISITS:-150}" --seed 202 --overwrite --out "$test"
+    realbogus crowd simulate "$survey" --out "$BUILD/crowd-export.csv" --seed 0 --truth "$BUILD/crowd-truth.csv"
+    realbogus crowd aggregate "$BUILD/crowd-export.csv" --method swap --out "$BUILD/crowd-labels.parquet"
+    realbogus crowd labels "$BUILD/crowd-labels.parquet" --data "$survey" --out "$BUILD/crowd-train" --set stable --overwrite
+    # The volunteers label survey detections (DMTN-337 Table 3 origins), not injections.
+    python - "$BUILD" <<'PY'
+import shutil, sys
+from pathlib import Path
+from realbogus.dataset import concat_datasets, open_dataset
+build = Path(sys.argv[1])
+crowd, fakes = open_dataset(build / "crowd-train"), open_dataset(build / "injections")
+for name, sources in (("v0.2-train", [(crowd, "origin != 'injection'")]),
+                      ("v0.3-train", [(crowd, "origin != 'injection'"), (fakes, "origin == 'injection'")])):
+    shutil.rmtree(build / name, ignore_errors=True)
+    concat_datasets(sources, build / name)
+PY
+    for version in v0.2 v0.3; do
+        rm -rf "$BUILD/rubin-$version" "$BUILD/rubin-$version.train"
+        realbogus train --data "$BUILD/$version-train" --from rubin-v0.1 --out "$BUILD/rubin-$version" --name rubin \
+            --version "rubin-$version" --epochs "${FINETUNE_EPOCHS:-8}" --patience 3 --lr 1e-4 --seed 2 --cutoff auto
+    done
+    realbogus evaluate --model rubin-v0.1 --model "$BUILD/rubin-v0.2" --model "$BUILD/rubin-v0.3" --data "$test" \
+        --out "$BUILD/versions-report" --overwrite
+    for version in v0.2 v0.3; do
+        python scripts/card_metrics.py "$BUILD/rubin-$version" "independent_test=$BUILD/versions-report" \
+            --seeds '{"crowd_survey": 404, "crowd_volunteers": 0, "injections": 505, "test": 202}'
+        [ "${INSTALL:-1}" = 1 ] || continue
+        rm -rf "src/realbogus/models/rubin-$version"
+        cp -r "$BUILD/rubin-$version" "src/realbogus/models/rubin-$version"
+    done
+}
+
 if [ "$which" = rubin ] || [ "$which" = all ]; then
     build rubin-v0.1 rubin "${RUBIN_TRAIN_VISITS:-700}" "${RUBIN_TEST_VISITS:-150}" 101 202
+fi
+if [ "$which" = crowd ] || [ "$which" = all ]; then
+    crowd_versions
 fi
 if [ "$which" = ztf ] || [ "$which" = all ]; then
     build ztf-v0.1 ztf "${ZTF_TRAIN_VISITS:-900}" "${ZTF_TEST_VISITS:-200}" 111 212

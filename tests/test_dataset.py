@@ -71,3 +71,23 @@ def test_open_rejects_bad_datasets(rng, tmp_path):
         (path / "manifest.json").write_text(json.dumps({**manifest, **change}))
         with pytest.raises(InputError, match=message):
             open_dataset(path)
+
+
+def test_concat_datasets_with_queries(rng, tmp_path):
+    """Rows selected by query from two datasets, in order, stamps with them; sizes must agree."""
+    from realbogus.dataset import concat_datasets
+
+    a_table, a_stamps = _data(rng, n=10)
+    b_table, b_stamps = _data(rng, n=6)
+    a = open_dataset(write_dataset(tmp_path / "a", a_table, a_stamps))
+    b = open_dataset(write_dataset(tmp_path / "b", b_table.assign(extra=1.0), b_stamps))
+    both = open_dataset(concat_datasets([(a, "label == 1"), (b, None)], tmp_path / "ab"))
+    keep = a_table.label.to_numpy() == 1
+    assert len(both) == keep.sum() + 6
+    np.testing.assert_array_equal(both.stamps().data, np.concatenate([a_stamps.data[keep], b_stamps.data]))
+    assert both.table()["extra"].isna().sum() == keep.sum()
+    assert len(both.manifest["provenance"]["concatenated"]) == 2
+    c_table, c_stamps = _data(rng, n=3, size=9)
+    c = open_dataset(write_dataset(tmp_path / "c", c_table, c_stamps))
+    with pytest.raises(InputError, match="different stamp sizes"):
+        concat_datasets([(a, None), (c, None)], tmp_path / "ac")

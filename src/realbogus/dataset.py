@@ -36,6 +36,7 @@ __all__ = [
     "SPLITS",
     "split_by_group",
     "balance_by_subsampling",
+    "concat_datasets",
 ]
 
 MANIFEST = "manifest.json"
@@ -310,3 +311,37 @@ def balance_by_subsampling(labels: np.ndarray, *, seed: int = 0) -> np.ndarray:
         for value in sorted(known.unique())
     ]
     return np.sort(np.concatenate(keep)).astype(np.int64)
+
+
+def concat_datasets(
+    sources: list[tuple[Dataset, str | None]],
+    out: str | os.PathLike,
+    *,
+    provenance: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the rows of several datasets (optionally filtered) as one new dataset.
+
+    Parameters
+    ----------
+    sources : list of (Dataset, query or None)
+        Each dataset with a pandas `DataFrame.query` string selecting its rows (None: all).
+        Stamp sizes must agree; columns missing in a source are filled with nulls.
+    """
+    sizes = {ds.stamp_size for ds, _ in sources}
+    if len(sizes) != 1:
+        msg = f"datasets to concatenate have different stamp sizes {sorted(sizes)}"
+        raise InputError(msg)
+    tables, pieces = [], []
+    for ds, query in sources:
+        for table, stamps in ds.iter_parts():
+            keep = np.ones(len(table), bool) if query is None else table.eval(query).to_numpy(bool)
+            tables.append(table[keep].drop(columns=["valid_fraction", "edge"], errors="ignore"))
+            pieces.append(Stamps(stamps.data[keep], stamps.valid_fraction[keep], stamps.edge[keep]))
+    stamps = Stamps(
+        data=np.concatenate([p.data for p in pieces]),
+        valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
+        edge=np.concatenate([p.edge for p in pieces]),
+    )
+    record = {"concatenated": [{"path": str(ds.path), "content_hash": ds.manifest["content_hash"], "query": q} for ds, q in sources]}
+    return write_dataset(out, pd.concat(tables, ignore_index=True), stamps, provenance={**record, **(provenance or {})}, overwrite=overwrite)

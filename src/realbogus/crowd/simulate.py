@@ -303,8 +303,9 @@ def simulate_crowd(
             "truth": truth.astype(np.int8),
             "snr": snr,
             "reference": reference,
-            "retired": True,
-            "retirement_reason": np.where(agree, "consensus", "classification_count"),
+            # A subject seen only in feedback views or repeats was never retired.
+            "retired": np.isfinite(retired_at),
+            "retirement_reason": np.where(np.isfinite(retired_at), np.where(agree, "consensus", "classification_count"), None),
             "classifications_count": n_cls.astype(np.int64),
             "retired_at": _T0 + pd.to_timedelta(retired_at, unit="s"),
         }
