@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .stamps import CHANNELS, Stamps
+from .tables import atomic_directory
 
 __all__ = [
     "MANIFEST",
@@ -94,9 +93,7 @@ def write_dataset(
         msg = f"{path} already exists; choose another path or pass overwrite=True"
         raise InputError(msg)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         digest = hashlib.sha256()
         base = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
         n_parts = max(1, -(-len(table) // rows_per_part))
@@ -121,12 +118,6 @@ def write_dataset(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

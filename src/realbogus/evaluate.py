@@ -19,8 +19,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ import pyarrow.csv as pacsv
 from . import __version__
 from . import metrics as M
 from .errors import ConfigError, InputError, PackageError, RealBogusWarning
+from .tables import atomic_directory
 from .report import FigureData, render_html, write_figures
 
 __all__ = [
@@ -379,9 +378,7 @@ def evaluate(
         "warnings": messages,
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "figures").mkdir()
         (tmp / "curves").mkdir()
         for m in scores:
@@ -415,15 +412,6 @@ def evaluate(
         (tmp / "metrics.json").write_text(text + "\n")
         (tmp / "report.html").write_text(render_html(metrics, records, tmp / "figures"))
         step()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the report normal permissions
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if messages:
         head = "; ".join(messages[:3])
         more = f" (+{len(messages) - 3} more)" if len(messages) > 3 else ""

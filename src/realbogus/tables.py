@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["TABLE_FORMATS", "atomic_path", "read_table", "write_table"]
+__all__ = ["TABLE_FORMATS", "atomic_directory", "atomic_path", "read_table", "write_table"]
 
 TABLE_FORMATS = (".parquet", ".csv", ".fits")
 
@@ -34,6 +35,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside `path`; if the block succeeds it replaces `path`.
+
+    A crash leaves the earlier `path` (if any) untouched and no temporary directory behind. The
+    result gets the usual permissions (mkdtemp makes 0700).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _format(path: Path) -> str:

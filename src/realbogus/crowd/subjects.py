@@ -11,8 +11,6 @@ detections a previous model scored 0.5 < reliability < 0.9 when a score table is
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from PIL import Image
 
 from ..dataset import Dataset, open_dataset
 from ..errors import ConfigError, InputError
+from ..tables import atomic_directory
 
 __all__ = ["RELIABILITY_CUTS", "subject_sets", "render_subject", "write_subjects"]
 
@@ -173,9 +172,7 @@ def write_subjects(
             "#feedback_1_answer": feedback,
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         done = 0
         for part, stamps in ds.iter_parts():
             for did, stamp in zip(part["diaSourceId"], stamps.data):
@@ -186,10 +183,4 @@ def write_subjects(
         manifest.to_csv(tmp / "manifest.csv", index=False)
         for name, rows in manifest.groupby("subject_set", sort=True):
             rows.drop(columns="subject_set").to_csv(tmp / f"manifest_{name}.csv", index=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
