@@ -97,3 +97,11 @@ def test_built_in_rubin_model_card():
     overall = card.metrics["independent_test"]["overall"]
     assert overall["n"] >= 20_000 and 0.9 < overall["auc"] < 0.999
     assert card.training_data["simulation_seeds"] == {"train": 101, "test": 202, "cosmos_like": 303}
+
+
+def test_built_in_crowd_versions_record_their_parent():
+    """rubin-v0.2 and rubin-v0.3 are fine-tuned from rubin-v0.1 and carry independent-test metrics."""
+    for version in ("rubin-v0.2", "rubin-v0.3"):
+        card = load_package(version).card
+        assert card.parent == "rubin-v0.1" and card.preprocessing_scale == load_package("rubin-v0.1").card.preprocessing_scale
+        assert card.metrics["independent_test"]["overall"]["n"] >= 20_000
