@@ -63,15 +63,15 @@ def models(
     from .package import builtin_models, load_package
 
     table = Table(title="realbogus model packages")
-    for column in ("name", "version", "parent", "cutoff", "stamp size", "architecture", "source"):
-        table.add_column(column)
+    for column in ("name", "version", "parent", "cutoff", "stamp px", "pixels", "source"):
+        table.add_column(column, overflow="fold")
     sources = [(name, "built-in") for name in builtin_models()] + [(str(p), str(p)) for p in paths or []]
     for ref, where in sources:
         try:
             card = load_package(ref).card
         except RealBogusError as exc:
             raise fail(exc) from exc
-        table.add_row(card.name, card.version, card.parent or "-", f"{card.cutoff:g}", str(card.stamp_size), card.architecture, where)
+        table.add_row(card.name, card.version, card.parent or "-", f"{card.cutoff:.3f}", str(card.stamp_size), card.preprocessing, where)
     if not sources:
         console.print("no built-in model packages are installed yet; pass package paths to list them")
     Console().print(table)
