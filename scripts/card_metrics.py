@@ -27,17 +27,23 @@ def headline(model_metrics: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("package", type=Path)
-    parser.add_argument("reports", nargs="+", help="NAME=REPORT_DIR")
-    parser.add_argument("--seeds", default="{}", help="JSON object of simulation seeds to record in training_data")
+    parser.add_argument("reports", nargs="*", help="NAME=REPORT_DIR")
+    parser.add_argument("--seeds", default=None, help="JSON object of simulation seeds to record in training_data")
+    parser.add_argument("--pixel-units", default=None, help="set the card's pixel_units (e.g. nJy) when the training data did not record it")
     args = parser.parse_args()
     package = load_package(args.package)
     metrics = dict(package.card.metrics)
-    for item in args.reports:
+    for item in args.reports or []:
         name, report = item.split("=", 1)
         data = json.loads((Path(report) / "metrics.json").read_text())
         metrics[name] = headline(data["models"][package.version])
-    training = {**package.card.training_data, "simulation_seeds": json.loads(args.seeds)}
-    card = package.card.model_copy(update={"metrics": metrics, "training_data": training})
+    training = dict(package.card.training_data)
+    if args.seeds is not None:
+        training["simulation_seeds"] = json.loads(args.seeds)
+    update = {"metrics": metrics, "training_data": training}
+    if args.pixel_units:
+        update["pixel_units"] = args.pixel_units
+    card = package.card.model_copy(update=update)
     save_package(args.package, package.model, card, overwrite=True)
 
 

@@ -335,4 +335,7 @@ def concat_datasets(
         edge=np.concatenate([p.edge for p in pieces]),
     )
     record = {"concatenated": [{"path": str(ds.path), "content_hash": ds.manifest["content_hash"], "query": q} for ds, q in sources]}
+    units = {ds.manifest.get("provenance", {}).get("pixel_units") for ds, _ in sources}
+    if len(units) == 1 and None not in units:
+        record["pixel_units"] = units.pop()
     return write_dataset(out, pd.concat(tables, ignore_index=True), stamps, provenance={**record, **(provenance or {})}, overwrite=overwrite)

@@ -212,7 +212,7 @@ def simulate_survey(
         truth = pd.concat([truths[i] for i in order], ignore_index=True)
         visits = pd.DataFrame([metrics[i] for i in order])
         summary = summarize(table, truth, visits)
-        provenance = {"generator": "realbogus.sim", "survey": cfg.name, "seed": int(seed),
+        provenance = {"generator": "realbogus.sim", "survey": cfg.name, "seed": int(seed), "pixel_units": "nJy",
                       "n_visits": int(n_visits), "config": cfg.to_dict(), "summary": summary}
         # 10,000 rows per part (~0.3 GB of 51x51 stamps): bounded memory, Dask-sized partitions.
         write_dataset(out, table, Stamps(data=big, valid_fraction=valid, edge=edge), provenance=provenance,

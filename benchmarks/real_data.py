@@ -1,0 +1,64 @@
+"""Our models on real alert packets, beside the survey's own scores (issue 7, part 4).
+
+Rubin (126 alerts from LSSTCam and HSC images, `../shared/data/rubin/alerts`): `rubin-v0.1`
+against Rubin's production `reliability`: ROC AUC of our score for Rubin reliability >= 0.5,
+Spearman rank correlation, and recall on alerts associated with a known solar-system object
+(`ssObjectId`) at our cutoff and at 0.5, beside Rubin's recall at 0.5.
+ZTF (`../shared/data/ztf/alerts`): the same against braai's `drb`, with asteroid alerts
+(`ssdistnr` within 2"), once a ZTF-unit model (`--ztf-model`) exists; ZTF stamps are in DN.
+
+    python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.1] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from realbogus.alerts import score_alerts
+from realbogus.errors import PackageError
+from realbogus.package import load_package
+from realbogus.scoring import Scorer
+from realbogus.train import _roc_auc
+
+
+def report(name: str, table, survey_score: str, asteroid: np.ndarray, n_failed: int) -> None:
+    ours = table["reliability"].to_numpy(float)
+    theirs = table[survey_score].to_numpy(float)
+    print(f"\n{name}: {len(table)} alerts scored, {n_failed} failed")
+    print(f"  ROC AUC of ours against {survey_score} >= 0.5: {_roc_auc((theirs >= 0.5).astype(int), ours):.3f} "
+          f"({int((theirs >= 0.5).sum())} of {len(theirs)} at >= 0.5)")
+    print(f"  Spearman rank correlation: {spearmanr(ours, theirs).statistic:.3f}")
+    n = int(asteroid.sum())
+    print(f"  known-asteroid alerts: {n}; recall ours at cutoff {table['passes_cutoff'].to_numpy()[asteroid].mean():.3f}, "
+          f"ours at 0.5 {(ours[asteroid] >= 0.5).mean():.3f}, {survey_score} at 0.5 {(theirs[asteroid] >= 0.5).mean():.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rubin-model", default="rubin-v0.1")
+    parser.add_argument("--ztf-model", default="ztf-v0.1")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    args = parser.parse_args()
+
+    rubin = score_alerts(Scorer(load_package(args.rubin_model)), args.data / "rubin" / "alerts")
+    table = rubin.table
+    asteroid = table["ssObjectId"].fillna(0).astype("int64").to_numpy() > 0
+    report(f"Rubin alerts, {args.rubin_model}", table, "surveyReliability", asteroid, len(rubin.failures))
+
+    try:
+        ztf_package = load_package(args.ztf_model)
+    except PackageError as exc:
+        print(f"\nZTF: skipped ({exc})")
+        return
+    ztf = score_alerts(Scorer(ztf_package), args.data / "ztf" / "alerts")
+    table = ztf.table
+    distance = table["ssdistnr"].to_numpy(float)
+    report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), len(ztf.failures))
+
+
+if __name__ == "__main__":
+    main()
