@@ -55,10 +55,23 @@ def two_model_report(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
-def test_report_opens_in_headless_chromium(two_model_report, tmp_path):
+@pytest.fixture(scope="module")
+def simulated_report(tmp_path_factory) -> Path:
+    """report.html for two built-in models on a freshly simulated survey (the real chain)."""
+    from realbogus.evaluate import evaluate_packages
+    from realbogus.sim import simulate_survey
+
+    root = tmp_path_factory.mktemp("simrep")
+    data = simulate_survey(survey="rubin-small", n_visits=3, seed=77, out=root / "data", workers=1, preview=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # truth-kind slices are one-class by construction
+        evaluate_packages(["rubin-v0.1", "rubin-v0.3"], data, root / "report", n_boot=30)
+    return root / "report"
+
+
+def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
     """Chromium loads report.html offline, every <img> decodes, and a screenshot is not blank."""
-    page = (two_model_report / "report.html").read_text()
+    page = (report / "report.html").read_text()
     n_figures = len(re.findall(r"<img ", page))
     assert n_figures == len(FIGURES)
     probe = tmp_path / "probe.html"  # a copy with a tiny script that writes the check into the DOM
@@ -73,14 +86,28 @@ def test_report_opens_in_headless_chromium(two_model_report, tmp_path):
 
     shot = tmp_path / "shot.png"
     run = _chromium(
-        ["--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}",
-         (two_model_report / "report.html").as_uri()],
+        ["--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}", (report / "report.html").as_uri()],
         tmp_path / "p2",
     )
     assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
     pixels = imread(shot)
     assert pixels.shape[:2] == (2400, 1280)
     assert pixels[..., :3].std() > 0.05  # text, tables and figures, not an empty page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_report_opens_in_headless_chromium(two_model_report, tmp_path):
+    """Generated detections: the report opens offline with every figure decoded."""
+    _assert_opens_in_chromium(two_model_report, tmp_path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_simulated_survey_report_opens_in_headless_chromium(simulated_report, tmp_path):
+    """rubin-v0.1 and rubin-v0.3 on a simulated survey: every figure drawn, none skipped, all decode."""
+    metrics = json.loads((simulated_report / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"rubin-v0.1", "rubin-v0.3"}
+    assert all(f["file"] is not None for f in metrics["figures"]), [f["note"] for f in metrics["figures"]]
+    _assert_opens_in_chromium(simulated_report, tmp_path)
 
 
 def test_report_tables_show_window_with_intervals_per_model(two_model_report):
