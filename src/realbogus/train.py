@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def stamp_memmap(dataset: Dataset) -> np.ndarray:
     """
     key = dataset.manifest["content_hash"].split(":")[-1][:16]
     shape = (len(dataset), 3, dataset.stamp_size, dataset.stamp_size)
-    for folder in (dataset.path, Path(os.environ.get("TMPDIR", "/tmp"))):
+    for folder in (dataset.path, Path(tempfile.gettempdir())):
         cache = folder / f".stamps-{key}.npy"
         if cache.is_file():
             array = np.load(cache, mmap_mode="r")
