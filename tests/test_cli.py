@@ -105,3 +105,10 @@ def test_built_in_crowd_versions_record_their_parent():
         card = load_package(version).card
         assert card.parent == "rubin-v0.1" and card.preprocessing_scale == load_package("rubin-v0.1").card.preprocessing_scale
         assert card.metrics["independent_test"]["overall"]["n"] >= 20_000
+
+
+def test_built_in_ztf_model_card():
+    """ztf-v0.1 takes 63-px stamps in nJy and carries its independent-test metrics."""
+    card = load_package("ztf-v0.1").card
+    assert card.stamp_size == 63 and card.pixel_units == "nJy" and card.parent is None
+    assert 0.9 < card.metrics["independent_test"]["overall"]["auc"] < 0.999
