@@ -130,6 +130,17 @@ def _counts_sorted(
     return s_sorted[last][keep], tp[keep], fp[keep]
 
 
+def _weighted_counts(
+    y: np.ndarray, s: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Checked inputs -> (thresholds, tp, fp, total Real weight, total Bogus weight)."""
+    order, s_sorted, y_sorted = _sort(y, s)
+    ws = w[order]
+    thr, tp, fp = _counts_sorted(s_sorted, y_sorted.astype(np.float64), ws)
+    n_real = float((ws * y_sorted).sum())
+    return thr, tp, fp, n_real, float(ws.sum() - n_real)
+
+
 def confusion_at_thresholds(
     y_true: npt.ArrayLike,
     y_score: npt.ArrayLike,
@@ -156,9 +167,8 @@ def confusion_at_thresholds(
     fp : ndarray of shape (n_thresholds,)
         Weight of Bogus detections with ``score >= thresholds[k]``.
     """
-    y, s, w = _check_inputs(y_true, y_score, sample_weight)
-    order, s_sorted, y_sorted = _sort(y, s)
-    return _counts_sorted(s_sorted, y_sorted.astype(np.float64), w[order])
+    thr, tp, fp, _, _ = _weighted_counts(*_check_inputs(y_true, y_score, sample_weight))
+    return thr, tp, fp
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,12 +267,7 @@ def purity_completeness(
     PCCurve
         Arrays of shape (n_thresholds,), thresholds ascending.
     """
-    y, s, w = _check_inputs(y_true, y_score, sample_weight)
-    order, s_sorted, y_sorted = _sort(y, s)
-    ws = w[order]
-    thr, tp, fp = _counts_sorted(s_sorted, y_sorted.astype(np.float64), ws)
-    n_real = float((ws * y_sorted).sum())
-    n_bogus = float(ws.sum() - n_real)
+    thr, tp, fp, n_real, n_bogus = _weighted_counts(*_check_inputs(y_true, y_score, sample_weight))
     if n_real == 0:
         warnings.warn(
             "no Real detections: completeness is undefined (NaN)", RealBogusWarning, stacklevel=2
@@ -375,12 +380,7 @@ def roc_auc(
 
     Returns NaN with a RealBogusWarning when only one class is present.
     """
-    y, s, w = _check_inputs(y_true, y_score, sample_weight)
-    order, s_sorted, y_sorted = _sort(y, s)
-    ws = w[order]
-    _, tp, fp = _counts_sorted(s_sorted, y_sorted.astype(np.float64), ws)
-    n_real = float((ws * y_sorted).sum())
-    n_bogus = float(ws.sum() - n_real)
+    _, tp, fp, n_real, n_bogus = _weighted_counts(*_check_inputs(y_true, y_score, sample_weight))
     if n_real == 0 or n_bogus == 0:
         warnings.warn("only one class present: ROC AUC is undefined (NaN)", RealBogusWarning,
                       stacklevel=2)
