@@ -18,7 +18,8 @@ import torch
 
 from realbogus.dataset import open_dataset
 from realbogus.model import DMTN337CNN
-from realbogus.train import _batches, _roc_auc, robust_channel_scale, stamp_memmap
+from realbogus.metrics import roc_auc
+from realbogus.train import _batches, robust_channel_scale, stamp_memmap
 
 
 def main() -> None:
@@ -54,7 +55,7 @@ def main() -> None:
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(transforms[name](np.asarray(stamps[val_rows], np.float32))))
             scores = torch.sigmoid(model.logits(x)).numpy()
-        print(f"{name:>14} {lr:>8g} {decay:>12g} {_roc_auc(labels[val_rows], scores):>8.4f} {time.perf_counter() - start:>5.0f}")
+        print(f"{name:>14} {lr:>8g} {decay:>12g} {roc_auc(labels[val_rows], scores):>8.4f} {time.perf_counter() - start:>5.0f}")
 
 
 if __name__ == "__main__":

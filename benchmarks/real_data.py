@@ -22,14 +22,14 @@ from realbogus.alerts import score_alerts
 from realbogus.errors import PackageError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
-from realbogus.train import _roc_auc
+from realbogus.metrics import roc_auc
 
 
 def report(name: str, table, survey_score: str, asteroid: np.ndarray, n_failed: int) -> None:
     ours = table["reliability"].to_numpy(float)
     theirs = table[survey_score].to_numpy(float)
     print(f"\n{name}: {len(table)} alerts scored, {n_failed} failed")
-    print(f"  ROC AUC of ours against {survey_score} >= 0.5: {_roc_auc((theirs >= 0.5).astype(int), ours):.3f} "
+    print(f"  ROC AUC of ours against {survey_score} >= 0.5: {roc_auc((theirs >= 0.5).astype(int), ours):.3f} "
           f"({int((theirs >= 0.5).sum())} of {len(theirs)} at >= 0.5)")
     print(f"  Spearman rank correlation: {spearmanr(ours, theirs).statistic:.3f}")
     n = int(asteroid.sum())

@@ -168,11 +168,11 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
     scale = pkg.card.preprocessing_scale if preprocessing == "asinh" else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
     assert 500 < scale[0] < 2000
     rows = np.flatnonzero(split_by_group(table, seed=1) == "test")
-    from realbogus.train import _roc_auc
+    from realbogus.metrics import roc_auc
 
     for backend in ("torch", "onnx"):
         scores = Scorer(pkg, backend=backend).predict(raw.data[rows])
-        assert abs(_roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-4
+        assert abs(roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-4
 
 
 def test_fine_tuning_keeps_the_parent_preprocessing(tmp_path):

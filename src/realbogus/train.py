@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import metrics
 from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from .errors import ConfigError, InputError
 from .model import build_model
@@ -223,7 +224,6 @@ def choose_cutoff(labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None
     """
     import warnings
 
-    from . import metrics
     from .errors import RealBogusWarning
 
     keep = np.ones(len(labels), bool) if snr is None else np.asarray(snr) > 5
@@ -245,17 +245,6 @@ def _purity_completeness(labels: np.ndarray, scores: np.ndarray, threshold: floa
     purity = tp / selected.sum() if selected.any() else float("nan")
     completeness = tp / (labels == 1).sum() if (labels == 1).any() else float("nan")
     return purity, completeness
-
-
-def _roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    pos = labels == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -425,7 +414,7 @@ def train(
     if len(test_rows):
         _, test_scores = _evaluate(model, stamps, labels, test_rows, transform=transform)
         purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
-        test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": _roc_auc(labels[test_rows], test_scores),
+        test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": metrics.roc_auc(labels[test_rows], test_scores),
                         "test_purity_at_cutoff": purity, "test_completeness_at_cutoff": completeness}
     card = ModelCard(
         name=name,
