@@ -96,6 +96,10 @@ class InjectionConfig(_Frozen):
     variable_min_snr: float = Field(
         3.0, ge=0, description="variable stars count as Real truth when |change| has at least this SNR"
     )
+    match_radius_arcsec: float = Field(
+        0.5, ge=0, description="a detection is Real within this distance of a same-polarity truth source "
+        "(Rubin's MatchInjectedToDiaSourceTask default); never under 1 pixel"
+    )
 
 
 class ArtifactConfig(_Frozen):

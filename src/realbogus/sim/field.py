@@ -372,7 +372,9 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
              "variable": cat.star_variable, "gaia": gaia}
     edge_px = float(max(result.psf.shape[0] // 2, 2) + fwhm_px)
     tr = truth.arrays()
-    lab = assign_labels(det, tr, log.arrays(), stars, galaxies, shape=shape, fwhm_px=fwhm_px, edge_px=edge_px)
+    match_px = max(1.0, inj.match_radius_arcsec / config.pixel_scale)
+    lab = assign_labels(det, tr, log.arrays(), stars, galaxies, shape=shape, fwhm_px=fwhm_px, edge_px=edge_px,
+                        match_radius=match_px)
 
     # ---- stamps and NaN rows/columns
     stamps = cut_stamps(diff_nan, np.where(nan_sci, np.nan, science_img), np.where(nan_tpl, np.nan, template),
@@ -405,12 +407,12 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     })[list(TABLE_COLUMNS)]
 
     # ---- truth table with detection flags, and quality metrics
-    # A truth source is detected when any same-polarity detection lies within 1 px (even one
-    # that was attributed to another truth source at the same place).
+    # A truth source is detected when any same-polarity detection lies within the match radius
+    # (even one that was attributed to another truth source at the same place).
     if len(truth) and n:
         dist = segment_distance(x, y, tr["seg"])
         same = (tr["flux"][None, :] < 0) == det["isNegative"][:, None]
-        matched = ((dist <= 1.0) & same).any(axis=0)
+        matched = ((dist <= match_px) & same).any(axis=0)
     else:
         matched = np.zeros(len(truth), bool)
     best_snr = np.full(len(truth), np.nan)
