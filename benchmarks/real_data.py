@@ -5,7 +5,8 @@ against Rubin's production `reliability`: ROC AUC of our score for Rubin reliabi
 Spearman rank correlation, and recall on alerts associated with a known solar-system object
 (`ssObjectId`) at our cutoff and at 0.5, beside Rubin's recall at 0.5.
 ZTF (`../shared/data/ztf/alerts`): the same against braai's `drb`, with asteroid alerts
-(`ssdistnr` within 2"), once a ZTF-unit model (`--ztf-model`) exists; ZTF stamps are in DN.
+(`ssdistnr` within 2"), with `ztf-v0.1`; ZTF stamps (DN) are converted to the model's nJy with
+each alert's `magzpsci` (`realbogus.alerts.units`).
 
     python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.1] [--data ../shared/data]
 """

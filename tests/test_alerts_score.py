@@ -51,15 +51,35 @@ def test_scores_equal_scoring_the_decoded_stamps(scorer, sources):
     assert (result.table.passes_cutoff == (result.table.reliability >= 0.5)).all()
 
 
-def test_unit_mismatch_is_a_failure_not_a_silent_score(package_dir, sources, tmp_path):
-    """A card expecting nJy scores the Rubin alerts and rejects the ZTF ones (DN) with the reason."""
+def _with_units(package_dir, tmp_path, units: str):
     package = load_package(package_dir)
-    card = ModelCard(**{**package.card.model_dump(), "pixel_units": "nJy", "version": "njy-only"})
-    path = save_package(tmp_path / "njy", package.model, card)
-    result = score_alerts(Scorer(load_package(path), device="cpu"), sources, workers=1)
-    assert set(result.table.survey) == {"rubin"} and len(result.table) == 30
-    assert len(result.failures) == 60
-    assert all("stamps are in DN but model njy-only expects nJy" in f.reason for f in result.failures)
+    card = ModelCard(**{**package.card.model_dump(), "pixel_units": units, "version": f"{units}-only"})
+    return Scorer(load_package(save_package(tmp_path / units, package.model, card)), device="cpu")
+
+
+def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp_path):
+    """A nJy card scores ZTF alerts on DN stamps x 10**(0.4 (31.4 - magzpsci)); Rubin's are unchanged."""
+    result = score_alerts(_with_units(package_dir, tmp_path, "nJy"), sources, workers=1)
+    batch = read_alerts(sources, stamp_size=51, workers=1)
+    zp = batch.table.magzpsci.to_numpy(float, na_value=np.nan)
+    ztf = (batch.table.survey == "ztf").to_numpy()
+    convertible = ~ztf | np.isfinite(zp)
+    assert len(result.table) == convertible.sum() > 80
+    assert len(result.failures) == (~convertible).sum()
+    assert all("no usable magzpsci" in f.reason for f in result.failures)
+    expected = np.where(ztf, 10.0 ** (0.4 * (31.4 - zp)), 1.0)[convertible]
+    np.testing.assert_allclose(result.table.unitFactor.to_numpy(float), expected, rtol=1e-12)
+    assert (result.table.stampUnits[result.table.survey == "ztf"] == "DN").all()
+    njy = batch.stamps.data[convertible] * expected.astype(np.float32)[:, None, None, None]
+    scorer = _with_units(package_dir, tmp_path / "again", "nJy")
+    np.testing.assert_allclose(result.table.reliability.to_numpy(), scorer.predict(njy), rtol=0, atol=1e-6)
+
+
+def test_unknown_units_are_a_failure_not_a_silent_score(package_dir, sources, tmp_path):
+    """A card in units no alert is in rejects every alert with the reason."""
+    result = score_alerts(_with_units(package_dir, tmp_path, "ADU"), sources, workers=1)
+    assert len(result.table) == 0 and len(result.failures) == 90
+    assert all("no conversion to ADU; model ADU-only expects ADU" in f.reason for f in result.failures)
 
 
 def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, tmp_path):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..stamps import Stamps
 from .reader import AlertBatch, AlertFailure, Source, iter_alert_batches
+from .units import to_units
 
 __all__ = ["PASS_THROUGH", "AlertScores", "score_alerts", "score_batch"]
 
@@ -29,6 +30,8 @@ PASS_THROUGH = {
     "ssdistnr": "ssdistnr",
     "ssObjectId": "ssObjectId",
     "stampUnits": "stampUnits",
+    "unitFactor": "unitFactor",
+    "skySubtracted": "skySubtracted",
     "file": "file",
     "index": "index",
 }
@@ -53,22 +56,13 @@ class AlertScores:
     failures: list[AlertFailure]
 
 
-def _select(batch: AlertBatch, keep: np.ndarray) -> AlertBatch:
-    stamps = Stamps(batch.stamps.data[keep], batch.stamps.valid_fraction[keep], batch.stamps.edge[keep])
-    return AlertBatch(batch.table[keep].reset_index(drop=True), stamps, batch.failures)
-
-
 def score_batch(scorer, batch: AlertBatch) -> AlertScores:
-    """Score decoded alerts; alerts whose stamp units differ from the card's become failures."""
+    """Score decoded alerts in the card's pixel units (`to_units`); unconvertible ones become failures."""
     failures = list(batch.failures)
     expected = getattr(scorer.card, "pixel_units", None)
     if expected and len(batch):
-        units = batch.table["stampUnits"].astype(str).to_numpy()
-        keep = units == expected
-        for file, index, unit in batch.table.loc[~keep, ["file", "index", "stampUnits"]].itertuples(index=False):
-            failures.append(AlertFailure(file, int(index), f"stamps are in {unit} but model {scorer.card.version} expects {expected}"))
-        if not keep.all():
-            batch = _select(batch, keep)
+        batch, refused = to_units(batch, expected, scorer.card.version)
+        failures.extend(refused)
     ids = batch.table["diaSourceId"].to_numpy(dtype=np.int64) if len(batch) else np.zeros(0, np.int64)
     table = scorer.score_stamps(batch.stamps, ids)
     for source, target in PASS_THROUGH.items():
@@ -91,7 +85,8 @@ def score_alerts(
     ----------
     scorer : realbogus.scoring.Scorer
         The model; its card's `stamp_size` sets the stamp size and `pixel_units` (when set)
-        must match the alerts' stamp units (nJy for Rubin, DN for ZTF).
+        is what the alerts' stamps are converted to (`realbogus.alerts.units`: ZTF's DN to
+        nJy with the candidate's `magzpsci`); alerts that cannot be converted are failures.
     sources : path, bytes, or iterable of them
         As for `realbogus.alerts.read_alerts`.
     workers, chunk_size : int

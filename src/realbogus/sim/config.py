@@ -201,7 +201,9 @@ _ZTF = SimConfig(
     pixel_scale=1.01,
     image_size=512,
     stamp_size=63,
-    zeropoint=26.3,
+    # ZTF's magzpsci (~26.3) is per DN; per electron it is 2.5 log10(gain 6.2) = 2.0 mag fainter.
+    # 28.3 gives the pixel noise of the real alerts' cutouts (median ~730 nJy in the difference).
+    zeropoint=28.3,
     zeropoint_scatter=0.2,
     sky_mag=(20.2, 21.0),
     gain=6.2,
