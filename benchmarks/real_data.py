@@ -26,16 +26,22 @@ from realbogus.scoring import Scorer
 from realbogus.metrics import roc_auc
 
 
-def report(name: str, table, survey_score: str, asteroid: np.ndarray, n_failed: int) -> None:
+def report(name: str, table, survey_score: str, asteroid: np.ndarray, failures: list) -> None:
+    print(f"\n{name}: {len(table)} alerts scored, {len(failures)} not scored")
+    for failure in failures:
+        print(f"  not scored: {Path(failure.file).name}: {failure.reason}")
     ours = table["reliability"].to_numpy(float)
-    theirs = table[survey_score].to_numpy(float)
-    print(f"\n{name}: {len(table)} alerts scored, {n_failed} failed")
-    print(f"  ROC AUC of ours against {survey_score} >= 0.5: {roc_auc((theirs >= 0.5).astype(int), ours):.3f} "
-          f"({int((theirs >= 0.5).sum())} of {len(theirs)} at >= 0.5)")
-    print(f"  Spearman rank correlation: {spearmanr(ours, theirs).statistic:.3f}")
-    n = int(asteroid.sum())
-    print(f"  known-asteroid alerts: {n}; recall ours at cutoff {table['passes_cutoff'].to_numpy()[asteroid].mean():.3f}, "
-          f"ours at 0.5 {(ours[asteroid] >= 0.5).mean():.3f}, {survey_score} at 0.5 {(theirs[asteroid] >= 0.5).mean():.3f}")
+    theirs = table[survey_score].to_numpy(float, na_value=np.nan)
+    has = np.isfinite(theirs)
+    n_without = "" if has.all() else f"; {int((~has).sum())} alerts without {survey_score} left out"
+    label = (theirs[has] >= 0.5).astype(int)
+    print(f"  ROC AUC of ours against {survey_score} >= 0.5: {roc_auc(label, ours[has]):.3f} "
+          f"({int(label.sum())} of {int(has.sum())} at >= 0.5{n_without})")
+    print(f"  Spearman rank correlation: {spearmanr(ours[has], theirs[has]).statistic:.3f}")
+    theirs_on = asteroid & has
+    print(f"  known-asteroid alerts: {int(asteroid.sum())}; recall ours at cutoff {table['passes_cutoff'].to_numpy()[asteroid].mean():.3f}, "
+          f"ours at 0.5 {(ours[asteroid] >= 0.5).mean():.3f}; {survey_score} at 0.5 {(theirs[theirs_on] >= 0.5).mean():.3f} "
+          f"(on the {int(theirs_on.sum())} with {survey_score})")
 
 
 def main() -> None:
@@ -48,7 +54,7 @@ def main() -> None:
     rubin = score_alerts(Scorer(load_package(args.rubin_model)), args.data / "rubin" / "alerts")
     table = rubin.table
     asteroid = table["ssObjectId"].fillna(0).astype("int64").to_numpy() > 0
-    report(f"Rubin alerts, {args.rubin_model}", table, "surveyReliability", asteroid, len(rubin.failures))
+    report(f"Rubin alerts, {args.rubin_model}", table, "surveyReliability", asteroid, rubin.failures)
 
     try:
         ztf_package = load_package(args.ztf_model)
@@ -58,7 +64,7 @@ def main() -> None:
     ztf = score_alerts(Scorer(ztf_package), args.data / "ztf" / "alerts")
     table = ztf.table
     distance = table["ssdistnr"].to_numpy(float)
-    report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), len(ztf.failures))
+    report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), ztf.failures)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ build() {  # name survey train_visits test_visits train_seed test_seed
     simulate --survey "$survey" --visits "$ntest" --seed "$stest" --overwrite --out "$BUILD/$name-test"
     rm -rf "$BUILD/$name" "$BUILD/$name.train"
     realbogus train --data "$BUILD/$name-train" --out "$BUILD/$name" --name "${name%%-*}" --version "$name" --patience "${PATIENCE:-3}" --lr "${LR:-1e-3}" \
-        --epochs "$EPOCHS" --seed 1 --cutoff auto
+        --epochs "$EPOCHS" --seed 1 --cutoff auto ${PREPROCESSING:+--preprocessing "$PREPROCESSING"}
     realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-test" --out "$BUILD/$name-report-test" --overwrite
     local reports=("independent_test=$BUILD/$name-report-test") seeds="{\"train\": $strain, \"test\": $stest"
     if [ "$survey" = rubin ]; then

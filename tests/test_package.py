@@ -13,12 +13,14 @@ from safetensors.torch import save_file
 from realbogus.errors import PackageError
 from realbogus.model import DMTN337CNN
 from realbogus.package import (
+    NOISE_FLOOR,
     ModelCard,
     export_rubin,
     import_rubin,
     init_package,
     load_package,
     save_package,
+    stamp_noise,
 )
 from realbogus.scoring import Scorer
 
@@ -163,11 +165,12 @@ def test_save_refuses_to_overwrite_and_mismatched_models(package_dir, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_asinh_package_round_trips_through_rubin_layout(package_dir, tmp_path, rng):
-    """An 'asinh' package exports a network that applies its preprocessing itself (Rubin feeds raw
-    pixels) and imports back to the same card preprocessing and identical scores."""
+@pytest.mark.parametrize("preprocessing", ["asinh", "asinh-noise"])
+def test_asinh_package_round_trips_through_rubin_layout(package_dir, tmp_path, rng, preprocessing):
+    """An 'asinh'/'asinh-noise' package exports a network that applies its preprocessing itself
+    (Rubin feeds raw pixels) and imports back to the same card preprocessing and identical scores."""
     package = load_package(package_dir)
-    card = package.card.model_copy(update={"preprocessing": "asinh", "preprocessing_scale": [20.0, 21.0, 5.0]})
+    card = package.card.model_copy(update={"preprocessing": preprocessing, "preprocessing_scale": [20.0, 21.0, 5.0]})
     asinh = load_package(save_package(tmp_path / "asinh", package.model, card))
     rubin_dir = export_rubin(asinh, tmp_path / "rubin")
     namespace = {}
@@ -175,8 +178,23 @@ def test_asinh_package_round_trips_through_rubin_layout(package_dir, tmp_path, r
     rubin_model = namespace["DMTN337CNN"]()
     rubin_model.load_state_dict(torch.load(rubin_dir / "checkpoint.pt", weights_only=True)["model_state_dict"])
     raw = (rng.normal(size=(50, 3, 51, 51)) * 300).astype(np.float32)
+    raw[3, :, :, :30] = 0  # padded: the noise comes from the valid pixels only
     want = Scorer(asinh, backend="torch").predict(raw)
     np.testing.assert_allclose(rubin_model.eval()(torch.from_numpy(raw)).detach().numpy(), want, atol=1e-6)
     back = load_package(import_rubin(rubin_dir, tmp_path / "back"))
-    assert back.card.preprocessing == "asinh" and back.card.preprocessing_scale == [20.0, 21.0, 5.0]
+    assert back.card.preprocessing == preprocessing and back.card.preprocessing_scale == [20.0, 21.0, 5.0]
     assert np.abs(Scorer(back).predict(raw) - want).max() < 1e-6
+
+
+def test_stamp_noise_is_the_mad_of_the_valid_difference_pixels(rng):
+    """stamp_noise = 1.4826 median |d| over non-zero pixels of the (subsampled) difference."""
+    x = torch.from_numpy((rng.normal(size=(3, 3, 51, 51)) * 7).astype(np.float32))
+    x[1, 0, :, 20:] = 0
+    x[2, 0] = 0
+    noise = stamp_noise(x).numpy()
+    for i in (0, 1):
+        d = x[i, 0, ::2, ::2].abs().flatten().numpy()
+        d = np.sort(d[d != 0])
+        assert noise[i] == pytest.approx(1.4826 * d[len(d) // 2], rel=1e-6)
+        assert noise[i] == pytest.approx(7, rel=0.1)
+    assert noise[2] == NOISE_FLOOR

@@ -7,7 +7,7 @@ import torch
 
 from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import ConfigError, StampShapeError
-from realbogus.package import init_package, load_package
+from realbogus.package import init_package, load_package, save_package
 from realbogus.scoring import SCORE_COLUMNS, Scorer, resolve_device
 from realbogus.stamps import Stamps
 
@@ -107,3 +107,17 @@ def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
     np.testing.assert_allclose(session.run(None, {"stamps": data[:10]})[0], torch_scores[:10], atol=1e-5)
     with pytest.raises(ConfigError, match="backend must be one of"):
         Scorer(package, backend="tflite")
+
+
+def test_asinh_noise_graph_equals_torch_and_ignores_units(package, rng, tmp_path):
+    """'asinh-noise' in the ONNX graph = in torch, and scaling a stamp (other units, other
+    depth) leaves its score unchanged; padded stamps take the noise of their valid pixels."""
+    card = package.card.model_copy(update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]})
+    noise = load_package(save_package(tmp_path / "noise", package.model, card))
+    data = (rng.normal(size=(40, 3, 51, 51)) * 30).astype(np.float32)
+    data[:10, :, :, :21] = 0
+    torch_scores = Scorer(noise, backend="torch").predict(data)
+    onnx = Scorer(noise, backend="onnx")
+    np.testing.assert_allclose(onnx.predict(data), torch_scores, rtol=0, atol=1e-5)
+    factors = np.geomspace(1e-3, 1e4, 40).astype(np.float32)[:, None, None, None]
+    np.testing.assert_allclose(onnx.predict(data * factors), torch_scores, rtol=0, atol=1e-5)

@@ -153,7 +153,7 @@ def test_input_scale_is_folded_exactly_into_conv1(rng):
     torch.testing.assert_close(model.conv1.weight.detach(), before, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("preprocessing", ["asinh", "none"])
+@pytest.mark.parametrize("preprocessing", ["asinh", "asinh-noise", "none"])
 def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
     """Pixels in the thousands (raw nJy) train well with either preprocessing; the package
     takes raw pixels and reproduces the test AUC that train() measured."""
@@ -165,8 +165,11 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
     pkg = load_package(train(data, tmp_path / "m", config=config, version="raw"))
     assert pkg.card.metrics["test_roc_auc"] > 0.95
     assert pkg.card.preprocessing == preprocessing
-    scale = pkg.card.preprocessing_scale if preprocessing == "asinh" else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
-    assert 500 < scale[0] < 2000
+    scale = pkg.card.preprocessing_scale if preprocessing != "none" else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
+    if preprocessing == "asinh-noise":  # dimensionless: each channel's noise over the difference's
+        assert scale[0] == 1.0 and all(0.05 < s < 20 for s in scale)
+    else:
+        assert 500 < scale[0] < 2000
     rows = np.flatnonzero(split_by_group(table, seed=1) == "test")
     from realbogus.metrics import roc_auc
 

@@ -41,6 +41,7 @@ __all__ = [
     "ModelCard",
     "ModelPackage",
     "preprocess",
+    "stamp_noise",
     "builtin_models",
     "load_package",
     "save_package",
@@ -55,7 +56,13 @@ FORMAT_VERSION = 1
 #: Named pixel preprocessing a card may declare; the Scorer applies it.
 #: "none": raw pixels (Rubin's production convention). "asinh": asinh(x / s_c), with s_c the
 #: card's per-channel `preprocessing_scale` (the training stamps' robust noise, in pixel units).
-PREPROCESSING = ("none", "asinh")
+#: "asinh-noise": asinh(x / (s_c * sigma)), sigma the stamp's own difference noise
+#: (`stamp_noise`) and s_c dimensionless (each channel's noise over the difference's, in the
+#: training set): stamps in units of their noise, so the model does not depend on depth or units.
+PREPROCESSING = ("none", "asinh", "asinh-noise")
+#: `stamp_noise` reads every NOISE_STEP-th pixel of the difference along each axis.
+NOISE_STEP = 2
+NOISE_FLOOR = 1e-20  # keeps x / sigma finite in float32 for |x| < 3e18 when a difference has no valid pixel
 _MAX_CARD_BYTES = 1 << 20
 _MAX_WEIGHTS_BYTES = 256 << 20
 _BUILTIN_ROOT = "models"
@@ -121,22 +128,39 @@ class ModelCard(BaseModel):
     @model_validator(mode="after")
     def _scale_fits_preprocessing(self) -> ModelCard:
         scale = self.preprocessing_scale
-        if self.preprocessing == "asinh":
+        if self.preprocessing != "none":
             if scale is None or len(scale) != len(self.channels) or not all(math.isfinite(v) and v > 0 for v in scale):
-                msg = f"preprocessing 'asinh' needs preprocessing_scale: {len(self.channels)} positive numbers; got {scale}"
+                msg = f"preprocessing {self.preprocessing!r} needs preprocessing_scale: {len(self.channels)} positive numbers; got {scale}"
                 raise ValueError(msg)
         elif scale is not None:
-            msg = f"preprocessing_scale is only used by preprocessing 'asinh'; got it with {self.preprocessing!r}"
+            msg = "preprocessing_scale is not used by preprocessing 'none'"
             raise ValueError(msg)
         return self
 
 
+def stamp_noise(x: torch.Tensor) -> torch.Tensor:
+    """Robust noise of each stamp's difference plane: 1.4826 x median |d| over its non-zero
+    pixels (every `NOISE_STEP`-th along each axis; zeros are invalid or padded pixels).
+
+    (N, C, S, S) -> (N,), in pixel units; `NOISE_FLOOR` when the plane has no valid pixel.
+    The difference has median ~0, so median |d| is its median absolute deviation.
+    """
+    d = x[:, 0, ::NOISE_STEP, ::NOISE_STEP].abs().flatten(1)
+    n = d.shape[1]
+    zeros = (d == 0).sum(dim=1, keepdim=True)
+    middle = torch.clamp(zeros + (n - zeros) // 2, max=n - 1)
+    median = torch.sort(d, dim=1).values.gather(1, middle).squeeze(1)
+    return torch.clamp(1.4826 * median, min=NOISE_FLOOR)
+
+
 def preprocess(card: ModelCard, x: torch.Tensor) -> torch.Tensor:
     """The card's pixel preprocessing applied to stamps (N, C, S, S) in pixel units."""
-    if card.preprocessing == "asinh":
-        scale = torch.tensor(card.preprocessing_scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return torch.asinh(x / scale)
-    return x
+    if card.preprocessing == "none":
+        return x
+    scale = torch.tensor(card.preprocessing_scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    if card.preprocessing == "asinh-noise":
+        scale = scale * stamp_noise(x).view(-1, 1, 1, 1)
+    return torch.asinh(x / scale)
 
 
 @dataclass(frozen=True)
@@ -339,7 +363,7 @@ import torch
 from torch import nn
 
 __all__ = ["DMTN337CNN"]
-
+{noise_function}
 
 class DMTN337CNN(nn.Module):
     def __init__(self):
@@ -364,14 +388,34 @@ class DMTN337CNN(nn.Module):
 
 
 _RUBIN_SCALE = "preprocessing_scale"  # buffer of exported 'asinh' networks
+_RUBIN_NOISE_SCALE = "noise_scale"  # buffer of exported 'asinh-noise' networks
+_RUBIN_NOISE_FUNCTION = f"""
+
+def stamp_noise(x):
+    \"\"\"1.4826 x median |difference| over its non-zero pixels (every {NOISE_STEP}nd): (N, C, S, S) -> (N,).\"\"\"
+    d = x[:, 0, ::{NOISE_STEP}, ::{NOISE_STEP}].abs().flatten(1)
+    n = d.shape[1]
+    zeros = (d == 0).sum(dim=1, keepdim=True)
+    middle = torch.clamp(zeros + (n - zeros) // 2, max=n - 1)
+    median = torch.sort(d, dim=1).values.gather(1, middle).squeeze(1)
+    return torch.clamp(1.4826 * median, min={NOISE_FLOOR})
+"""
 
 
 def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
     card = package.card
     state = {k: v.detach().cpu() for k, v in package.model.state_dict().items()}
-    asinh = card.preprocessing == "asinh"
-    if asinh:  # Rubin feeds raw pixels: the exported network applies the card's preprocessing
-        state[_RUBIN_SCALE] = torch.tensor(card.preprocessing_scale, dtype=torch.float32).view(1, -1, 1, 1)
+    # Rubin feeds raw pixels: the exported network applies the card's preprocessing.
+    buffer_name = {"asinh": _RUBIN_SCALE, "asinh-noise": _RUBIN_NOISE_SCALE}.get(card.preprocessing)
+    init = forward = noise_function = ""
+    if buffer_name is not None:
+        state[buffer_name] = torch.tensor(card.preprocessing_scale, dtype=torch.float32).view(1, -1, 1, 1)
+        init = (f"\n        # realbogus preprocessing {card.preprocessing!r}\n"
+                f"        self.register_buffer('{buffer_name}', torch.ones(1, {len(card.channels)}, 1, 1))")
+        forward = f"\n        x = torch.asinh(x / self.{buffer_name})"
+    if card.preprocessing == "asinh-noise":
+        noise_function = _RUBIN_NOISE_FUNCTION
+        forward = f"\n        x = torch.asinh(x / (self.{buffer_name} * stamp_noise(x).view(-1, 1, 1, 1)))"
     buffer = io.BytesIO()
     torch.save({"model_state_dict": state}, buffer)
     meta = {
@@ -385,12 +429,9 @@ def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
         channels=len(card.channels),
         dropout=package.model.dropout1.p,
         flat=package.model.fc1.in_features,
-        preprocessing_init=(
-            f"\n        # asinh(x / scale) per channel: realbogus preprocessing 'asinh'\n"
-            f"        self.register_buffer('{_RUBIN_SCALE}', torch.ones(1, {len(card.channels)}, 1, 1))"
-            if asinh else ""
-        ),
-        preprocessing_forward=f"\n        x = torch.asinh(x / self.{_RUBIN_SCALE})" if asinh else "",
+        noise_function=noise_function,
+        preprocessing_init=init,
+        preprocessing_forward=forward,
     )
     return {
         "checkpoint": buffer.getvalue(),
@@ -491,7 +532,12 @@ def import_rubin(
         raise PackageError(msg)
     model = build_model("dmtn337-cnn", int(shape[0]))
     state = dict(checkpoint["model_state_dict"])
-    asinh_scale = state.pop(_RUBIN_SCALE, None)  # a network we exported with preprocessing 'asinh'
+    # A network we exported with preprocessing 'asinh' or 'asinh-noise' carries its scale.
+    asinh_scale, noise_scale = state.pop(_RUBIN_SCALE, None), state.pop(_RUBIN_NOISE_SCALE, None)
+    preprocessing, scale_buffer = "none", None
+    if asinh_scale is not None or noise_scale is not None:
+        preprocessing = "asinh" if noise_scale is None else "asinh-noise"
+        scale_buffer = [float(v) for v in torch.as_tensor(asinh_scale if noise_scale is None else noise_scale).flatten()]
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -504,8 +550,8 @@ def import_rubin(
         architecture="dmtn337-cnn",
         stamp_size=int(shape[0]),
         # Rubin's interface ignores input_scale_factor; so do we.
-        preprocessing="none" if asinh_scale is None else "asinh",
-        preprocessing_scale=None if asinh_scale is None else [float(v) for v in torch.as_tensor(asinh_scale).flatten()],
+        preprocessing=preprocessing,
+        preprocessing_scale=scale_buffer,
         description=str(meta["description"]),
         cutoff=cutoff,
         hyperparameters={"rubin_input_scale_factor": scale},

@@ -34,7 +34,7 @@ import torch
 
 from .dataset import Dataset
 from .errors import ConfigError, StampShapeError
-from .package import ModelPackage, preprocess
+from .package import NOISE_FLOOR, NOISE_STEP, ModelPackage, preprocess
 from .stamps import Stamps, check_stamps
 from .tables import atomic_path
 
@@ -129,11 +129,15 @@ def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None, *,
     kernel, pool = 5, 2
     constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
-    if package.card.preprocessing == "asinh":  # the card's preprocessing, inside the graph
-        scale = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
-        state["preprocessing_scale"] = scale
+    if package.card.preprocessing != "none":  # the card's preprocessing, inside the graph
+        state["preprocessing_scale"] = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
+        scale = "preprocessing_scale"
+        if package.card.preprocessing == "asinh-noise":
+            nodes += _noise_nodes(size, constants)
+            nodes.append(helper.make_node("Mul", ["preprocessing_scale", "noise4"], ["noise_scale"]))
+            scale = "noise_scale"
         nodes += [
-            helper.make_node("Div", ["stamps", "preprocessing_scale"], ["scaled"]),
+            helper.make_node("Div", ["stamps", scale], ["scaled"]),
             helper.make_node("Asinh", ["scaled"], ["preprocessed"]),
         ]
         current = "preprocessed"
@@ -159,7 +163,10 @@ def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None, *,
         helper.make_node("Squeeze", ["prob_flat", "axis0"], ["reliability"]),
     ]
     initializers = [numpy_helper.from_array(v, name=k) for k, v in state.items()]
-    initializers += [numpy_helper.from_array(np.array(v, dtype=np.int64), name=k) for k, v in constants.items()]
+    initializers += [
+        numpy_helper.from_array(v if isinstance(v, np.ndarray) else np.array(v, dtype=np.int64), name=k)
+        for k, v in constants.items()
+    ]
     graph = helper.make_graph(
         nodes,
         f"{package.card.architecture}-{package.version}",
@@ -175,6 +182,36 @@ def export_onnx(package: ModelPackage, path: str | os.PathLike | None = None, *,
         with atomic_path(path) as tmp:
             Path(tmp).write_bytes(data)
     return data
+
+
+def _noise_nodes(size: int, constants: dict) -> list:
+    """ONNX nodes computing `realbogus.package.stamp_noise` of input ``stamps`` as ``noise4`` (N, 1, 1, 1)."""
+    from onnx import helper
+
+    n = len(range(0, size, NOISE_STEP)) ** 2
+    constants.update({
+        "d_start": [0, 0, 0], "d_end": [1, size, size], "d_axes": [1, 2, 3], "d_steps": [1, NOISE_STEP, NOISE_STEP],
+        "n_pixels": [n], "n_last": [n - 1], "two": [2], "axis1": [1], "shape4": [-1, 1, 1, 1],
+    })
+    floats = {"zero": 0.0, "mad_factor": 1.4826, "noise_floor": NOISE_FLOOR}
+    constants.update({name: np.array([value], np.float32) for name, value in floats.items()})
+    return [
+        helper.make_node("Slice", ["stamps", "d_start", "d_end", "d_axes", "d_steps"], ["d_sub"]),
+        helper.make_node("Abs", ["d_sub"], ["d_abs4"]),
+        helper.make_node("Flatten", ["d_abs4"], ["d_abs"], axis=1),
+        helper.make_node("TopK", ["d_abs", "n_pixels"], ["d_sorted", "d_order"], axis=1, largest=0, sorted=1),
+        helper.make_node("Equal", ["d_abs", "zero"], ["d_is_zero"]),
+        helper.make_node("Cast", ["d_is_zero"], ["d_zero_int"], to=7),  # int64
+        helper.make_node("ReduceSum", ["d_zero_int", "axis1"], ["zeros"], keepdims=1),
+        helper.make_node("Sub", ["n_pixels", "zeros"], ["valid"]),
+        helper.make_node("Div", ["valid", "two"], ["half"]),  # integer division
+        helper.make_node("Add", ["zeros", "half"], ["middle_raw"]),
+        helper.make_node("Min", ["middle_raw", "n_last"], ["middle"]),
+        helper.make_node("GatherElements", ["d_sorted", "middle"], ["median"], axis=1),
+        helper.make_node("Mul", ["median", "mad_factor"], ["mad"]),
+        helper.make_node("Max", ["mad", "noise_floor"], ["noise"]),
+        helper.make_node("Reshape", ["noise", "shape4"], ["noise4"]),
+    ]
 
 
 def _onnx_available() -> bool:

@@ -28,7 +28,7 @@ from . import metrics
 from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from .errors import ConfigError, InputError
 from .model import build_model
-from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, save_package
+from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, save_package, stamp_noise
 from .tables import atomic_path
 
 __all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "robust_channel_scale", "stamp_memmap", "train"]
@@ -323,16 +323,23 @@ def train(
     if parent_package is not None and parent_package.card.preprocessing != preprocessing:
         msg = f"parent {parent_package.version} uses preprocessing {parent_package.card.preprocessing!r}, not {preprocessing!r}"
         raise ConfigError(msg)
-    if parent_package is not None and preprocessing == "asinh":
+    if parent_package is not None and preprocessing != "none":
         scale = np.asarray(parent_package.card.preprocessing_scale, dtype=np.float32)
-    elif preprocessing == "asinh" or config.input_scale:
+    elif preprocessing != "none" or config.input_scale:
         scale = robust_channel_scale(stamps, train_rows, seed=config.seed)
+        if preprocessing == "asinh-noise":
+            scale = scale / scale[0]  # each channel's noise in units of the difference's
     else:
         scale = None
     fold = scale if preprocessing == "none" else None  # x / scale, folded into conv1 at the end
     if preprocessing == "asinh":
         def transform(x: np.ndarray) -> np.ndarray:
             return np.arcsinh(x / scale[None, :, None, None])
+    elif preprocessing == "asinh-noise":
+        def transform(x: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            noise = stamp_noise(tensor).numpy()
+            return np.arcsinh(x / (scale[None, :, None, None] * noise[:, None, None, None]))
     elif fold is not None:
         def transform(x: np.ndarray) -> np.ndarray:
             return x / fold[None, :, None, None]
@@ -423,7 +430,7 @@ def train(
         architecture="dmtn337-cnn",
         stamp_size=dataset.stamp_size,
         preprocessing=preprocessing,
-        preprocessing_scale=[float(v) for v in scale] if preprocessing == "asinh" else None,
+        preprocessing_scale=[float(v) for v in scale] if preprocessing != "none" else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
         hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE",
