@@ -236,13 +236,13 @@ def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[
                 if schema is not None:
                     row["schema"] = schema
                 rows.append(row)
-                triplets.append([blank_to_nan(p) for p in planes])
+                triplets.append(planes)
                 centres.append(plane_centres)
         except InputError as exc:
             failures.append(AlertFailure(label, None, str(exc)))
     if not rows:
         return _empty_table(), _empty_stamps(size), failures
-    stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64))
+    stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64), blank_limit=BLANK_LIMIT)
     return _table(rows), stamps, failures
 
 
