@@ -55,7 +55,7 @@ def ztf_packets(shared_data) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in sorted((shared_data / "ztf" / "alerts").glob("*.avro"))]
 
 
-#: One real alert per kind of cutout encoding: ZTF v4.02 ([null, cutout]), ZTF v3.1 ([cutout, null]
+#: One real alert per kind of cutout encoding: ZTF v4.02 ([null, cutout]), ZTF v3.1 ([cutout, null],
 #: plain fileName), Fink ([cutout, null] with nullable fields), Fink with broker fields after the cutouts.
 SAMPLES = ["2475433850015015022.avro", "1060135832015015002.avro", "2481114533915015002.avro", "1034527953215010006.avro"]
 

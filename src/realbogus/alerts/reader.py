@@ -9,7 +9,9 @@ file, record index and reason, and its row is simply absent from the table.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -260,7 +262,7 @@ def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str
             out.append((f"message[{i}]", bytes(source)))
             continue
         path = Path(source)
-        if path.is_dir():
+        if _is_dir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 out.extend(
@@ -268,12 +270,23 @@ def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str
                     for name in sorted(files)
                     if not name.startswith(".") and name.endswith(tuple(suffixes))
                 )
-        elif path.exists():
-            out.append(os.fspath(path))
         else:
-            msg = f"{path}: no such file or folder"
-            raise InputError(msg)
+            out.append(os.fspath(path))
     return out
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether `path` is a folder; InputError when nothing is there (one stat, for long file lists)."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            msg = f"{path}: no such file or folder"
+            raise InputError(msg) from None
+        raise
+    except ValueError:  # e.g. an embedded NUL
+        msg = f"{path}: no such file or folder"
+        raise InputError(msg) from None
 
 
 #: Container files larger than this are split into slices of blocks decoded in parallel.
