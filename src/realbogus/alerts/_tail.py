@@ -179,7 +179,7 @@ def _varint(n: int) -> bytes:
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Zig-zag varint at `pos` -> (value, next position)."""
-    value = shift = 0
+    value = 0
     for shift in range(0, 7 * _MAX_VARINT, 7):
         byte = buf[pos]
         pos += 1
