@@ -309,3 +309,33 @@ def test_large_container_files_are_split_across_workers(shared_data, tmp_path, m
     assert list(split.table.survey) == ["ztf"] * len(records) + ["rubin"] * 3
     pd.testing.assert_frame_equal(split.table, single.table)
     np.testing.assert_array_equal(split.stamps.data, single.stamps.data)
+
+
+@pytest.mark.parametrize("root", ["tmp", "missing"])
+def test_stamps_handed_over_by_file_or_pipe_are_the_same(shared_data, real, tmp_path, monkeypatch, root):
+    """Workers' stamps come back through a memory-backed file (or the pipe without one): same
+    result as in-process, and no stamp file is left behind."""
+    from realbogus.alerts import reader
+
+    handoff = tmp_path / "handoff"
+    handoff.mkdir()
+    monkeypatch.setattr(reader, "HANDOFF_ROOT", str(handoff if root == "tmp" else tmp_path / "missing"))
+    other = read_alerts([shared_data / "ztf" / "alerts", shared_data / "rubin" / "alerts"], stamp_size=51, workers=2, chunk_size=100)
+    pd.testing.assert_frame_equal(other.table, real.table)
+    np.testing.assert_array_equal(other.stamps.data, real.stamps.data)
+    np.testing.assert_array_equal(other.stamps.edge, real.stamps.edge)
+    assert list(handoff.iterdir()) == []
+
+
+def test_stamp_file_that_cannot_be_written_goes_through_the_pipe(shared_data, tmp_path):
+    """A worker that cannot write its stamp file returns the stamps themselves."""
+    from realbogus.alerts.reader import _decode_chunk_handoff, _received
+    from realbogus.stamps import Stamps
+
+    files = [str(p) for p in sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[:3]]
+    table, stamps, failures = _decode_chunk_handoff(files, 63, str(tmp_path / "gone"))
+    assert isinstance(stamps, Stamps) and len(table) == 3 and failures == []
+    table, handed, _ = _decode_chunk_handoff(files, 63, str(tmp_path))
+    received = _received(handed)
+    np.testing.assert_array_equal(received.data, stamps.data)
+    assert received.data.flags.writeable and list(tmp_path.iterdir()) == []

@@ -280,6 +280,7 @@ def resize_stamps(
     size: int,
     *,
     centres: np.ndarray | None = None,
+    blank_limit: float | None = None,
 ) -> Stamps:
     """Bring triplets of other sizes to (N, 3, size, size) with `valid_fraction` accounting.
 
@@ -291,37 +292,72 @@ def resize_stamps(
         Output side S, pixels.
     centres : ndarray of shape (N, 3, 2), optional
         (row, col) of the source pixel in each plane; default each plane's centre.
+    blank_limit : float, optional
+        Floating-point pixels with a larger magnitude are blanks: 0 and not valid, like NaN.
 
     Returns
     -------
     Stamps
         `edge` is True where any pixel of the output box had no input pixel.
     """
-    if centres is None and isinstance(cutouts, np.ndarray):
+    if centres is None and blank_limit is None and isinstance(cutouts, np.ndarray):
         return _resize_uniform(cutouts, size)
     n = len(cutouts)
     out = np.zeros((n, len(CHANNELS), size, size), dtype=np.float32)
-    n_valid = np.zeros(n, dtype=np.int64)
+    in_box = np.zeros(n, dtype=np.int64)
     edge = np.zeros(n, dtype=bool)
     for i, triplet in enumerate(cutouts):
         if len(triplet) != len(CHANNELS):
             msg = f"triplet {i} has {len(triplet)} planes; expected {len(CHANNELS)} {CHANNELS}"
             raise StampShapeError(msg)
         for c, plane in enumerate(triplet):
-            centre = None if centres is None else tuple(centres[i][c])
-            out[i, c], valid = fit_stamp(plane, size, centre=centre)
-            n_valid[i] += valid
-            plane = np.asarray(plane)
-            crow, ccol = (plane.shape[0] // 2, plane.shape[1] // 2) if centre is None else centre
-            covers = (
-                crow >= size // 2
-                and ccol >= size // 2
-                and plane.shape[0] - crow >= size - size // 2
-                and plane.shape[1] - ccol >= size - size // 2
-            )
+            centre = None if centres is None else centres[i][c]
+            in_box[i], covers = _place(plane, out[i, c], centre, blank_limit, in_box[i])
             edge[i] |= not covers
+    n_valid = in_box - _zero_invalid(out, blank_limit)
     valid_fraction = (n_valid / float(len(CHANNELS) * size * size)).astype(np.float32)
     return Stamps(data=out, valid_fraction=valid_fraction, edge=edge)
+
+
+def _place(plane: np.ndarray, stamp: np.ndarray, centre, blank_limit: float | None, count: int) -> tuple[int, bool]:
+    """Copy the part of `plane` that falls in `stamp` (source pixel at its centre) as float32.
+
+    Returns (`count` + pixels copied, whether the plane covers the whole stamp).
+    """
+    plane = np.asarray(plane)
+    if plane.ndim != 2:
+        msg = f"cutout must be 2-D; got shape {plane.shape}"
+        raise StampShapeError(msg)
+    h, w = plane.shape
+    size = stamp.shape[0]
+    crow, ccol = (h // 2, w // 2) if centre is None else (int(centre[0]), int(centre[1]))
+    covers = crow >= size // 2 and ccol >= size // 2 and h - crow >= size - size // 2 and w - ccol >= size - size // 2
+    shift_r, shift_c = size // 2 - crow, size // 2 - ccol  # stamp[i] = plane[i - shift]
+    r0, r1 = max(0, shift_r), min(size, h + shift_r)
+    c0, c1 = max(0, shift_c), min(size, w + shift_c)
+    if r1 <= r0 or c1 <= c0:
+        return count, covers
+    piece = plane[r0 - shift_r : r1 - shift_r, c0 - shift_c : c1 - shift_c]
+    if blank_limit is not None and piece.dtype.kind == "f" and piece.dtype.itemsize > 4:
+        piece = np.where(np.abs(piece) > blank_limit, np.nan, piece)  # judged before float32 rounding
+    stamp[r0:r1, c0:c1] = piece
+    return count + (r1 - r0) * (c1 - c0), covers
+
+
+def _zero_invalid(out: np.ndarray, blank_limit: float | None, rows: int = 8) -> np.ndarray:
+    """Set non-finite (and blank) pixels of (N, C, S, S) `out` to 0 in place; count them per stamp.
+
+    Works through `rows` stamps at a time so that the temporaries stay in cache.
+    """
+    bad_count = np.zeros(len(out), dtype=np.int64)
+    for start in range(0, len(out), rows):
+        block = out[start : start + rows]
+        bad = ~np.isfinite(block)
+        if blank_limit is not None:
+            bad |= np.abs(block) > blank_limit
+        block[bad] = 0.0
+        bad_count[start : start + rows] = bad.sum(axis=(1, 2, 3))
+    return bad_count
 
 
 def _resize_uniform(cutouts: np.ndarray, size: int) -> Stamps:

@@ -23,6 +23,7 @@ from pathlib import Path
 import fastavro
 
 from ..errors import InputError
+from ._tail import decode_tail, tail_plan
 
 __all__ = [
     "CONTAINER_MAGIC",
@@ -143,9 +144,11 @@ class ContainerFile:
 
         `keep` names the top-level fields to decode (all when None). A record that cannot be
         decoded costs the rest of its block (Avro records have no length prefix); a corrupt
-        block framing ends the file.
+        block framing ends the file. A block of one record that ends with ZTF's cutouts goes
+        through the fast path of `_tail` first.
         """
         reader_schema = None if keep is None else _projection(self.metadata["avro.schema"], keep)
+        plan = None if keep is None else tail_plan(self.metadata["avro.schema"], keep)
         if self.codec not in ("null", "deflate"):
             yield from self._fastavro_records()
             return
@@ -170,6 +173,10 @@ class ContainerFile:
                     yield index, InputError(f"{self.where}: corrupt deflate block at record {index} ({exc})")
                     index += count
                     continue
+            if count == 1 and plan is not None and (record := decode_tail(block, plan)) is not None:
+                yield index, record
+                index += 1
+                continue
             stream = io.BytesIO(block)
             for i in range(count):
                 try:
