@@ -93,7 +93,7 @@ def test_built_in_rubin_model_card():
     listed = runner.invoke(app, ["models"])
     assert listed.exit_code == 0 and "rubin-v0.1" in listed.output
     card = load_package("rubin-v0.1").card
-    assert card.preprocessing == "asinh" and card.stamp_size == 51 and card.parent is None
+    assert card.preprocessing == "asinh-noise" and card.stamp_size == 51 and card.parent is None
     overall = card.metrics["independent_test"]["overall"]
     assert overall["n"] >= 20_000 and 0.9 < overall["auc"] < 0.999
     assert card.training_data["simulation_seeds"] == {"train": 101, "test": 202, "cosmos_like": 303}

@@ -179,10 +179,12 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
 
 
 def test_fine_tuning_keeps_the_parent_preprocessing(tmp_path):
-    """A child of an asinh parent reuses its scale; asking for another preprocessing is refused."""
+    """A child reuses its parent's preprocessing and scale (asinh-noise by default); asking for
+    another preprocessing is refused."""
     data = toy_dataset(tmp_path / "toy", n=300)
     parent = load_package(train(data, tmp_path / "p", config=TrainConfig(epochs=1, batch_size=32, seed=1), version="p"))
     child = load_package(train(data, tmp_path / "c", config=TrainConfig(epochs=1, batch_size=32, seed=2), parent=parent, version="c"))
-    assert child.card.preprocessing == "asinh" and child.card.preprocessing_scale == parent.card.preprocessing_scale
-    with pytest.raises(ConfigError, match="uses preprocessing 'asinh', not 'none'"):
+    assert parent.card.preprocessing == child.card.preprocessing == "asinh-noise"
+    assert child.card.preprocessing_scale == parent.card.preprocessing_scale
+    with pytest.raises(ConfigError, match="uses preprocessing 'asinh-noise', not 'none'"):
         train(data, tmp_path / "x", config=TrainConfig(epochs=1, preprocessing="none"), parent=parent)

@@ -176,7 +176,7 @@ def train(
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
     version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
     cutoff: Annotated[str, typer.Option(help="Cutoff for the card: a number, or auto (chosen on the validation split).")] = "auto",
-    preprocessing: Annotated[Optional[str], typer.Option(help="asinh (default for new models), asinh-noise (stamps in units of their own difference noise: depth- and unit-free) or none (raw pixels, Rubin's convention); fine-tuning keeps the parent's.")] = None,
+    preprocessing: Annotated[Optional[str], typer.Option(help="asinh-noise (default for new models: stamps in units of their own difference noise, depth- and unit-free), asinh (fixed scale) or none (raw pixels, Rubin's convention); fine-tuning keeps the parent's.")] = None,
 ) -> None:
     """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
     from .train import TrainConfig
