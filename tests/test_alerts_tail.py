@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from realbogus.alerts import _fits, read_alerts
 from realbogus.alerts._avro import _projection, _read_long, read_container
-from realbogus.alerts._tail import TAIL_CUTOUTS, decode_tail, tail_plan
+from realbogus.alerts._tail import TAIL_CUTOUTS, _varint, decode_tail, tail_plan
 from realbogus.alerts.reader import BLANK_LIMIT, READ_FIELDS, blank_to_nan
 from realbogus.errors import InputError
 from realbogus.stamps import fit_stamp, resize_stamps
@@ -27,16 +27,6 @@ def _single_block(buf: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     size, pos = _read_long(buf, pos)
     assert count == 1 and pos + size + 16 == len(buf)
     return buf[: container.data_start], buf[pos : pos + size], container.sync, container.metadata["avro.schema"]
-
-
-def _varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _reframe(header: bytes, body: bytes, sync: bytes) -> bytes:
