@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -42,6 +43,7 @@ __all__ = [
     "ModelPackage",
     "preprocess",
     "stamp_noise",
+    "stamp_noise_array",
     "builtin_models",
     "load_package",
     "save_package",
@@ -151,6 +153,23 @@ def stamp_noise(x: torch.Tensor) -> torch.Tensor:
     middle = torch.clamp(zeros + (n - zeros) // 2, max=n - 1)
     median = torch.sort(d, dim=1).values.gather(1, middle).squeeze(1)
     return torch.clamp(1.4826 * median, min=NOISE_FLOOR)
+
+
+def stamp_noise_array(x: np.ndarray) -> np.ndarray:
+    """`stamp_noise` in numpy, equal to it value for value: (N, C, S, S) -> (N,), float32.
+
+    A selection (`np.partition`) instead of a sort: ~1.5 us per 63-px stamp, against ~100 us for
+    ONNX Runtime's TopK, so the Scorer computes it here and hands it to the ONNX graph.
+    """
+    d = np.abs(x[:, 0, ::NOISE_STEP, ::NOISE_STEP]).reshape(len(x), -1)
+    n = d.shape[1]
+    zeros = (d == 0).sum(axis=1)
+    middle = np.minimum(zeros + (n - zeros) // 2, n - 1)
+    median = np.empty(len(x), np.float32)
+    for k in np.unique(middle):  # one selection per distinct rank (usually one: no zeros)
+        rows = np.flatnonzero(middle == k)
+        median[rows] = np.partition(d[rows], k, axis=1)[:, k]
+    return np.maximum(median * np.float32(1.4826), np.float32(NOISE_FLOOR))
 
 
 def preprocess(card: ModelCard, x: torch.Tensor) -> torch.Tensor:

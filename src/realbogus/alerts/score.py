@@ -56,12 +56,15 @@ class AlertScores:
     failures: list[AlertFailure]
 
 
-def score_batch(scorer, batch: AlertBatch) -> AlertScores:
-    """Score decoded alerts in the card's pixel units (`to_units`); unconvertible ones become failures."""
+def score_batch(scorer, batch: AlertBatch, *, owned: bool = False) -> AlertScores:
+    """Score decoded alerts in the card's pixel units (`to_units`); unconvertible ones become failures.
+
+    `owned`: the batch is this call's to change (its stamps are converted in place).
+    """
     failures = list(batch.failures)
     expected = getattr(scorer.card, "pixel_units", None)
     if expected and len(batch):
-        batch, refused = to_units(batch, expected, scorer.card.version)
+        batch, refused = to_units(batch, expected, scorer.card.version, in_place=owned)
         failures.extend(refused)
     ids = batch.table["diaSourceId"].to_numpy(dtype=np.int64) if len(batch) else np.zeros(0, np.int64)
     table = scorer.score_stamps(batch.stamps, ids)
@@ -103,7 +106,7 @@ def score_alerts(
     size = int(scorer.card.stamp_size)
     tables, failures = [], []
     for batch in iter_alert_batches(sources, stamp_size=size, workers=workers, chunk_size=chunk_size, progress=progress):
-        scored = score_batch(scorer, batch)
+        scored = score_batch(scorer, batch, owned=True)
         failures.extend(scored.failures)
         if len(scored.table):
             tables.append(scored.table)

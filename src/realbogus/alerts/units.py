@@ -43,15 +43,20 @@ def stamp_sky(planes: np.ndarray, ring: int = SKY_RING) -> np.ndarray:
     ndarray of shape (n,), float32
         0 where the border has no valid pixel.
     """
-    n, size = len(planes), planes.shape[-1]
-    border = np.ones((size, size), bool)
-    border[ring:-ring, ring:-ring] = False
-    pixels = planes[:, border]
-    pixels = np.where(pixels != 0, pixels, np.nan)
-    sky = np.full(n, np.nan, np.float32)
-    has = ~np.isnan(pixels).all(axis=1)
-    sky[has] = np.nanmedian(pixels[has], axis=1)
-    return np.nan_to_num(sky, nan=0.0)
+    n = len(planes)
+    pixels = np.concatenate([  # the border by slices: rows above and below, columns left and right
+        planes[:, :ring].reshape(n, -1), planes[:, -ring:].reshape(n, -1),
+        planes[:, ring:-ring, :ring].reshape(n, -1), planes[:, ring:-ring, -ring:].reshape(n, -1),
+    ], axis=1)
+    valid = pixels != 0
+    counts = valid.sum(axis=1)
+    sky = np.zeros(n, np.float32)
+    full = counts == pixels.shape[1]
+    if full.any():  # the usual case, vectorised
+        sky[full] = np.median(pixels[full], axis=1)
+    for i in np.flatnonzero(~full & (counts > 0)):
+        sky[i] = np.median(pixels[i][valid[i]])
+    return sky
 
 
 def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
@@ -81,8 +86,13 @@ def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
     return factors, reasons
 
 
-def to_units(batch: AlertBatch, expected: str, version: str) -> tuple[AlertBatch, list[AlertFailure]]:
+def to_units(
+    batch: AlertBatch, expected: str, version: str, *, in_place: bool = False
+) -> tuple[AlertBatch, list[AlertFailure]]:
     """Convert a batch's stamps to `expected` units; alerts that cannot be converted become failures.
+
+    `in_place` converts the batch's own stamp array when every alert is kept (no copy: for a
+    batch the caller owns, as `score_batch`'s); otherwise the batch is left as it was.
 
     The returned table gets `unitFactor`, the factor applied to each alert's stamps, and
     `skySubtracted`, the sky taken off its science stamp (in `expected` units; 0 for none).
@@ -96,16 +106,21 @@ def to_units(batch: AlertBatch, expected: str, version: str) -> tuple[AlertBatch
         for file, index, reason in zip(batch.table["file"], batch.table["index"], reasons, strict=True)
         if reason is not None
     ]
-    data = batch.stamps.data[keep]
+    if keep.all():
+        data = batch.stamps.data if in_place else batch.stamps.data.copy()
+    else:
+        data = batch.stamps.data[keep]
     if not np.all(factors[keep] == 1.0):
-        data = data * factors[keep].astype(np.float32)[:, None, None, None]
+        data *= factors[keep].astype(np.float32)[:, None, None, None]
     table = batch.table[keep].reset_index(drop=True)
     sky = np.zeros((len(table), 2), np.float32)
-    with_sky = np.flatnonzero(table["survey"].astype(str).isin(SKY_IN_CUTOUTS).to_numpy())
-    if len(with_sky):
-        planes = data[with_sky, 1:]
-        sky[with_sky] = stamp_sky(planes.reshape(-1, *planes.shape[-2:])).reshape(-1, 2)
-        data[with_sky, 1:] = np.where(planes != 0, planes - sky[with_sky][:, :, None, None], 0)
+    with_sky = table["survey"].astype(str).isin(SKY_IN_CUTOUTS).to_numpy()
+    if with_sky.any():
+        rows = slice(None) if with_sky.all() else np.flatnonzero(with_sky)
+        planes = data[rows, 1:]  # a view when every alert has sky (a ZTF batch)
+        sky[rows] = np.stack([stamp_sky(planes[:, 0]), stamp_sky(planes[:, 1])], axis=1)
+        np.subtract(planes, sky[rows][:, :, None, None], out=planes, where=planes != 0)
+        data[rows, 1:] = planes
     stamps = Stamps(data, batch.stamps.valid_fraction[keep], batch.stamps.edge[keep])
     table["unitFactor"] = factors[keep]
     table["skySubtracted"] = sky[:, 0]
