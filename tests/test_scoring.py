@@ -121,3 +121,21 @@ def test_asinh_noise_graph_equals_torch_and_ignores_units(package, rng, tmp_path
     np.testing.assert_allclose(onnx.predict(data), torch_scores, rtol=0, atol=1e-5)
     factors = np.geomspace(1e-3, 1e4, 40).astype(np.float32)[:, None, None, None]
     np.testing.assert_allclose(onnx.predict(data * factors), torch_scores, rtol=0, atol=1e-5)
+
+
+def test_self_contained_asinh_noise_graph_computes_the_noise_itself(package, rng, tmp_path):
+    """export_onnx's default graph (noise by TopK inside) = the Scorer's (noise from numpy) = torch."""
+    import onnxruntime as ort
+
+    from realbogus.package import stamp_noise, stamp_noise_array
+    from realbogus.scoring import export_onnx
+
+    card = package.card.model_copy(update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]})
+    noise = load_package(save_package(tmp_path / "noise", package.model, card))
+    data = (rng.normal(size=(30, 3, 51, 51)) * 30).astype(np.float32)
+    data[:8, :, :, :21] = 0
+    data[9, 0] = 0
+    np.testing.assert_array_equal(stamp_noise_array(data), stamp_noise(torch.from_numpy(data)).numpy())
+    session = ort.InferenceSession(export_onnx(noise), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["stamps"]
+    np.testing.assert_allclose(session.run(None, {"stamps": data})[0], Scorer(noise, backend="torch").predict(data), rtol=0, atol=1e-5)

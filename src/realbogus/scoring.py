@@ -134,10 +134,11 @@ def export_onnx(
     kernel, pool = 5, 2
     constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
+    takes_noise = noise_input and package.card.preprocessing == "asinh-noise"
     if package.card.preprocessing != "none":  # the card's preprocessing, inside the graph
         state["preprocessing_scale"] = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
         scale = "preprocessing_scale"
-        if package.card.preprocessing == "asinh-noise" and noise_input:
+        if takes_noise:
             constants["shape4"] = [-1, 1, 1, 1]
             nodes.append(helper.make_node("Reshape", ["noise", "shape4"], ["noise4"]))
         elif package.card.preprocessing == "asinh-noise":
@@ -180,7 +181,7 @@ def export_onnx(
         nodes,
         f"{package.card.architecture}-{package.version}",
         [helper.make_tensor_value_info("stamps", TensorProto.FLOAT, ["n", channels, size, size])]
-        + ([helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])] if "noise" in _inputs(nodes) else []),
+        + ([helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])] if takes_noise else []),
         [helper.make_tensor_value_info("reliability", TensorProto.FLOAT, ["n"])],
         initializers,
     )
@@ -219,13 +220,9 @@ def _noise_nodes(size: int, constants: dict) -> list:
         helper.make_node("Min", ["middle_raw", "n_last"], ["middle"]),
         helper.make_node("GatherElements", ["d_sorted", "middle"], ["median"], axis=1),
         helper.make_node("Mul", ["median", "mad_factor"], ["mad"]),
-        helper.make_node("Max", ["mad", "noise_floor"], ["noise"]),
-        helper.make_node("Reshape", ["noise", "shape4"], ["noise4"]),
+        helper.make_node("Max", ["mad", "noise_floor"], ["stamp_noise"]),
+        helper.make_node("Reshape", ["stamp_noise", "shape4"], ["noise4"]),
     ]
-
-
-def _inputs(nodes: list) -> set[str]:
-    return {name for node in nodes for name in node.input}
 
 
 def _onnx_available() -> bool:
