@@ -24,7 +24,7 @@ from rich.table import Table
 from realbogus.dataset import open_dataset, write_dataset
 from realbogus.model import DMTN337CNN
 from realbogus.stamps import Stamps
-from realbogus.train import _batches, stamp_memmap
+from realbogus.train import _batches, input_transform, robust_channel_scale, stamp_memmap
 
 
 def run_steps(model, batches, n_samples):
@@ -57,8 +57,11 @@ def main() -> None:
         stamps = stamp_memmap(open_dataset(Path(tmp) / "ds"))
         rows = []
         torch.manual_seed(0)
-        ours = run_steps(DMTN337CNN(), _batches(stamps, labels, np.arange(n), batch_size=128, rng=np.random.default_rng(1), flips=True), n)
-        rows.append(("realbogus train path (memmap batches, flips)", ours))
+        # The shipped recipe's input: 'asinh-noise' (each stamp's noise, then asinh), in the batch path.
+        scale = robust_channel_scale(stamps, np.arange(n))
+        transform = input_transform("asinh-noise", scale / scale[0])
+        ours = run_steps(DMTN337CNN(), _batches(stamps, labels, np.arange(n), batch_size=128, rng=np.random.default_rng(1), flips=True, transform=transform), n)
+        rows.append(("realbogus train path (memmap batches, flips, asinh-noise)", ours))
         loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(torch.from_numpy(data), torch.from_numpy(labels)), batch_size=128, shuffle=True
         )

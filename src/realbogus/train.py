@@ -169,6 +169,21 @@ def robust_channel_scale(stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0,
     return scale
 
 
+def input_transform(preprocessing: str, scale: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What the network is fed in training, batch (N, C, S, S) -> same shape, for a preprocessing
+    and its scale (for "none", the input scale that is folded into conv1 afterwards, or None)."""
+    if preprocessing == "asinh":
+        return lambda x: np.arcsinh(x / scale[None, :, None, None])
+    if preprocessing == "asinh-noise":
+        def transform(x: np.ndarray) -> np.ndarray:
+            noise = stamp_noise_array(x)  # = package.stamp_noise, by selection instead of a sort
+            return np.arcsinh(x / (scale[None, :, None, None] * noise[:, None, None, None]))
+        return transform
+    if scale is not None:
+        return lambda x: x / scale[None, :, None, None]
+    return None
+
+
 def _fold_scale(model: nn.Module, scale: np.ndarray, *, inverse: bool = False) -> None:
     """conv1 on x / scale == conv1 with weights / scale on x: make the model take raw pixels
     (or, with `inverse`, take scaled pixels again)."""
@@ -334,18 +349,7 @@ def train(
     else:
         scale = None
     fold = scale if preprocessing == "none" else None  # x / scale, folded into conv1 at the end
-    if preprocessing == "asinh":
-        def transform(x: np.ndarray) -> np.ndarray:
-            return np.arcsinh(x / scale[None, :, None, None])
-    elif preprocessing == "asinh-noise":
-        def transform(x: np.ndarray) -> np.ndarray:
-            noise = stamp_noise_array(x)  # = package.stamp_noise, by selection instead of a sort
-            return np.arcsinh(x / (scale[None, :, None, None] * noise[:, None, None, None]))
-    elif fold is not None:
-        def transform(x: np.ndarray) -> np.ndarray:
-            return x / fold[None, :, None, None]
-    else:
-        transform = None
+    transform = input_transform(preprocessing, scale)
     if parent_package is not None:
         model.load_state_dict(parent_package.model.state_dict())
         if fold is not None:
