@@ -11,6 +11,7 @@ with `torch.load(weights_only=True)` and never runs the architecture file.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
@@ -408,17 +409,6 @@ class DMTN337CNN(nn.Module):
 
 _RUBIN_SCALE = "preprocessing_scale"  # buffer of exported 'asinh' networks
 _RUBIN_NOISE_SCALE = "noise_scale"  # buffer of exported 'asinh-noise' networks
-_RUBIN_NOISE_FUNCTION = f"""
-
-def stamp_noise(x):
-    \"\"\"1.4826 x median |difference| over its non-zero pixels (every {NOISE_STEP}nd): (N, C, S, S) -> (N,).\"\"\"
-    d = x[:, 0, ::{NOISE_STEP}, ::{NOISE_STEP}].abs().flatten(1)
-    n = d.shape[1]
-    zeros = (d == 0).sum(dim=1, keepdim=True)
-    middle = torch.clamp(zeros + (n - zeros) // 2, max=n - 1)
-    median = torch.sort(d, dim=1).values.gather(1, middle).squeeze(1)
-    return torch.clamp(1.4826 * median, min={NOISE_FLOOR})
-"""
 
 
 def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
@@ -433,7 +423,8 @@ def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
                 f"        self.register_buffer('{buffer_name}', torch.ones(1, {len(card.channels)}, 1, 1))")
         forward = f"\n        x = torch.asinh(x / self.{buffer_name})"
     if card.preprocessing == "asinh-noise":
-        noise_function = _RUBIN_NOISE_FUNCTION
+        # The exported file is self-contained: our own stamp_noise, with its constants.
+        noise_function = f"\n\nNOISE_STEP = {NOISE_STEP}\nNOISE_FLOOR = {NOISE_FLOOR}\n\n\n{inspect.getsource(stamp_noise)}"
         forward = f"\n        x = torch.asinh(x / (self.{buffer_name} * stamp_noise(x).view(-1, 1, 1, 1)))"
     buffer = io.BytesIO()
     torch.save({"model_state_dict": state}, buffer)
