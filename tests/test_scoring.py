@@ -124,10 +124,11 @@ def test_asinh_noise_graph_equals_torch_and_ignores_units(package, rng, tmp_path
 
 
 def test_self_contained_asinh_noise_graph_computes_the_noise_itself(package, rng, tmp_path):
-    """export_onnx's default graph (noise by TopK inside) = the Scorer's (noise from numpy) = torch."""
+    """export_onnx's default graph (noise by TopK and Asinh inside) = the Scorer's (a graph fed
+    by numpy's `preprocess_array`) = torch."""
     import onnxruntime as ort
 
-    from realbogus.package import stamp_noise, stamp_noise_array
+    from realbogus.package import preprocess, preprocess_array, stamp_noise, stamp_noise_array
     from realbogus.scoring import export_onnx
 
     card = package.card.model_copy(update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]})
@@ -139,3 +140,6 @@ def test_self_contained_asinh_noise_graph_computes_the_noise_itself(package, rng
     session = ort.InferenceSession(export_onnx(noise), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["stamps"]
     np.testing.assert_allclose(session.run(None, {"stamps": data})[0], Scorer(noise, backend="torch").predict(data), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(preprocess_array(noise.card, data), preprocess(noise.card, torch.from_numpy(data)).numpy(), rtol=1e-6, atol=1e-6)
+    inner = ort.InferenceSession(export_onnx(noise, preprocessed_input=True), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(inner.run(None, {"stamps": preprocess_array(noise.card, data)})[0], session.run(None, {"stamps": data})[0], rtol=0, atol=1e-5)

@@ -10,7 +10,7 @@ from realbogus.errors import ConfigError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
 from realbogus.stamps import Stamps
-from realbogus.train import StampTorchDataset, TrainConfig, stamp_memmap, train
+from realbogus.train import StampTorchDataset, TrainConfig, epoch_lr, stamp_memmap, train
 
 SIZE = 36
 
@@ -85,10 +85,11 @@ def test_train_learns_and_fine_tunes_with_parent(tmp_path):
     assert child.card.parent == "toy-v1"
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule):
     """Stop after epoch 1 of 3, rerun: the weights equal an uninterrupted run's exactly."""
     data = toy_dataset(tmp_path / "toy", n=300)
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10)
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10, lr_schedule=schedule)
     full = load_package(train(data, tmp_path / "full", config=config, version="v"))
 
     class Interrupted(Exception):
@@ -112,8 +113,18 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
         train(data, tmp_path / "x", config=TrainConfig(epochs=3, batch_size=16, seed=4))
 
 
+def test_cosine_schedule_runs_from_lr_to_a_hundredth():
+    config = TrainConfig(epochs=5, lr=1e-3, lr_schedule="cosine")
+    rates = [epoch_lr(config, e) for e in range(5)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5) and rates[2] == pytest.approx(0.505e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert {epoch_lr(TrainConfig(epochs=5, lr=1e-3), e) for e in range(5)} == {1e-3}
+
+
 def test_config_validation():
     """Bad settings fail before any work, naming the field."""
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="threshold"):

@@ -43,6 +43,7 @@ __all__ = [
     "ModelCard",
     "ModelPackage",
     "preprocess",
+    "preprocess_array",
     "stamp_noise",
     "stamp_noise_array",
     "builtin_models",
@@ -181,6 +182,21 @@ def preprocess(card: ModelCard, x: torch.Tensor) -> torch.Tensor:
     if card.preprocessing == "asinh-noise":
         scale = scale * stamp_noise(x).view(-1, 1, 1, 1)
     return torch.asinh(x / scale)
+
+
+def preprocess_array(card: ModelCard, x: np.ndarray) -> np.ndarray:
+    """`preprocess` in numpy: (N, C, S, S) float32 in pixel units -> a new float32 array.
+
+    numpy's SIMD arcsinh takes ~5 us per 63-px stamp where ONNX Runtime's scalar Asinh takes
+    ~200 us, so the Scorer preprocesses here and feeds the graph what it returns.
+    """
+    if card.preprocessing == "none":
+        return np.array(x, dtype=np.float32)
+    scale = np.asarray(card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
+    if card.preprocessing == "asinh-noise":
+        scale = scale * stamp_noise_array(x).reshape(-1, 1, 1, 1)
+    out = np.divide(x, scale, dtype=np.float32)
+    return np.arcsinh(out, out=out)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ its scores stay within a tolerance of fp32 on check stamps), and torch (on a GPU
 On the CPU the ONNX backend runs one single-threaded session per core, each pulling batches
 from one shared queue (ONNX Runtime releases the GIL): on a shared 2-core machine this beats one
 session with two intra-op threads, whose threads spin and wait on each other
-(docs/benchmarks.md).
+(docs/benchmarks.md). Each session's graph starts at the first convolution: the card's pixel
+preprocessing runs in numpy on each batch (`preprocess_array`), ~30x cheaper than in the graph.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import math
@@ -34,7 +36,7 @@ import torch
 
 from .dataset import Dataset
 from .errors import ConfigError, StampShapeError
-from .package import NOISE_FLOOR, NOISE_STEP, ModelPackage, preprocess, stamp_noise_array
+from .package import NOISE_FLOOR, NOISE_STEP, ModelPackage, preprocess, preprocess_array
 from .stamps import Stamps, check_stamps
 from .tables import atomic_path
 
@@ -59,6 +61,7 @@ INT8_TOLERANCE = 0.01
 
 SCORE_COLUMNS = ("diaSourceId", "reliability", "reliabilityVersion", "valid_fraction", "edge", "passes_cutoff")
 Progress = Callable[[int, int], None]
+Prepare = Callable[[np.ndarray], np.ndarray]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
 # small batches also balance the per-core sessions. Eager torch on the CPU gains from big batches.
@@ -111,7 +114,7 @@ def score_table(
 
 
 def export_onnx(
-    package: ModelPackage, path: str | os.PathLike | None = None, *, crop: bool = True, noise_input: bool = False
+    package: ModelPackage, path: str | os.PathLike | None = None, *, crop: bool = True, preprocessed_input: bool = False
 ) -> bytes:
     """The package's network as an ONNX graph (opset 17), built directly from its weights.
 
@@ -120,10 +123,11 @@ def export_onnx(
     cropped to the rows and columns that its floor-mode 2x2 max-pool reads (for S = 51: 50, 22
     and 8 of 51, 23 and 9), so the convolutions skip outputs the pool would drop: the same
     numbers for ~12 % fewer multiply-adds; ``crop=False`` gives the plain layer-for-layer graph.
-    The graph is written atomically to `path` if given. For 'asinh-noise' the graph computes
-    each stamp's noise itself (TopK); with `noise_input` it takes it as a second input ``noise``
-    (N,) float32 instead (`stamp_noise_array`, what the Scorer does: a numpy selection is ~60x
-    cheaper than ONNX Runtime's TopK).
+    The graph is written atomically to `path` if given. It applies the card's preprocessing
+    itself ('asinh-noise': the noise by TopK); with `preprocessed_input` it starts at the first
+    convolution and takes ``stamps`` already preprocessed by `preprocess_array`, which is what
+    the Scorer does: numpy's selection and SIMD arcsinh cost ~10 us per 63-px stamp where ONNX
+    Runtime's TopK and scalar Asinh cost ~300 us, as much as the convolutions.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -134,14 +138,10 @@ def export_onnx(
     kernel, pool = 5, 2
     constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
-    takes_noise = noise_input and package.card.preprocessing == "asinh-noise"
-    if package.card.preprocessing != "none":  # the card's preprocessing, inside the graph
+    if package.card.preprocessing != "none" and not preprocessed_input:  # the card's preprocessing, inside the graph
         state["preprocessing_scale"] = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
         scale = "preprocessing_scale"
-        if takes_noise:
-            constants["shape4"] = [-1, 1, 1, 1]
-            nodes.append(helper.make_node("Reshape", ["noise", "shape4"], ["noise4"]))
-        elif package.card.preprocessing == "asinh-noise":
+        if package.card.preprocessing == "asinh-noise":
             nodes += _noise_nodes(size, constants)
         if package.card.preprocessing == "asinh-noise":
             nodes.append(helper.make_node("Mul", ["preprocessing_scale", "noise4"], ["noise_scale"]))
@@ -180,8 +180,7 @@ def export_onnx(
     graph = helper.make_graph(
         nodes,
         f"{package.card.architecture}-{package.version}",
-        [helper.make_tensor_value_info("stamps", TensorProto.FLOAT, ["n", channels, size, size])]
-        + ([helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["n"])] if takes_noise else []),
+        [helper.make_tensor_value_info("stamps", TensorProto.FLOAT, ["n", channels, size, size])],
         [helper.make_tensor_value_info("reliability", TensorProto.FLOAT, ["n"])],
         initializers,
     )
@@ -265,32 +264,31 @@ def _check_finite(batch: np.ndarray, start: int) -> None:
     raise StampShapeError(msg)
 
 
-def _run_batch(session, data: np.ndarray, start: int, batch_size: int, out: np.ndarray) -> int:
+def _run_batch(session, data: np.ndarray, start: int, batch_size: int, out: np.ndarray, prepare: Prepare | None) -> int:
     batch = np.ascontiguousarray(data[start : start + batch_size])
     _check_finite(batch, start)
-    feed = {"stamps": batch}
-    if len(session.get_inputs()) == 2:  # an 'asinh-noise' graph built with noise_input
-        feed["noise"] = stamp_noise_array(batch)
-    out[start : start + len(batch)] = session.run(None, feed)[0]
+    out[start : start + len(batch)] = session.run(None, {"stamps": batch if prepare is None else prepare(batch)})[0]
     return len(batch)
 
 
 class _OnnxRunner:
     """`workers` single-threaded ONNX Runtime sessions pulling batches from one queue.
 
-    With one worker (or one batch) the batches run in the calling thread. ONNX Runtime
-    releases the GIL, so worker threads run on separate cores.
+    With one worker (or one batch) the batches run in the calling thread. ONNX Runtime and
+    numpy's loops release the GIL, so worker threads run on separate cores. `prepare` turns each
+    batch of stamps into the graph's input (`preprocess_array`), while the batch is in cache.
     """
 
-    def __init__(self, model: bytes, workers: int) -> None:
+    def __init__(self, model: bytes, workers: int, prepare: Prepare | None = None) -> None:
         self.workers = workers
+        self.prepare = prepare
         self.sessions = [_session(model, 1) for _ in range(workers)]
 
     def run(self, data: np.ndarray, out: np.ndarray, batch_size: int, progress: Progress | None) -> None:
         n = len(data)
         if self.workers == 1 or n <= batch_size:
             for start in range(0, n, batch_size):
-                done = start + _run_batch(self.sessions[0], data, start, batch_size, out)
+                done = start + _run_batch(self.sessions[0], data, start, batch_size, out, self.prepare)
                 if progress is not None:
                     progress(done, n)
             return
@@ -303,7 +301,7 @@ class _OnnxRunner:
                 start = next(starts)
                 if start >= n:
                     return
-                done[i] += _run_batch(self.sessions[i], data, start, batch_size, out)
+                done[i] += _run_batch(self.sessions[i], data, start, batch_size, out, self.prepare)
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="realbogus-onnx") as pool:
             pending = {pool.submit(work, i) for i in range(self.workers)}
@@ -332,7 +330,8 @@ class Int8Model:
     Attributes
     ----------
     onnx : bytes
-        The quantised graph (QDQ format: int8 per-channel weights, uint8 activations).
+        The quantised graph (QDQ format: int8 per-channel weights, uint8 activations); it takes
+        stamps preprocessed by `preprocess_array`, as `export_onnx(preprocessed_input=True)`.
     max_deviation : float
         Largest |int8 - fp32| reliability over the check stamps.
     n_check : int
@@ -340,7 +339,8 @@ class Int8Model:
     tolerance : float
         The tolerance it was accepted under.
     fp32_sha256 : str
-        sha256 of the fp32 graph it was quantised from (ties it to one package's weights).
+        sha256 of the fp32 graph it was quantised from (ties it to one package's weights and
+        preprocessing).
     """
 
     onnx: bytes
@@ -404,7 +404,8 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.quant_utils import add_pre_process_metadata
 
-    fp32 = export_onnx(package)
+    fp32 = export_onnx(package, preprocessed_input=True)
+    check = preprocess_array(package.card, check)
     calibration = check[: len(check) // 2][:_CALIBRATION_STAMPS]
 
     class _Reader(CalibrationDataReader):
@@ -554,7 +555,7 @@ class Scorer:
         self.backend = backend
         self.threads = threads or available_cores()
         if isinstance(int8, Int8Model):
-            if int8.fp32_sha256 != hashlib.sha256(export_onnx(package)).hexdigest():
+            if int8.fp32_sha256 != hashlib.sha256(export_onnx(package, preprocessed_input=True)).hexdigest():
                 msg = f"the given Int8Model was quantised from other weights than package {package.version}"
                 raise ConfigError(msg)
             self.int8_model: Int8Model | None = int8
@@ -570,8 +571,8 @@ class Scorer:
     def _start(self) -> None:
         """Build the sessions (onnx) or place the model (torch); also run after unpickling."""
         if self.backend == "onnx":
-            self._onnx = self.int8_model.onnx if self.int8_model is not None else export_onnx(self.package, noise_input=True)
-            self._runner = _OnnxRunner(self._onnx, self.threads)
+            self._onnx = self.int8_model.onnx if self.int8_model is not None else export_onnx(self.package, preprocessed_input=True)
+            self._runner = _OnnxRunner(self._onnx, self.threads, functools.partial(preprocess_array, self.card))
         else:
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
