@@ -105,3 +105,14 @@ def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, t
     assert bad.exit_code == 1
     assert "broken.msg" in bad.output and "cutoutDifference is missing" in bad.output
     assert len(pd.read_parquet(tmp_path / "scores2.parquet")) == 2  # the good ones were written
+
+
+def test_cli_refuses_a_folder_without_alert_files(package_dir, tmp_path):
+    """A folder with no alert files is an error, not an empty score table; a dataset gets a hint."""
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "manifest.json").write_text("{}")
+    (tmp_path / "dataset" / "part-00000.parquet").write_bytes(b"")
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "dataset"), "--model", str(package_dir), "--out", str(out)])
+    assert result.exit_code == 1 and "no alert files" in result.output and "--data" in result.output
+    assert not out.exists()

@@ -317,7 +317,15 @@ def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts
     from .scoring import Scorer
     from .tables import write_table
 
+    from .alerts import ALERT_SUFFIXES, expand_sources
+    from .errors import InputError
+
     try:
+        for path in paths:
+            if path.is_dir() and not expand_sources(path):
+                hint = "; it is a stamp dataset: score it with --data" if (path / "manifest.json").is_file() else ""
+                msg = f"{path}: no alert files (names ending in {', '.join(ALERT_SUFFIXES)}) in this folder{hint}"
+                raise InputError(msg)
         scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend, threads=threads)
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
             result = score_alerts(scorer, paths, workers=workers, progress=progress)
