@@ -10,7 +10,7 @@ from realbogus.errors import ConfigError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
 from realbogus.stamps import Stamps
-from realbogus.train import StampTorchDataset, TrainConfig, epoch_lr, stamp_memmap, train
+from realbogus.train import StampTorchDataset, TrainConfig, epoch_lr, mask_blocks, stamp_memmap, train
 
 SIZE = 36
 
@@ -85,11 +85,11 @@ def test_train_learns_and_fine_tunes_with_parent(tmp_path):
     assert child.card.parent == "toy-v1"
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule):
+@pytest.mark.parametrize(("schedule", "masks"), [("constant", 0.0), ("cosine", 0.3)])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule, masks):
     """Stop after epoch 1 of 3, rerun: the weights equal an uninterrupted run's exactly."""
     data = toy_dataset(tmp_path / "toy", n=300)
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10, lr_schedule=schedule)
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10, lr_schedule=schedule, mask_augment=masks)
     full = load_package(train(data, tmp_path / "full", config=config, version="v"))
 
     class Interrupted(Exception):
@@ -199,3 +199,17 @@ def test_fine_tuning_keeps_the_parent_preprocessing(tmp_path):
     assert child.card.preprocessing_scale == parent.card.preprocessing_scale
     with pytest.raises(ConfigError, match="uses preprocessing 'asinh-noise', not 'none'"):
         train(data, tmp_path / "x", config=TrainConfig(epochs=1, preprocessing="none"), parent=parent)
+
+
+def test_mask_blocks_zero_rectangles_in_all_planes_but_never_the_centre(rng):
+    x = rng.normal(size=(400, 3, 63, 63)).astype(np.float32) + 5
+    which = np.arange(400) % 2 == 0
+    mask_blocks(x, which, np.random.default_rng(1))
+    zero = x == 0
+    assert not zero[~which].any()  # untouched stamps
+    assert (zero[:, 0] == zero[:, 1]).all() and (zero[:, 0] == zero[:, 2]).all()
+    assert not zero[:, :, 28:35, 28:35].any()
+    masked = zero[which, 0].mean(axis=(1, 2))
+    assert (masked > 0).mean() > 0.7 and 0.02 < np.median(masked) < 0.4
+    with pytest.raises(ConfigError, match="mask_augment"):
+        TrainConfig(mask_augment=1.5)

@@ -32,7 +32,7 @@ from .model import build_model
 from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, save_package, stamp_noise_array
 from .tables import atomic_path
 
-__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "epoch_lr", "robust_channel_scale", "stamp_memmap", "train"]
+__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "epoch_lr", "mask_blocks", "robust_channel_scale", "stamp_memmap", "train"]
 
 STATE = "state.pt"
 
@@ -54,7 +54,8 @@ class TrainConfig:
     x / s_c and folds s_c into the first convolution, so the package still takes raw pixels.
 
     `lr_schedule`: "constant" (the note's), or "cosine" from `lr` to lr / 100 over `epochs`
-    (`epoch_lr`).
+    (`epoch_lr`). `mask_augment`: the probability that a training stamp gets masked blocks
+    (`mask_blocks`), as survey cutouts have where pixels are flagged (17 % of the real ZTF alerts).
     """
 
     epochs: int = 30
@@ -70,6 +71,7 @@ class TrainConfig:
     preprocessing: str | None = None
     input_scale: bool = True
     lr_schedule: str = "constant"
+    mask_augment: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -82,6 +84,9 @@ class TrainConfig:
             raise ConfigError(msg)
         if not 0 < self.threshold < 1:
             msg = f"TrainConfig.threshold must be in (0, 1); got {self.threshold}"
+            raise ConfigError(msg)
+        if not 0 <= self.mask_augment <= 1:
+            msg = f"TrainConfig.mask_augment must be a probability in [0, 1]; got {self.mask_augment!r}"
             raise ConfigError(msg)
         if self.lr_schedule not in LR_SCHEDULES:
             msg = f"TrainConfig.lr_schedule must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
@@ -222,13 +227,17 @@ def _batches(
     rng: np.random.Generator | None,
     flips: bool,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    mask_augment: float = 0.0,
 ):
-    """Yield (x, y) tensors; shuffled and flipped when `rng` is given. Whole batches are read
-    with one sorted fancy index from the memory map (much faster than item by item)."""
+    """Yield (x, y) tensors; shuffled, flipped and masked (`mask_blocks`) when `rng` is given.
+    Whole batches are read with one sorted fancy index from the memory map (much faster than
+    item by item)."""
     order = rng.permutation(indices) if rng is not None else indices
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
-        x = np.asarray(stamps[rows], dtype=np.float32)
+        x = np.asarray(stamps[rows], dtype=np.float32)  # a copy: fancy indexing
+        if rng is not None and mask_augment > 0:
+            mask_blocks(x, rng.random(len(rows)) < mask_augment, rng)
         if transform is not None:
             x = transform(x)
         if rng is not None and flips:
@@ -236,6 +245,24 @@ def _batches(
             x[vertical] = x[vertical][:, :, ::-1]
             x[horizontal] = x[horizontal][:, :, :, ::-1]
         yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels[rows].astype(np.float32))
+
+
+def mask_blocks(x: np.ndarray, which: np.ndarray, rng: np.random.Generator, *, keep: int = 3) -> None:
+    """Zero 1-3 random rectangles (sides 3 px to half the stamp) in all planes of stamps `which`.
+
+    x : (N, C, S, S), changed in place; which : (N,) bool. Blocks stay `keep` px clear of the
+    centre pixel, as a survey's flagged pixels are never the detection itself. Zeros are what
+    `resize_stamps` makes of NaN and flagged pixels, so the model learns to look past them.
+    """
+    size = x.shape[-1]
+    centre = size // 2
+    for i in np.flatnonzero(which):
+        for _ in range(int(rng.integers(1, 4))):
+            h, w = rng.integers(3, size // 2 + 1, size=2)
+            y0, x0 = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            if y0 - keep <= centre < y0 + h + keep and x0 - keep <= centre < x0 + w + keep:
+                continue  # would cover the source
+            x[i, :, y0 : y0 + h, x0 : x0 + w] = 0
 
 
 def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, transform=None) -> tuple[float, np.ndarray]:
@@ -406,7 +433,7 @@ def train(
         rng = np.random.default_rng([config.seed, epoch])
         model.train()
         running = 0.0
-        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, transform=transform)):
+        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, transform=transform, mask_augment=config.mask_augment)):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model.logits(x), y)
             loss.backward()
