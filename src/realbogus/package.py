@@ -44,6 +44,7 @@ __all__ = [
     "ModelPackage",
     "preprocess",
     "preprocess_array",
+    "preprocess_pixels",
     "stamp_noise",
     "stamp_noise_array",
     "builtin_models",
@@ -190,10 +191,16 @@ def preprocess_array(card: ModelCard, x: np.ndarray) -> np.ndarray:
     numpy's SIMD arcsinh takes ~5 us per 63-px stamp where ONNX Runtime's scalar Asinh takes
     ~200 us, so the Scorer preprocesses here and feeds the graph what it returns.
     """
-    if card.preprocessing == "none":
+    return preprocess_pixels(x, card.preprocessing, card.preprocessing_scale)
+
+
+def preprocess_pixels(x: np.ndarray, preprocessing: str, scale) -> np.ndarray:
+    """A preprocessing (`PREPROCESSING`) with its per-channel `scale` (C,) on stamps (N, C, S, S):
+    a new float32 array. What `preprocess_array` applies for a card and training for a new model."""
+    if preprocessing == "none":
         return np.array(x, dtype=np.float32)
-    scale = np.asarray(card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
-    if card.preprocessing == "asinh-noise":
+    scale = np.asarray(scale, dtype=np.float32).reshape(1, -1, 1, 1)
+    if preprocessing == "asinh-noise":
         scale = scale * stamp_noise_array(x).reshape(-1, 1, 1, 1)
     out = np.divide(x, scale, dtype=np.float32)
     return np.arcsinh(out, out=out)

@@ -11,6 +11,7 @@ generators seeded by (seed, epoch) alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -29,7 +30,7 @@ from . import metrics
 from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from .errors import ConfigError, InputError
 from .model import build_model
-from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, save_package, stamp_noise_array
+from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, preprocess_pixels, save_package
 from .tables import atomic_path
 
 __all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "epoch_lr", "mask_blocks", "robust_channel_scale", "stamp_memmap", "train"]
@@ -198,13 +199,8 @@ def robust_channel_scale(stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0,
 def input_transform(preprocessing: str, scale: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
     """What the network is fed in training, batch (N, C, S, S) -> same shape, for a preprocessing
     and its scale (for "none", the input scale that is folded into conv1 afterwards, or None)."""
-    if preprocessing == "asinh":
-        return lambda x: np.arcsinh(x / scale[None, :, None, None])
-    if preprocessing == "asinh-noise":
-        def transform(x: np.ndarray) -> np.ndarray:
-            noise = stamp_noise_array(x)  # = package.stamp_noise, by selection instead of a sort
-            return np.arcsinh(x / (scale[None, :, None, None] * noise[:, None, None, None]))
-        return transform
+    if preprocessing != "none":
+        return functools.partial(preprocess_pixels, preprocessing=preprocessing, scale=scale)
     if scale is not None:
         return lambda x: x / scale[None, :, None, None]
     return None
