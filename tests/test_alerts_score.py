@@ -60,6 +60,9 @@ def _with_units(package_dir, tmp_path, units: str):
 def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp_path):
     """A nJy card scores ZTF alerts on DN stamps x 10**(0.4 (31.4 - magzpsci)); Rubin's are unchanged."""
     result = score_alerts(_with_units(package_dir, tmp_path, "nJy"), sources, workers=1)
+    in_workers = score_alerts(_with_units(package_dir, tmp_path / "w", "nJy"), sources, workers=2, chunk_size=16)
+    pd.testing.assert_frame_equal(in_workers.table.drop(columns="reliabilityVersion"), result.table.drop(columns="reliabilityVersion"))
+    assert in_workers.failures == result.failures
     batch = read_alerts(sources, stamp_size=51, workers=1)
     zp = batch.table.magzpsci.to_numpy(float, na_value=np.nan)
     ztf = (batch.table.survey == "ztf").to_numpy()

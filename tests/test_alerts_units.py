@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from realbogus.alerts import read_alerts
-from realbogus.alerts.units import unit_factors
+from realbogus.alerts.units import SKY_RING, stamp_sky, unit_factors
 
 
 def test_unit_factors_cover_every_case():
@@ -47,3 +47,22 @@ def test_ztf_template_shares_the_science_zero_point(shared_data):
             ratios.append(science[bright].sum() / template[bright].sum())
     assert len(ratios) > 80
     assert abs(np.median(ratios) - 1) < 0.03
+
+
+def test_stamp_sky_is_the_median_of_the_valid_border_pixels(rng):
+    """Full borders, borders with a padded row or flagged pixels, and empty borders."""
+    planes = rng.normal(1000, 30, size=(60, 63, 63)).astype(np.float32)
+    planes[10:20, :, 0] = 0  # a padded column
+    planes[20:30, 5:30, :9] = 0  # a flagged block
+    planes[30:35, :2] = 0
+    planes[35:40, :, :] = 0  # nothing valid
+    planes[40:45, :2, :7] = 0
+    sky = stamp_sky(planes)
+    border = np.ones((63, 63), bool)
+    border[SKY_RING:-SKY_RING, SKY_RING:-SKY_RING] = False
+    for plane, value in zip(planes, sky, strict=True):
+        pixels = plane[border]
+        pixels = pixels[pixels != 0]
+        expected = np.median(pixels) if pixels.size else 0.0
+        assert value == pytest.approx(expected, rel=1e-6)
+    assert (sky[35:40] == 0).all() and sky.dtype == np.float32

@@ -11,6 +11,7 @@ the receiving process than the result pipe). A bad packet never stops the batch:
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import shutil
@@ -65,6 +66,8 @@ BLANK_LIMIT = 1e30
 
 Source = str | os.PathLike | bytes
 Progress = Callable[[int, int], None]
+#: A picklable function a worker applies to each decoded chunk (e.g. unit conversion).
+Convert = Callable[["AlertBatch"], "AlertBatch"]
 
 
 class AlertFailure(NamedTuple):
@@ -219,8 +222,9 @@ def _read_source(source: str | tuple[str, bytes] | _Slice) -> tuple[str, bytes, 
         raise InputError(msg) from exc
 
 
-def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
-    """Worker: decode a list of sources into (table, stamps, failures). Never raises InputError."""
+def _decode_chunk(sources: list, size: int, convert: Convert | None = None) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
+    """Worker: decode a list of sources into (table, stamps, failures), then `convert` them.
+    Never raises InputError."""
     rows, triplets, centres, failures = [], [], [], []
     for source in sources:
         label = source if isinstance(source, str) else source[0]
@@ -249,7 +253,10 @@ def _decode_chunk(sources: list, size: int) -> tuple[pd.DataFrame, Stamps, list[
     if not rows:
         return _empty_table(), _empty_stamps(size), failures
     stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64), blank_limit=BLANK_LIMIT)
-    return _table(rows), stamps, failures
+    if convert is None:
+        return _table(rows), stamps, failures
+    batch = convert(AlertBatch(_table(rows), stamps, failures))
+    return batch.table, batch.stamps, batch.failures
 
 
 def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES) -> list:
@@ -358,6 +365,45 @@ def _check_options(stamp_size: int, workers: int | None, chunk_size: int) -> int
     return os.cpu_count() or 1 if workers is None else max(1, workers)
 
 
+def plan_chunks(sources: Source | Iterable[Source], *, stamp_size: int, workers: int | None, chunk_size: int) -> tuple[list[list], int, int]:
+    """Work units for `workers` processes: (chunks of sources, number of processes, total weight).
+
+    Large container files are split into slices of blocks when there is more than one process;
+    a chunk's weight is its files and messages plus its slices' records (what `progress` counts).
+    """
+    n_workers = _check_options(stamp_size, workers, chunk_size)
+    items = expand_sources(sources)
+    if n_workers > 1:
+        items = _split_large(items, chunk_size)
+    return _chunks(items, n_workers * 4, chunk_size), n_workers, sum(_weight(i) for i in items)
+
+
+def chunk_weight(chunk: list) -> int:
+    """Progress units of one chunk of `plan_chunks`."""
+    return sum(_weight(i) for i in chunk)
+
+
+def in_order(pool: Executor, work: Callable, chunks: list, depth: int, progress: Progress | None = None, total: int = 0) -> Iterator:
+    """`work(chunk)` for every chunk on `pool`, results in chunk order, at most `depth` in flight."""
+    pending: deque = deque()
+    queue = iter(chunks)
+    done = 0
+    for chunk in queue:
+        pending.append((chunk_weight(chunk), pool.submit(work, chunk)))
+        if len(pending) >= depth:
+            break
+    while pending:
+        n, future = pending.popleft()
+        for chunk in queue:
+            pending.append((chunk_weight(chunk), pool.submit(work, chunk)))
+            break
+        result = future.result()
+        done += n
+        if progress is not None:
+            progress(done, total)
+        yield result
+
+
 def iter_alert_batches(
     sources: Source | Iterable[Source],
     *,
@@ -365,23 +411,23 @@ def iter_alert_batches(
     workers: int | None = None,
     chunk_size: int = 256,
     progress: Progress | None = None,
+    convert: Convert | None = None,
 ) -> Iterator[AlertBatch]:
     """Decode alerts chunk by chunk, in input order, while workers decode the next chunks.
 
     Parameters are those of `read_alerts`; each yielded `AlertBatch` covers one chunk of
-    sources. At most two chunks per worker are in flight, so memory stays bounded.
+    sources. At most two chunks per worker are in flight, so memory stays bounded. `convert`
+    (picklable, e.g. a `functools.partial` of a module-level function) is applied to each
+    decoded chunk by the worker, while its stamps are in cache: it returns the batch to yield,
+    with any alerts it refuses moved to the failures.
     """
-    n_workers = _check_options(stamp_size, workers, chunk_size)
-    items = expand_sources(sources)
-    if n_workers > 1:
-        items = _split_large(items, chunk_size)
-    chunks = _chunks(items, n_workers * 4, chunk_size)
-    total = sum(_weight(i) for i in items)
+    size = int(stamp_size) if isinstance(stamp_size, (int, np.integer)) else stamp_size
+    chunks, n_workers, total = plan_chunks(sources, stamp_size=size, workers=workers, chunk_size=chunk_size)
     done = 0
     if n_workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            batch = AlertBatch(*_decode_chunk(chunk, int(stamp_size)))
-            done += sum(_weight(i) for i in chunk)
+            batch = AlertBatch(*_decode_chunk(chunk, size, convert))
+            done += chunk_weight(chunk)
             if progress is not None:
                 progress(done, total)
             yield batch
@@ -389,7 +435,9 @@ def iter_alert_batches(
     folder = _handoff_folder()
     try:
         with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
-            yield from _pipelined(pool, chunks, int(stamp_size), 2 * n_workers, progress, total, folder)
+            work = functools.partial(_decode_chunk_handoff, size=size, folder=folder, convert=convert)
+            for table, stamps, failures in in_order(pool, work, chunks, 2 * n_workers, progress, total):
+                yield AlertBatch(table, _received(stamps), failures)
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -418,14 +466,16 @@ class _StampFile(NamedTuple):
     edge: np.ndarray
 
 
-def _decode_chunk_handoff(sources: list, size: int, folder: str | None) -> tuple[pd.DataFrame, Stamps | _StampFile, list[AlertFailure]]:
+def _decode_chunk_handoff(
+    sources: list, size: int, folder: str | None, convert: Convert | None = None
+) -> tuple[pd.DataFrame, Stamps | _StampFile, list[AlertFailure]]:
     """Worker: `_decode_chunk`, with the stamp pixels written to a file in `folder`.
 
     Sending ~48 kB of pixels per alert through the result pipe costs the receiving process
     more CPU than reading them from a memory-backed file. Falls back to the pipe when the
     file cannot be written (e.g. the folder is full).
     """
-    table, stamps, failures = _decode_chunk(sources, size)
+    table, stamps, failures = _decode_chunk(sources, size, convert)
     if folder is None or stamps.data.size == 0:
         return table, stamps, failures
     path = None
@@ -458,29 +508,6 @@ def _received(stamps: Stamps | _StampFile) -> Stamps:
         _unlink(stamps.path)
     data = np.frombuffer(mapped, dtype=np.float32).reshape(stamps.shape)
     return Stamps(data=data, valid_fraction=stamps.valid_fraction, edge=stamps.edge)
-
-
-def _pipelined(
-    pool: Executor, chunks: list, size: int, depth: int, progress: Progress | None, total: int, folder: str | None = None
-) -> Iterator[AlertBatch]:
-    pending: deque = deque()
-    queue = iter(chunks)
-    done = 0
-    for chunk in queue:
-        pending.append((sum(_weight(i) for i in chunk), pool.submit(_decode_chunk_handoff, chunk, size, folder)))
-        if len(pending) >= depth:
-            break
-    while pending:
-        n, future = pending.popleft()
-        for chunk in queue:
-            pending.append((sum(_weight(i) for i in chunk), pool.submit(_decode_chunk_handoff, chunk, size, folder)))
-            break
-        table, stamps, failures = future.result()
-        batch = AlertBatch(table, _received(stamps), failures)
-        done += n
-        if progress is not None:
-            progress(done, total)
-        yield batch
 
 
 def concat_batches(batches: Iterable[AlertBatch], stamp_size: int) -> AlertBatch:

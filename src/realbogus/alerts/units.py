@@ -52,10 +52,14 @@ def stamp_sky(planes: np.ndarray, ring: int = SKY_RING) -> np.ndarray:
     counts = valid.sum(axis=1)
     sky = np.zeros(n, np.float32)
     full = counts == pixels.shape[1]
-    if full.any():  # the usual case, vectorised
+    if full.any():  # the usual case
         sky[full] = np.median(pixels[full], axis=1)
-    for i in np.flatnonzero(~full & (counts > 0)):
-        sky[i] = np.median(pixels[i][valid[i]])
+    part = np.flatnonzero(~full & (counts > 0))  # a padded row or column, flagged pixels
+    if len(part):  # invalid pixels sorted to the end, the median of the first `count`
+        ordered = np.sort(np.where(valid[part], pixels[part], np.inf), axis=1)
+        c = counts[part][:, None]
+        low, high = (np.take_along_axis(ordered, k, axis=1)[:, 0] for k in ((c - 1) // 2, c // 2))
+        sky[part] = (low.astype(np.float64) + high) / 2
     return sky
 
 
@@ -92,7 +96,8 @@ def to_units(
     """Convert a batch's stamps to `expected` units; alerts that cannot be converted become failures.
 
     `in_place` converts the batch's own stamp array when every alert is kept (no copy: for a
-    batch the caller owns, as `score_batch`'s); otherwise the batch is left as it was.
+    batch the caller owns, as a decoding worker's in `score_alerts`); otherwise the batch is
+    left as it was.
 
     The returned table gets `unitFactor`, the factor applied to each alert's stamps, and
     `skySubtracted`, the sky taken off its science stamp (in `expected` units; 0 for none).
