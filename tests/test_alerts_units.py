@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from realbogus.alerts import read_alerts
-from realbogus.alerts.units import SKY_RING, stamp_sky, unit_factors
+from realbogus.alerts.units import SKY_RING, stamp_sky, to_units, unit_factors
 
 
 def test_unit_factors_cover_every_case():
@@ -66,3 +66,22 @@ def test_stamp_sky_is_the_median_of_the_valid_border_pixels(rng):
         expected = np.median(pixels) if pixels.size else 0.0
         assert value == pytest.approx(expected, rel=1e-6)
     assert (sky[35:40] == 0).all() and sky.dtype == np.float32
+
+
+def test_ztf_negative_candidates_get_difference_science_minus_template(shared_data):
+    """ZTF cuts a negative candidate's difference from the inverted image; after `to_units` the
+    difference's centre has the sign of science - template, as for positive candidates."""
+    batch = read_alerts(sorted((shared_data / "ztf" / "alerts").glob("*.avro")), stamp_size=63, workers=1)
+    before = batch.stamps.data[:, 0].copy()
+    converted, _ = to_units(batch, "nJy", "test")
+    centre = np.s_[:, 30:33, 30:33]
+    for stamps, flipped in ((batch.stamps.data, False), (converted.stamps.data, True)):
+        table = converted.table if flipped else batch.table
+        negative = table["isNegative"].fillna(False).to_numpy(bool)
+        diff = stamps[:, 0][centre].sum(axis=(1, 2))
+        change = (stamps[:, 1] - stamps[:, 2])[centre].sum(axis=(1, 2))
+        agree = np.sign(diff[negative]) == np.sign(change[negative])
+        assert negative.sum() > 150
+        assert agree.mean() > 0.9 if flipped else agree.mean() < 0.1
+    assert (converted.table["differenceNegated"] == converted.table["isNegative"]).all()
+    np.testing.assert_array_equal(batch.stamps.data[:, 0], before)  # not in place: the batch is left as it was

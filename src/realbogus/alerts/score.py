@@ -34,6 +34,7 @@ PASS_THROUGH = {
     "stampUnits": "stampUnits",
     "unitFactor": "unitFactor",
     "skySubtracted": "skySubtracted",
+    "differenceNegated": "differenceNegated",
     "file": "file",
     "index": "index",
 }

@@ -11,6 +11,12 @@ ZTF's science and template cutouts also keep the sky (~20,000 nJy a pixel, media
 alerts), where Rubin's calexps and our simulated images are background-subtracted: for surveys
 in `SKY_IN_CUTOUTS` the sky, the median of the valid pixels in a `SKY_RING`-pixel border of
 the science and template stamps, is subtracted (the difference has none).
+
+ZTF detects negative candidates (`isdiffpos` 'f') on the inverted difference and cuts their
+difference stamp from it, so the candidate is positive there (measured on the real alerts: the
+centre of every 'f' difference cutout is positive while science - template is negative for 93 %
+of them). Our models, like Rubin's DiaSources, take difference = science - template; for surveys
+in `DIFFERENCE_INVERTED_WHEN_NEGATIVE` the difference of negative candidates is negated.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 from ..stamps import Stamps
 from .reader import AlertBatch, AlertFailure
 
-__all__ = ["NJY_AB_ZEROPOINT", "SKY_IN_CUTOUTS", "SKY_RING", "stamp_sky", "unit_factors", "to_units"]
+__all__ = ["DIFFERENCE_INVERTED_WHEN_NEGATIVE", "NJY_AB_ZEROPOINT", "SKY_IN_CUTOUTS", "SKY_RING", "stamp_sky", "unit_factors", "to_units"]
 
 #: AB magnitude of 1 nJy (3631 Jy at magnitude 0).
 NJY_AB_ZEROPOINT = 31.4
@@ -28,6 +34,8 @@ NJY_AB_ZEROPOINT = 31.4
 SKY_IN_CUTOUTS = frozenset({"ztf"})
 #: Width of the stamp border the sky is measured in, pixels.
 SKY_RING = 4
+#: Surveys whose difference cutout of a negative candidate is template - science.
+DIFFERENCE_INVERTED_WHEN_NEGATIVE = frozenset({"ztf"})
 
 
 def stamp_sky(planes: np.ndarray, ring: int = SKY_RING) -> np.ndarray:
@@ -99,8 +107,9 @@ def to_units(
     batch the caller owns, as a decoding worker's in `score_alerts`); otherwise the batch is
     left as it was.
 
-    The returned table gets `unitFactor`, the factor applied to each alert's stamps, and
-    `skySubtracted`, the sky taken off its science stamp (in `expected` units; 0 for none).
+    The returned table gets `unitFactor`, the factor applied to each alert's stamps,
+    `skySubtracted`, the sky taken off its science stamp (in `expected` units; 0 for none), and
+    `differenceNegated`, whether the difference was turned to science - template.
     """
     if not len(batch):
         return batch, []
@@ -126,7 +135,11 @@ def to_units(
         sky[rows] = np.stack([stamp_sky(planes[:, 0]), stamp_sky(planes[:, 1])], axis=1)
         np.subtract(planes, sky[rows][:, :, None, None], out=planes, where=planes != 0)
         data[rows, 1:] = planes
+    survey = table["survey"].astype(str)
+    negated = (survey.isin(DIFFERENCE_INVERTED_WHEN_NEGATIVE) & table["isNegative"].fillna(False).astype(bool)).to_numpy()
+    data[negated, 0] *= -1
     stamps = Stamps(data, batch.stamps.valid_fraction[keep], batch.stamps.edge[keep])
     table["unitFactor"] = factors[keep]
     table["skySubtracted"] = sky[:, 0]
+    table["differenceNegated"] = negated
     return AlertBatch(table, stamps, batch.failures), failures
