@@ -38,6 +38,15 @@ def report(name: str, table, survey_score: str, asteroid: np.ndarray, failures: 
     print(f"  ROC AUC of ours against {survey_score} >= 0.5: {roc_auc(label, ours[has]):.3f} "
           f"({int(label.sum())} of {int(has.sum())} at >= 0.5{n_without})")
     print(f"  Spearman rank correlation: {spearmanr(ours[has], theirs[has]).statistic:.3f}")
+    masked = table["valid_fraction"].to_numpy() < 0.999
+    subsets = [("stamps partly masked or off-chip", masked), ("whole stamps", ~masked)]
+    negative = table["differenceNegated"].to_numpy(bool) if "differenceNegated" in table else np.zeros(len(table), bool)
+    if negative.any():  # ZTF: negative candidates are those whose difference was negated
+        subsets += [("negative candidates", negative), ("positive candidates", ~negative)]
+    for name, sel in subsets:
+        sel = sel & has
+        if 0 < (theirs[sel] >= 0.5).sum() < sel.sum():
+            print(f"    AUC on {name}: {roc_auc((theirs[sel] >= 0.5).astype(int), ours[sel]):.3f} (n={int(sel.sum())})")
     theirs_on = asteroid & has
     print(f"  known-asteroid alerts: {int(asteroid.sum())}; recall ours at cutoff {table['passes_cutoff'].to_numpy()[asteroid].mean():.3f}, "
           f"ours at 0.5 {(ours[asteroid] >= 0.5).mean():.3f}; {survey_score} at 0.5 {(theirs[theirs_on] >= 0.5).mean():.3f} "
