@@ -164,7 +164,7 @@ def timed(fn):
 
 def single_core(args, console) -> None:
     """Decode cost per alert in one process: astropy path vs ours (no pool, no scoring)."""
-    from realbogus.alerts.reader import _decode_chunk
+    from realbogus.alerts.reader import decode_chunk
 
     table = Table(title="decode cost per alert, one process")
     for column in ("survey", "files", "astropy ms/alert", "ours ms/alert", "speed-up"):
@@ -173,9 +173,9 @@ def single_core(args, console) -> None:
         files = [str(p) for p in sorted((args.data / survey / "alerts").glob(pattern))]
         files = (files * -(-args.single_core // len(files)))[: args.single_core]
         astropy_chunk(files[:50], size)
-        _decode_chunk(files[:50], size)  # warm: schemas parsed, modules loaded
+        decode_chunk(files[:50], size)  # warm: schemas parsed, modules loaded
         t_a, _ = timed(lambda: astropy_chunk(files, size))
-        t_o, _ = timed(lambda: _decode_chunk(files, size))
+        t_o, _ = timed(lambda: decode_chunk(files, size))
         table.add_row(survey, str(len(files)), f"{t_a / len(files) * 1e3:.3f}", f"{t_o / len(files) * 1e3:.3f}", f"{t_a / t_o:.1f}x")
     console.print(table)
 

@@ -51,6 +51,15 @@ def test_scores_equal_scoring_the_decoded_stamps(scorer, sources):
     assert (result.table.passes_cutoff == (result.table.reliability >= 0.5)).all()
 
 
+def test_torch_scorer_scores_here_while_workers_decode(package_dir, sources):
+    """Without ONNX Runtime (torch, as on a GPU) workers only decode; the scores are the same."""
+    onnx = score_alerts(Scorer(load_package(package_dir), device="cpu"), sources, workers=2, chunk_size=16)
+    torch_scorer = Scorer(load_package(package_dir), device="cpu", backend="torch")
+    in_main = score_alerts(torch_scorer, sources, workers=2, chunk_size=16)
+    np.testing.assert_allclose(in_main.table.reliability.to_numpy(), onnx.table.reliability.to_numpy(), rtol=0, atol=1e-5)
+    assert (in_main.table.diaSourceId == onnx.table.diaSourceId).all() and in_main.failures == onnx.failures
+
+
 def _with_units(package_dir, tmp_path, units: str):
     package = load_package(package_dir)
     card = ModelCard(**{**package.card.model_dump(), "pixel_units": units, "version": f"{units}-only"})

@@ -222,7 +222,7 @@ def _read_source(source: str | tuple[str, bytes] | _Slice) -> tuple[str, bytes, 
         raise InputError(msg) from exc
 
 
-def _decode_chunk(sources: list, size: int, convert: Convert | None = None) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
+def decode_chunk(sources: list, size: int, convert: Convert | None = None) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
     """Worker: decode a list of sources into (table, stamps, failures), then `convert` them.
     Never raises InputError."""
     rows, triplets, centres, failures = [], [], [], []
@@ -421,12 +421,18 @@ def iter_alert_batches(
     decoded chunk by the worker, while its stamps are in cache: it returns the batch to yield,
     with any alerts it refuses moved to the failures.
     """
-    size = int(stamp_size) if isinstance(stamp_size, (int, np.integer)) else stamp_size
-    chunks, n_workers, total = plan_chunks(sources, stamp_size=size, workers=workers, chunk_size=chunk_size)
+    chunks, n_workers, total = plan_chunks(sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size)
+    return iter_planned_batches(chunks, n_workers, total, stamp_size=int(stamp_size), progress=progress, convert=convert)
+
+
+def iter_planned_batches(
+    chunks: list[list], n_workers: int, total: int, *, stamp_size: int, progress: Progress | None = None, convert: Convert | None = None
+) -> Iterator[AlertBatch]:
+    """`iter_alert_batches` on the work units of `plan_chunks`."""
     done = 0
     if n_workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            batch = AlertBatch(*_decode_chunk(chunk, size, convert))
+            batch = AlertBatch(*decode_chunk(chunk, stamp_size, convert))
             done += chunk_weight(chunk)
             if progress is not None:
                 progress(done, total)
@@ -435,7 +441,7 @@ def iter_alert_batches(
     folder = _handoff_folder()
     try:
         with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
-            work = functools.partial(_decode_chunk_handoff, size=size, folder=folder, convert=convert)
+            work = functools.partial(_decode_chunk_handoff, size=stamp_size, folder=folder, convert=convert)
             for table, stamps, failures in in_order(pool, work, chunks, 2 * n_workers, progress, total):
                 yield AlertBatch(table, _received(stamps), failures)
     finally:
@@ -469,13 +475,13 @@ class _StampFile(NamedTuple):
 def _decode_chunk_handoff(
     sources: list, size: int, folder: str | None, convert: Convert | None = None
 ) -> tuple[pd.DataFrame, Stamps | _StampFile, list[AlertFailure]]:
-    """Worker: `_decode_chunk`, with the stamp pixels written to a file in `folder`.
+    """Worker: `decode_chunk`, with the stamp pixels written to a file in `folder`.
 
     Sending ~48 kB of pixels per alert through the result pipe costs the receiving process
     more CPU than reading them from a memory-backed file. Falls back to the pipe when the
     file cannot be written (e.g. the folder is full).
     """
-    table, stamps, failures = _decode_chunk(sources, size, convert)
+    table, stamps, failures = decode_chunk(sources, size, convert)
     if folder is None or stamps.data.size == 0:
         return table, stamps, failures
     path = None

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..stamps import Stamps
-from .reader import AlertBatch, AlertFailure, Source, _decode_chunk, in_order, iter_alert_batches, plan_chunks
+from .reader import AlertBatch, AlertFailure, Source, decode_chunk, in_order, iter_planned_batches, plan_chunks
 from .units import to_units
 
 __all__ = ["PASS_THROUGH", "AlertScores", "score_alerts", "score_batch"]
@@ -115,7 +115,7 @@ def score_alerts(
     if n_workers > 1 and len(chunks) > 1 and getattr(scorer, "backend", None) == "onnx":
         results = _score_in_workers(scorer, chunks, min(n_workers, len(chunks)), convert, progress, total)
     else:  # one process, or a GPU in this one: workers decode, this process scores
-        batches = iter_alert_batches(sources, stamp_size=size, workers=workers, chunk_size=chunk_size, progress=progress, convert=convert)
+        batches = iter_planned_batches(chunks, n_workers, total, stamp_size=size, progress=progress, convert=convert)
         results = (score_batch(scorer, batch, converted=True) for batch in batches)
     tables, failures = [], []
     for scored in results:
@@ -140,7 +140,7 @@ def _start_worker(scorer_class: type, state: dict) -> None:
 
 
 def _score_chunk(sources: list, size: int, convert) -> AlertScores:
-    batch = AlertBatch(*_decode_chunk(sources, size, convert))
+    batch = AlertBatch(*decode_chunk(sources, size, convert))
     return score_batch(_WORKER_SCORER, batch, converted=True)
 
 
