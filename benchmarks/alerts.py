@@ -86,7 +86,8 @@ def astropy_chunk(files: list[str], size: int, braai: bool = False):
     for path in files:
         record = _astropy_record(path)
         ztf = "diaSource" not in record
-        units.append({"survey": "ztf" if ztf else "rubin", "stampUnits": "DN" if ztf else "nJy",
+        negative = record["candidate"]["isdiffpos"] in ("f", "0") if ztf else bool(record["diaSource"].get("isNegative"))
+        units.append({"survey": "ztf" if ztf else "rubin", "stampUnits": "DN" if ztf else "nJy", "isNegative": negative,
                       "magzpsci": record["candidate"].get("magzpsci") if ztf else None, "file": path, "index": 0})
         planes, plane_centres = [], []
         for name in CUTOUTS:
