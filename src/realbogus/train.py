@@ -55,8 +55,8 @@ class TrainConfig:
     x / s_c and folds s_c into the first convolution, so the package still takes raw pixels.
 
     `lr_schedule`: "constant" (the note's), or "cosine" from `lr` to lr / 100 over `epochs`
-    (`epoch_lr`). `mask_augment`: the probability that a training stamp gets a masked block
-    (`mask_blocks`), as survey cutouts have where pixels are flagged (18 % of the real ZTF alerts).
+    (`epoch_lr`). `mask_augment`: the probability that a training stamp gets masked blocks
+    (`mask_blocks`), as survey cutouts have where pixels are flagged (17 % of the real ZTF alerts).
     """
 
     epochs: int = 30
