@@ -244,29 +244,21 @@ def _batches(
 
 
 def mask_blocks(x: np.ndarray, which: np.ndarray, rng: np.random.Generator, *, keep: int = 3) -> None:
-    """Zero a flagged-looking block (sometimes two) in all planes of stamps `which`.
+    """Zero 1-3 random rectangles (sides 3 px to half the stamp) in all planes of stamps `which`.
 
-    x : (N, C, S, S), changed in place; which : (N,) bool. Shaped like the flagged areas of the
-    real ZTF cutouts (108 of 611 have some; measured): one rectangle per stamp (1 in 5 gets a
-    second), sides log-uniform from 5 px to the whole stamp, three in four against the stamp's
-    border. Blocks stay `keep` px clear of the centre pixel, as a survey's flagged pixels are
-    never the detection itself (a block that would cover it is drawn again, at most 5 times).
-    Zeros are what `resize_stamps` makes of NaN and flagged pixels.
+    x : (N, C, S, S), changed in place; which : (N,) bool. Blocks stay `keep` px clear of the
+    centre pixel, as a survey's flagged pixels are never the detection itself. Zeros are what
+    `resize_stamps` makes of NaN and flagged pixels, so the model learns to look past them.
     """
     size = x.shape[-1]
     centre = size // 2
     for i in np.flatnonzero(which):
-        for _ in range(1 + int(rng.random() < 0.2)):
-            for _attempt in range(5):
-                h, w = np.exp(rng.uniform(np.log(5), np.log(size + 1), size=2)).astype(int)
-                y0, x0 = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
-                if rng.random() < 0.75:  # against a border
-                    side = int(rng.integers(4))
-                    y0 = 0 if side == 0 else size - h if side == 1 else y0
-                    x0 = 0 if side == 2 else size - w if side == 3 else x0
-                if not (y0 - keep <= centre < y0 + h + keep and x0 - keep <= centre < x0 + w + keep):
-                    x[i, :, y0 : y0 + h, x0 : x0 + w] = 0
-                    break
+        for _ in range(int(rng.integers(1, 4))):
+            h, w = rng.integers(3, size // 2 + 1, size=2)
+            y0, x0 = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            if y0 - keep <= centre < y0 + h + keep and x0 - keep <= centre < x0 + w + keep:
+                continue  # would cover the source
+            x[i, :, y0 : y0 + h, x0 : x0 + w] = 0
 
 
 def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, transform=None) -> tuple[float, np.ndarray]:
