@@ -2,15 +2,17 @@
 
 The dev ZTF alerts (611 single-alert Avro container files) and Rubin alerts (126 Confluent
 messages) are each replicated to >= --n files (symbolic links in a temporary folder, so every
-alert is opened and read as its own file). Three paths run in one process pool harness of
---workers processes that decode chunks of 256 files while the main process scores finished
-chunks with the built-in model of the survey (`ztf-v0.1`, `rubin-v0.1`: nJy, 'asinh-noise'), so
-"end to end" includes bringing ZTF's DN to nJy and taking off its sky (`realbogus.alerts.units`,
-applied to the astropy path's stamps too); the 3 x 33 replicated ZTF alerts without `magzpsci`
-are not scored on either path:
+alert is opened and read as its own file). Every path uses --workers processes and chunks of 256
+files and scores with the built-in model of the survey (`ztf-v0.1`, `rubin-v0.1`: nJy,
+'asinh-noise'), so "end to end" includes bringing ZTF's DN to nJy, taking off its sky and
+orienting its negative candidates' differences (`realbogus.alerts.units`, applied to the astropy
+path's stamps too); the 3 x 33 replicated ZTF alerts without `magzpsci` are not scored on either
+path:
 
-* astropy: fastavro decodes the whole record, gzip + astropy.io.fits parse each cutout;
-* ours: realbogus.alerts.score_alerts (projected Avro decoding, numpy FITS decoder);
+* astropy: workers decode (fastavro decodes the whole record, gzip + astropy.io.fits parse each
+  cutout), the main process converts and scores finished chunks;
+* ours: realbogus.alerts.read_alerts (decode) and score_alerts (end to end: each worker decodes
+  with projected Avro decoding and the numpy FITS decoder, converts and scores its chunks);
 * braai-style peer: the astropy decode plus braai's preprocessing (nan_to_num, pad with
   1e-9, row-wise L2 normalisation in float32; peers.md section 7).
 
