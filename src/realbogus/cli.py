@@ -313,13 +313,11 @@ def evaluate_command(
 def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts: Path | None, workers: int | None,
                        batch_size: int | None, device: str, backend: str, threads: int | None) -> None:
     """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
-    from .alerts import score_alerts, write_alerts as write_packets
+    from .alerts import ALERT_SUFFIXES, expand_sources, score_alerts, write_alerts as write_packets
+    from .errors import InputError
     from .package import load_package
     from .scoring import Scorer
     from .tables import write_table
-
-    from .alerts import ALERT_SUFFIXES, expand_sources
-    from .errors import InputError
 
     try:
         for path in paths:

@@ -143,7 +143,6 @@ def export_onnx(
         scale = "preprocessing_scale"
         if package.card.preprocessing == "asinh-noise":
             nodes += _noise_nodes(size, constants)
-        if package.card.preprocessing == "asinh-noise":
             nodes.append(helper.make_node("Mul", ["preprocessing_scale", "noise4"], ["noise_scale"]))
             scale = "noise_scale"
         nodes += [

@@ -136,12 +136,13 @@ def to_units(
         sky[rows] = np.stack([stamp_sky(planes[:, 0]), stamp_sky(planes[:, 1])], axis=1)
         np.subtract(planes, sky[rows][:, :, None, None], out=planes, where=planes != 0)
         data[rows, 1:] = planes
-    inverted = table["survey"].astype(str).isin(DIFFERENCE_INVERTED_WHEN_NEGATIVE).to_numpy()
-    if inverted.any() and "isNegative" not in table:
-        msg = "alert table has no isNegative column, needed to orient ZTF difference stamps"
-        raise InputError(msg)
-    negated = inverted & (table["isNegative"].fillna(False).to_numpy(bool) if inverted.any() else False)
-    data[negated, 0] *= -1
+    negated = table["survey"].astype(str).isin(DIFFERENCE_INVERTED_WHEN_NEGATIVE).to_numpy()
+    if negated.any():
+        if "isNegative" not in table:
+            msg = "alert table has no isNegative column, needed to orient ZTF difference stamps"
+            raise InputError(msg)
+        negated = negated & table["isNegative"].fillna(False).to_numpy(bool)
+        data[negated, 0] *= -1
     stamps = Stamps(data, batch.stamps.valid_fraction[keep], batch.stamps.edge[keep])
     table["unitFactor"] = factors[keep]
     table["skySubtracted"] = sky[:, 0]
