@@ -55,8 +55,7 @@ def star_dataset(stamps: np.ndarray, objects: np.ndarray, keep: np.ndarray, out:
     table["field"] = 10_000_000 + np.array([fold_of(o, 1_000_000) for o in objects[table["cutout"]]], np.int64)
     table["origin"] = "real-star"
     table["survey"] = "ztf"
-    samples = Stamps(np.concatenate([p.data for p in pieces]), np.concatenate([p.valid_fraction for p in pieces]),
-                     np.concatenate([p.edge for p in pieces]))
+    samples = Stamps.concat(pieces, stamps.shape[-1])
     return write_dataset(out, table, samples, provenance={"pixel_units": "nJy", "source": "ztf alert field stars"}, overwrite=True)
 
 

@@ -175,12 +175,7 @@ class Dataset:
 
     def stamps(self) -> Stamps:
         """All stamps in memory, (N, 3, S, S) float32. Prefer `iter_parts` for big datasets."""
-        pieces = [s for _, s in self.iter_parts()]
-        return Stamps(
-            data=np.concatenate([s.data for s in pieces]),
-            valid_fraction=np.concatenate([s.valid_fraction for s in pieces]),
-            edge=np.concatenate([s.edge for s in pieces]),
-        )
+        return Stamps.concat([s for _, s in self.iter_parts()], self.stamp_size)
 
 
 def read_part(path: str | os.PathLike, size: int) -> tuple[pd.DataFrame, Stamps]:
@@ -329,11 +324,7 @@ def concat_datasets(
             keep = np.ones(len(table), bool) if query is None else table.eval(query).to_numpy(bool)
             tables.append(table[keep].drop(columns=["valid_fraction", "edge"], errors="ignore"))
             pieces.append(Stamps(stamps.data[keep], stamps.valid_fraction[keep], stamps.edge[keep]))
-    stamps = Stamps(
-        data=np.concatenate([p.data for p in pieces]),
-        valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
-        edge=np.concatenate([p.edge for p in pieces]),
-    )
+    stamps = Stamps.concat(pieces, sizes.pop())
     record = {"concatenated": [{"path": str(ds.path), "content_hash": ds.manifest["content_hash"], "query": q} for ds, q in sources]}
     units = {ds.manifest.get("provenance", {}).get("pixel_units") for ds, _ in sources}
     if len(units) == 1 and None not in units:

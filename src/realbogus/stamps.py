@@ -64,6 +64,19 @@ class Stamps:
         """Stamp side S in pixels."""
         return int(self.data.shape[-1])
 
+    @classmethod
+    def concat(cls, pieces: list[Stamps], size: int) -> Stamps:
+        """The stamps of `pieces` in order (one piece is returned as is; none gives 0 stamps of `size`)."""
+        if len(pieces) == 1:
+            return pieces[0]
+        if not pieces:
+            return cls(np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+        return cls(
+            data=np.concatenate([p.data for p in pieces]),
+            valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
+            edge=np.concatenate([p.edge for p in pieces]),
+        )
+
 
 def check_stamps(stamps: np.ndarray, *, size: int | None = None, name: str = "stamps") -> np.ndarray:
     """Check the (N, 3, S, S) float32 contract and return the array (no copy).

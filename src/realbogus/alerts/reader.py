@@ -524,11 +524,7 @@ def concat_batches(batches: Iterable[AlertBatch], stamp_size: int) -> AlertBatch
     if not full:
         return AlertBatch(_empty_table(), _empty_stamps(stamp_size), failures)
     table = pd.concat([b.table for b in full], ignore_index=True) if len(full) > 1 else full[0].table
-    stamps = Stamps(
-        data=np.concatenate([b.stamps.data for b in full]) if len(full) > 1 else full[0].stamps.data,
-        valid_fraction=np.concatenate([b.stamps.valid_fraction for b in full]),
-        edge=np.concatenate([b.stamps.edge for b in full]),
-    )
+    stamps = Stamps.concat([b.stamps for b in full], stamp_size)
     return AlertBatch(table.reset_index(drop=True), stamps, failures)
 
 

@@ -148,11 +148,4 @@ def star_samples(
         rows.append((star.cutout, star.x, star.y, 0, "star_residual", np.nan, 0.0))
         rows.append((star.cutout, star.x, star.y, 1, "variable", achieved, signed))
     table = pd.DataFrame(rows, columns=["cutout", "x", "y", "label", "truthKind", "snr", "amplitude"])
-    if not pieces:
-        return table, Stamps(np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-    samples = Stamps(
-        np.concatenate([p.data for p in pieces]),
-        np.concatenate([p.valid_fraction for p in pieces]),
-        np.concatenate([p.edge for p in pieces]),
-    )
-    return table, samples
+    return table, Stamps.concat(pieces, size)
