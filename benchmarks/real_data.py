@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
 from realbogus.alerts import score_alerts
@@ -53,6 +54,32 @@ def report(name: str, table, survey_score: str, asteroid: np.ndarray, failures: 
           f"(on the {int(theirs_on.sum())} with {survey_score})")
 
 
+def exposure_costs(table: pd.DataFrame, alerts_csv: Path, top: int = 3) -> None:
+    """Which ZTF exposures cost the most AUC: the share of misordered (real at or below bogus,
+    by drb >= 0.5) pairs whose bogus alert comes from each exposure (field, night), and its depth."""
+    if not alerts_csv.exists():
+        return
+    meta = pd.read_csv(alerts_csv, usecols=["candid", "field", "jd", "diffmaglim"])
+    t = table.merge(meta, on="candid", how="left").dropna(subset=["drb"])
+    real = t["drb"].to_numpy(float) >= 0.5
+    ours = t["reliability"].to_numpy(float)
+    reals = np.sort(ours[real])
+    bogus = t[~real].assign(misordered=lambda d: np.searchsorted(reals, d["reliability"].to_numpy(float), side="right"))
+    bogus["exposure"] = bogus["field"].astype("Int64").astype(str) + " JD " + bogus["jd"].round(4).astype(str)
+    cost = bogus.groupby("exposure").agg(pairs=("misordered", "sum"), bogus=("candid", "size"), diffmaglim=("diffmaglim", "median"))
+    cost = cost.sort_values("pairs", ascending=False)
+    total = len(reals) * len(bogus)
+    print(f"  misordered pairs: {cost['pairs'].sum() / total:.3f} of all (1 - AUC); the exposures costing most:")
+    for exposure, row in cost.head(top).iterrows():
+        alerts = int((t["field"].astype("Int64").astype(str) + " JD " + t["jd"].round(4).astype(str) == exposure).sum())
+        print(f"    field {exposure}: {row['pairs'] / total:.3f} of AUC from its {row['bogus']} drb-bogus "
+              f"({alerts} alerts in all, diffmaglim {row['diffmaglim']:.1f})")
+    deep = t["diffmaglim"].to_numpy(float) >= 18
+    for name, sel in (("exposures with diffmaglim >= 18", deep), ("shallower", ~deep)):
+        if 0 < real[sel].sum() < sel.sum():
+            print(f"    AUC on alerts from {name}: {roc_auc(real[sel].astype(int), ours[sel]):.3f} (n={int(sel.sum())})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rubin-model", default="rubin-v0.1")
@@ -74,6 +101,7 @@ def main() -> None:
     table = ztf.table
     distance = table["ssdistnr"].to_numpy(float)
     report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), ztf.failures)
+    exposure_costs(table, args.data / "ztf" / "alerts.csv")
 
 
 if __name__ == "__main__":

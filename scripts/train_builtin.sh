@@ -11,7 +11,7 @@
 # v0.1, v0.2 and v0.3 side by side on rubin-v0.1's independent test set.
 #
 # Sizes can be lowered for a trial run: RUBIN_TRAIN_VISITS, RUBIN_TEST_VISITS, ZTF_*, EPOCHS;
-# INSTALL=0 leaves src/realbogus/models/ alone.
+# INSTALL=0 leaves src/realbogus/models/ alone; ROTATIONS=1 trains on quarter-turned stamps too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -38,7 +38,7 @@ build() {  # name survey train_visits test_visits train_seed test_seed
     rm -rf "$BUILD/$name" "$BUILD/$name.train"
     realbogus train --data "$BUILD/$name-train" --out "$BUILD/$name" --name "${name%%-*}" --version "$name" --patience "${PATIENCE:-$EPOCHS}" --lr "${LR:-1e-3}" \
         --weight-decay "${WEIGHT_DECAY:-1e-3}" --lr-schedule "${LR_SCHEDULE:-cosine}" --mask-augment "$masks" \
-        --epochs "$EPOCHS" --seed 1 --cutoff auto ${PREPROCESSING:+--preprocessing "$PREPROCESSING"}
+        --epochs "$EPOCHS" --seed 1 --cutoff auto ${PREPROCESSING:+--preprocessing "$PREPROCESSING"} ${ROTATIONS:+--rotations}
     realbogus evaluate --model "$BUILD/$name" --data "$BUILD/$name-test" --out "$BUILD/$name-report-test" --overwrite
     local reports=("independent_test=$BUILD/$name-report-test") seeds="{\"train\": $strain, \"test\": $stest"
     if [ "$survey" = rubin ]; then

@@ -213,3 +213,23 @@ def test_mask_blocks_zero_rectangles_in_all_planes_but_never_the_centre(rng):
     assert (masked > 0).mean() > 0.7 and 0.02 < np.median(masked) < 0.4
     with pytest.raises(ConfigError, match="mask_augment"):
         TrainConfig(mask_augment=1.5)
+
+
+@pytest.mark.parametrize("rotations", [False, True])
+def test_training_batches_show_mirror_images_and_with_rotations_quarter_turns(rotations):
+    """Every training stamp is one of its 8 orientations; transposed ones only with `rotations`,
+    and then all 8 appear about equally often."""
+    from realbogus.train import _batches
+
+    stamp = np.arange(3 * 9 * 9, dtype=np.float32).reshape(3, 9, 9)  # no symmetry
+    orientations = [np.rot90(stamp, k, axes=(1, 2))[:, :, ::-1] if f else np.rot90(stamp, k, axes=(1, 2)) for k in range(4) for f in (0, 1)]
+    n = 4000
+    stamps, labels = np.repeat(stamp[None], n, axis=0), np.zeros(n, np.int64)
+    counts = np.zeros(8, int)
+    for x, _ in _batches(stamps, labels, np.arange(n), batch_size=500, rng=np.random.default_rng(0), flips=True, rotations=rotations):
+        for s in x.numpy():
+            counts[[i for i, o in enumerate(orientations) if np.array_equal(s, o)][0]] += 1
+    quarter_turned = counts[[2, 3, 6, 7]]  # odd k: not reachable by flips alone
+    assert counts.sum() == n and (quarter_turned.sum() > 0) == rotations
+    seen = counts[counts > 0]
+    assert len(seen) == (8 if rotations else 4) and seen.min() > n / len(seen) * 0.85

@@ -173,6 +173,7 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 3.6e-2,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (lr down to lr/100 over --epochs).")] = "constant",
     mask_augment: Annotated[float, typer.Option(help="Probability that a training stamp gets masked blocks, as flagged pixels in survey cutouts.")] = 0.0,
+    rotations: Annotated[bool, typer.Option(help="Also train on quarter-turned stamps (all 8 orientations), not only mirrored ones.")] = False,
     patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
@@ -185,7 +186,7 @@ def train(
     from .train import train as run_training
 
     try:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule, mask_augment=mask_augment, patience=patience, seed=seed, preprocessing=preprocessing)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule, mask_augment=mask_augment, rotations=rotations, patience=patience, seed=seed, preprocessing=preprocessing)
 
         def show(report) -> None:
             mark = " [green]best[/]" if report.best else ""

@@ -151,6 +151,11 @@ class SimConfig(_Frozen):
     zeropoint: float = Field(32.1, description="AB mag giving 1 electron in one exposure")
     zeropoint_scatter: float = Field(0.15, ge=0, description="transparency loss range, mag")
     sky_mag: Range = Field((20.4, 21.2), description="sky brightness range, mag / arcsec^2")
+    cloudy_fraction: float = Field(0.0, ge=0, le=1, description="fraction of science visits taken through cloud")
+    cloud_extinction: Range = Field((0.5, 3.0), description="cloud extinction range of a cloudy visit, mag")
+    cloud_patchiness: float = Field(
+        0.05, ge=0, description="rms relative transparency variation across a cloudy image per mag of extinction"
+    )
     gain: float = Field(1.6, gt=0, description="electrons / ADU")
     read_noise: float = Field(9.0, ge=0, description="electrons")
     saturation: float = Field(1.0e5, gt=0, description="full well, electrons")
@@ -160,6 +165,9 @@ class SimConfig(_Frozen):
     template_seeing: Range = Field((0.65, 0.85), description="template (coadd) PSF FWHM, arcsec")
     template_beta: Range = Field((2.8, 4.0), description="template Moffat beta range")
     template_depth: Range = Field((10.0, 30.0), description="template depth in exposures")
+    template_depth_sampling: Literal["uniform", "log"] = Field(
+        "uniform", description="template depth drawn uniformly or log-uniformly in template_depth"
+    )
     template_age_days: Range = Field((30.0, 730.0), description="time from template to science, days")
     epochs_per_field: int = Field(5, ge=1, description="science visits sharing one template")
     scene: SceneConfig = SceneConfig()

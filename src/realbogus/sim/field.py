@@ -40,7 +40,7 @@ TABLE_COLUMNS = (
 )
 
 _RNG_STREAMS = {"psf": 1, "stars": 2, "fakes": 3, "asteroids": 4, "transients": 5, "noise": 6,
-                "artifacts": 7, "template": 8}
+                "artifacts": 7, "template": 8, "clouds": 9}
 
 
 @dataclass
@@ -62,6 +62,21 @@ class VisitResult:
 
 def _rng(seed: int, field: int, epoch: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, field, epoch, _RNG_STREAMS[stream]])
+
+
+def transparency_map(rng: np.random.Generator, shape: tuple[int, int], *, rms: float, cells: int = 4) -> np.ndarray:
+    """Relative transparency through patchy cloud, shape `shape`, mean ~1 and spatial rms `rms`.
+
+    Gaussian noise on a `cells` x `cells` grid, cubic-interpolated to the image: patches of about
+    a quarter of the image, which a subtraction kernel of spatial order 1 cannot follow, so every
+    star leaves a residual of a few to tens of per cent of its flux (as in real cloudy exposures).
+    """
+    coarse = rng.standard_normal((cells + 2, cells + 2))
+    smooth = ndimage.zoom(coarse, (shape[0] / cells, shape[1] / cells), order=3)
+    pad = (np.array(smooth.shape) - np.array(shape)) // 2
+    smooth = smooth[pad[0] : pad[0] + shape[0], pad[1] : pad[1] + shape[1]]
+    smooth = (smooth - smooth.mean()) / max(float(smooth.std()), 1e-12)
+    return np.clip(1.0 + rms * smooth, 0.05, None)
 
 
 def _corner_psf_stamps(psf: PSFModel, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
@@ -141,7 +156,8 @@ def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, s
     beta = float(rng.uniform(*config.template_beta))
     psf = _make_psf(rng, config, profile="moffat", fwhm=fwhm, beta=beta, gradient=config.psf_gradient / 3,
                     shift=(0.0, 0.0))
-    depth = float(rng.uniform(*config.template_depth))
+    low, high = config.template_depth
+    depth = float(np.exp(rng.uniform(np.log(low), np.log(high))) if config.template_depth_sampling == "log" else rng.uniform(low, high))
     f = config.njy_per_electron()
     sky = mag_to_njy(float(np.mean(config.sky_mag))) * config.pixel_scale**2
     sky_var = (f * sky + f * f * config.read_noise**2) / depth
@@ -223,7 +239,9 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     psf = _make_psf(rng, config, profile="kolmogorov", fwhm=fwhm, beta=0.0, gradient=config.psf_gradient,
                     shift=(float(mis * np.cos(theta)), float(mis * np.sin(theta))))
     corner_shifts = rng.normal(0, arts.jitter_px, (4, 2))
-    zp = config.zeropoint - float(rng.uniform(0, config.zeropoint_scatter))
+    cloud_rng = _rng(seed, field, epoch + 1, "clouds")
+    cloud = float(cloud_rng.uniform(*config.cloud_extinction)) if cloud_rng.random() < config.cloudy_fraction else 0.0
+    zp = config.zeropoint - float(rng.uniform(0, config.zeropoint_scatter)) - cloud
     f = config.njy_per_electron(zp)
     sky = mag_to_njy(float(rng.uniform(*config.sky_mag))) * config.pixel_scale**2
     sky_var = f * sky + f * f * config.read_noise**2
@@ -268,6 +286,8 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     _inject_transients(cond, config, cat, tmpl, _rng(seed, field, epoch + 1, "transients"), science, tmodel_extra,
                        truth)
     template += tmodel_extra
+    if cloud > 0:
+        science *= transparency_map(cloud_rng, shape, rms=config.cloud_patchiness * cloud)
 
     # ---- noise, artifacts, saturation, NaN
     nrng = _rng(seed, field, epoch + 1, "noise")
@@ -449,7 +469,7 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
                "snr_robust_std": robust_std, "snr_robust_std_with_patches": robust_std_patches,
                "snr_median": med, "quiet_pixels": int(vals.size),
                "n_detections": n, "kernel_sum": result.kernel_sum, "n_candidates": result.n_candidates,
-               "convolved": result.convolved, "subtraction": method, "zeropoint": zp, "sky_sigma": sky_sigma,
+               "convolved": result.convolved, "subtraction": method, "zeropoint": zp, "cloudExtinction": cloud, "templateDepth": tmpl.depth, "sky_sigma": sky_sigma,
                "template_age_days": age}
     images = None
     if keep_images:
