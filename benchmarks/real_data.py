@@ -8,7 +8,10 @@ ZTF (`../shared/data/ztf/alerts`): the same against braai's `drb`, with asteroid
 (`ssdistnr` within 2"), with `ztf-v0.1`; ZTF stamps (DN) are converted to the model's nJy with
 each alert's `magzpsci` (`realbogus.alerts.units`).
 
-    python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.1] [--data ../shared/data]
+    python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.1] [--data ../shared/data] [--orientations]
+
+`--orientations` also scores the ZTF stamps in all 8 orientations (quarter turns and mirror
+images) and reports the AUC of each and of their mean (test-time averaging; not what the Scorer does).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from realbogus.alerts import score_alerts
+from realbogus.alerts import read_alerts, score_alerts
+from realbogus.alerts.units import to_units
 from realbogus.errors import PackageError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
@@ -80,11 +84,29 @@ def exposure_costs(table: pd.DataFrame, alerts_csv: Path, top: int = 3) -> None:
             print(f"    AUC on alerts from {name}: {roc_auc(real[sel].astype(int), ours[sel]):.3f} (n={int(sel.sum())})")
 
 
+def orientation_aucs(scorer: Scorer, alerts: Path) -> None:
+    """AUC against drb >= 0.5 of each of the 8 orientations of the ZTF stamps and of their mean score."""
+    card = scorer.card
+    batch = read_alerts(sorted(alerts.glob("*.avro")), stamp_size=card.stamp_size, workers=None)
+    batch, _ = to_units(batch, card.pixel_units, card.version)
+    drb = batch.table["drb"].to_numpy(float, na_value=np.nan)
+    has = np.isfinite(drb)
+    label = (drb[has] >= 0.5).astype(int)
+    scores = []
+    for k in range(4):
+        for mirror in (False, True):
+            turned = np.rot90(batch.stamps.data, k, axes=(2, 3))
+            scores.append(scorer.predict(np.ascontiguousarray(turned[..., ::-1] if mirror else turned)))
+    each = [roc_auc(label, s[has]) for s in scores]
+    print(f"  8 orientations: AUC {min(each):.3f}-{max(each):.3f}; of the mean score {roc_auc(label, np.mean(scores, axis=0)[has]):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rubin-model", default="rubin-v0.1")
     parser.add_argument("--ztf-model", default="ztf-v0.1")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--orientations", action="store_true", help="also score ZTF stamps in all 8 orientations")
     args = parser.parse_args()
 
     rubin = score_alerts(Scorer(load_package(args.rubin_model)), args.data / "rubin" / "alerts")
@@ -97,11 +119,14 @@ def main() -> None:
     except PackageError as exc:
         print(f"\nZTF: skipped ({exc})")
         return
-    ztf = score_alerts(Scorer(ztf_package), args.data / "ztf" / "alerts")
+    ztf_scorer = Scorer(ztf_package)
+    ztf = score_alerts(ztf_scorer, args.data / "ztf" / "alerts")
     table = ztf.table
     distance = table["ssdistnr"].to_numpy(float)
     report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), ztf.failures)
     exposure_costs(table, args.data / "ztf" / "alerts.csv")
+    if args.orientations:
+        orientation_aucs(ztf_scorer, args.data / "ztf" / "alerts")
 
 
 if __name__ == "__main__":
