@@ -14,7 +14,7 @@ Cross-fitting: the alerts are split in `--folds` folds by sha1(objectId) (as the
 split); the model fine-tuned on the samples of the other folds' cutouts scores a fold's alerts.
 The ROC AUC against braai's drb >= 0.5 and the recall on known-asteroid alerts (ssdistnr <= 2")
 at the model's cutoff are computed on all alerts so scored, beside the parent's on the same
-alerts. Then the final model is fine-tuned on the stars of every cutout (`OUT/final`).
+alerts. Then the final model is fine-tuned on the samples of every cutout (`OUT/final`).
 `realbogus.alerts.stars` says how star samples are made; `--copies` draws that many injections per
 star (each with its own SNR and sign), or repeats each labelled alert that many times.
 """

@@ -152,7 +152,7 @@ class SimConfig(_Frozen):
     zeropoint_scatter: float = Field(0.15, ge=0, description="transparency loss range, mag")
     sky_mag: Range = Field((20.4, 21.2), description="sky brightness range, mag / arcsec^2")
     cloudy_fraction: float = Field(0.0, ge=0, le=1, description="fraction of science visits taken through cloud")
-    cloud_extinction: Range = Field((0.5, 3.0), description="cloud extinction range of a cloudy visit, mag")
+    cloud_extinction: Range = Field((0.5, 2.5), description="cloud extinction range of a cloudy visit, mag")
     cloud_patchiness: float = Field(
         0.05, ge=0, description="rms relative transparency variation across a cloudy image per mag of extinction"
     )
