@@ -56,3 +56,24 @@ def test_noise_patch_rms_on_the_snr_map() -> None:
     assert inner.sum() > 500
     assert 1.2 < snr[inner].std() < 1.65
     assert 0.93 < snr[outside & (xx > 20) & (xx < 580) & (yy > 20) & (yy < 580)].std() < 1.07
+
+
+def test_crosstalk_copies_each_saturated_star_into_the_other_three_amplifiers() -> None:
+    """A saturated blob at (x, y) leaves ghosts of c x its flux at the three mirrored positions."""
+    image = np.full((100, 120), 5.0)  # a flat background
+    yy, xx = np.mgrid[:100, :120]
+    image += 50.0 * np.exp(-((xx - 20) ** 2 + (yy - 30) ** 2) / 4.0)
+    before = image.copy()
+    saturated = art.saturate(image, 30.0, bleed=True)
+    clipped = image.copy()
+    log = art.ArtifactLog()
+    art.add_crosstalk(image, saturated, background=5.0, coefficient=(1e-2, 1e-2), margin=4, rng=np.random.default_rng(0), log=log)
+    assert log.kind == ["crosstalk"] * 3
+    centres = sorted((round(y), round(x)) for x, y, *_ in log.seg)
+    assert centres == sorted([(30, 120 - 1 - 20), (100 - 1 - 30, 20), (100 - 1 - 30, 120 - 1 - 20)])
+    ghost = image - clipped
+    star = np.clip(clipped - 5.0, 0, None)[30 - 8 : 30 + 9, 20 - 8 : 20 + 9].sum()
+    for y, x in centres:
+        assert abs(ghost[y - 8 : y + 9, x - 8 : x + 9].sum() - 1e-2 * star) < 1e-3 * star
+    assert np.array_equal(image[25:36, 15:26], clipped[25:36, 15:26]) and (before != clipped).any()
+    assert ghost[50, 60] == 0  # nothing between the ghosts

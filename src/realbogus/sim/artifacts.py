@@ -24,6 +24,7 @@ __all__ = [
     "add_edge_glow",
     "add_noise_patches",
     "saturate",
+    "add_crosstalk",
 ]
 
 
@@ -221,3 +222,29 @@ def saturate(image: np.ndarray, level: float, *, bleed: bool, log: ArtifactLog |
         over = image >= level
     np.minimum(image, level, out=image)
     return over
+
+
+def add_crosstalk(image: np.ndarray, saturated: np.ndarray, *, background: float, coefficient: tuple[float, float],
+                  margin: int, rng: np.random.Generator, log: ArtifactLog) -> None:
+    """Crosstalk ghosts of saturated stars, as between the four amplifiers of a CCD.
+
+    The image is read as 2 x 2 amplifiers; each saturated blob (with its bleed trail and `margin`
+    pixels around) is copied, times a coefficient drawn log-uniformly in `coefficient`, mirrored
+    into the other three at the mirrored positions. The copies carry the clipped, flat-topped
+    profile of the saturated star, and are in the science image only (one ghost of the same
+    size in each of the other amplifiers: ZTF's "rows of dots").
+    """
+    h, w = image.shape
+    labels, _ = ndimage.label(saturated)
+    for rows, cols in ndimage.find_objects(labels):
+        y0, y1 = max(rows.start - margin, 0), min(rows.stop + margin, h)
+        x0, x1 = max(cols.start - margin, 0), min(cols.stop + margin, w)
+        patch = np.clip(image[y0:y1, x0:x1] - background, 0.0, None)
+        c = float(np.exp(rng.uniform(np.log(coefficient[0]), np.log(coefficient[1]))))
+        for flip_y, flip_x in ((False, True), (True, False), (True, True)):
+            gy0, gx0 = (h - y1 if flip_y else y0), (w - x1 if flip_x else x0)
+            ghost = patch[::-1 if flip_y else 1, ::-1 if flip_x else 1]
+            image[gy0 : gy0 + ghost.shape[0], gx0 : gx0 + ghost.shape[1]] += c * ghost
+            log.add("crosstalk", gx0 + (ghost.shape[1] - 1) / 2, gy0 + (ghost.shape[0] - 1) / 2,
+                    radius=max(3.0, (cols.stop - cols.start) / 2 + margin))
+

@@ -123,6 +123,10 @@ class ArtifactConfig(_Frozen):
     n_noise_patches: float = Field(
         3.0, ge=0, description="mean patches of unmodelled correlated noise (not in the variance plane)"
     )
+    crosstalk: Range = Field(
+        (0.0, 0.0), description="crosstalk coefficient range (log-uniform) of ghosts of saturated stars in the "
+        "other three amplifiers; (0, 0) for none"
+    )
     noise_patch_amp: Range = Field(
         (0.6, 1.4), description="extra rms of the SNR map inside a noise patch (1 = doubles the variance)"
     )

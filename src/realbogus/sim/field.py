@@ -40,7 +40,7 @@ TABLE_COLUMNS = (
 )
 
 _RNG_STREAMS = {"psf": 1, "stars": 2, "fakes": 3, "asteroids": 4, "transients": 5, "noise": 6,
-                "artifacts": 7, "template": 8, "clouds": 9}
+                "artifacts": 7, "template": 8, "clouds": 9, "crosstalk": 10}
 
 
 @dataclass
@@ -298,6 +298,9 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     xr = _rng(seed, field, epoch + 1, "artifacts")
     _add_artifacts(cond, config, xr, image, log)
     saturated = art.saturate(image, sat_njy, bleed=True, log=log)
+    if arts.crosstalk[1] > 0:
+        art.add_crosstalk(image, saturated, background=sky, coefficient=arts.crosstalk, margin=int(np.ceil(2 * fwhm_px)),
+                          rng=_rng(seed, field, epoch + 1, "crosstalk"), log=log)
     # Stars whose core is clipped in either image (checked on the pixels; off-image stars by
     # their expected peak) cannot be Real variables: their residual is an artifact.
     sx = np.clip(np.floor(cat.star_x + 0.5).astype(int), 0, size - 1)

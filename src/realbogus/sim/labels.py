@@ -21,7 +21,7 @@ REAL_KINDS = ("injection", "asteroid", "variable", "transient")
 BOGUS_KINDS = (
     "cosmic_ray", "hot_pixel", "bad_column", "nan_rowcol", "satellite", "saturated_star", "edge",
     "dipole", "psf_ring", "star_residual", "variable_residual", "galaxy_core", "galaxy_residual",
-    "near_miss", "noise",
+    "near_miss", "noise", "crosstalk",
 )
 ORIGINS = ("ss", "gaia", "galaxy", "tns", "injection", "none")
 
