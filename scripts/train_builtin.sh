@@ -4,7 +4,7 @@
 # train, evaluate on the independent sets, write those metrics into the card, and install the
 # package under src/realbogus/models/. Seeds are fixed here and recorded in each card.
 #
-#   bash scripts/train_builtin.sh [rubin|ztf|crowd|all]      (BUILD=build by default)
+#   bash scripts/train_builtin.sh [rubin|ztf|ztf-v0.2|crowd|all]      (BUILD=build by default)
 #
 # "crowd" builds rubin-v0.2 (fine-tuned from rubin-v0.1 on simulated-crowd SWAP stable labels
 # only) and rubin-v0.3 (crowd labels + injections), as DMTN-337's v0.2 and v0.3, and evaluates
@@ -31,10 +31,12 @@ simulate() {  # simulate ARGS... --out DIR: skipped when DIR is already a finish
     if [ -f "$out/manifest.json" ]; then echo "reusing $out"; else realbogus simulate "$@"; fi
 }
 
-build() {  # name survey train_visits test_visits train_seed test_seed
-    local name=$1 survey=$2 ntrain=$3 ntest=$4 strain=$5 stest=$6 masks=$7
-    simulate --survey "$survey" --visits "$ntrain" --seed "$strain" --overwrite --out "$BUILD/$name-train"
-    simulate --survey "$survey" --visits "$ntest" --seed "$stest" --overwrite --out "$BUILD/$name-test"
+build() {  # name survey train_visits test_visits train_seed test_seed masks [sim config YAML]
+    local name=$1 survey=$2 ntrain=$3 ntest=$4 strain=$5 stest=$6 masks=$7 config=${8:-}
+    local source=(--survey "$survey")
+    [ -z "$config" ] || source=(--config "$config")
+    simulate "${source[@]}" --visits "$ntrain" --seed "$strain" --overwrite --out "$BUILD/$name-train"
+    simulate "${source[@]}" --visits "$ntest" --seed "$stest" --overwrite --out "$BUILD/$name-test"
     rm -rf "$BUILD/$name" "$BUILD/$name.train"
     realbogus train --data "$BUILD/$name-train" --out "$BUILD/$name" --name "${name%%-*}" --version "$name" --patience "${PATIENCE:-$EPOCHS}" --lr "${LR:-1e-3}" \
         --weight-decay "${WEIGHT_DECAY:-1e-3}" --lr-schedule "${LR_SCHEDULE:-cosine}" --mask-augment "$masks" \
@@ -103,4 +105,9 @@ if [ "$which" = crowd ] || [ "$which" = all ]; then
 fi
 if [ "$which" = ztf ] || [ "$which" = all ]; then
     build ztf-v0.1 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}"
+    # ztf-v0.2: the same with cloudy visits and crosstalk ghosts (scripts/ztf-v0.2.yaml).
+    build ztf-v0.2 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}" scripts/ztf-v0.2.yaml
+fi
+if [ "$which" = ztf-v0.2 ]; then
+    build ztf-v0.2 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}" scripts/ztf-v0.2.yaml
 fi

@@ -112,3 +112,14 @@ def test_built_in_ztf_model_card():
     card = load_package("ztf-v0.1").card
     assert card.stamp_size == 63 and card.pixel_units == "nJy" and card.parent is None
     assert 0.9 < card.metrics["independent_test"]["overall"]["auc"] < 0.999
+
+
+def test_built_in_ztf_v02_is_trained_on_clouds_and_crosstalk():
+    """ztf-v0.2: the ztf-v0.1 recipe on a simulation with cloudy visits and crosstalk ghosts."""
+    card = load_package("ztf-v0.2").card
+    v01 = load_package("ztf-v0.1").card
+    assert card.stamp_size == 63 and card.pixel_units == "nJy" and card.parent is None
+    same = ("epochs", "lr", "weight_decay", "lr_schedule", "mask_augment", "seed")
+    assert {k: card.hyperparameters[k] for k in same} == {k: v01.hyperparameters[k] for k in same}
+    assert card.training_data["dataset"].endswith("ztf-v0.2-train")
+    assert 0.9 < card.metrics["independent_test"]["overall"]["auc"] < 0.999
