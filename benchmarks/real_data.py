@@ -65,19 +65,19 @@ def exposure_costs(table: pd.DataFrame, alerts_csv: Path, top: int = 3) -> None:
         return
     meta = pd.read_csv(alerts_csv, usecols=["candid", "field", "jd", "diffmaglim"])
     t = table.merge(meta, on="candid", how="left").dropna(subset=["drb"])
+    t["exposure"] = t["field"].astype("Int64").astype(str) + " JD " + t["jd"].round(4).astype(str)
     real = t["drb"].to_numpy(float) >= 0.5
     ours = t["reliability"].to_numpy(float)
     reals = np.sort(ours[real])
     bogus = t[~real].assign(misordered=lambda d: np.searchsorted(reals, d["reliability"].to_numpy(float), side="right"))
-    bogus["exposure"] = bogus["field"].astype("Int64").astype(str) + " JD " + bogus["jd"].round(4).astype(str)
     cost = bogus.groupby("exposure").agg(pairs=("misordered", "sum"), bogus=("candid", "size"), diffmaglim=("diffmaglim", "median"))
     cost = cost.sort_values("pairs", ascending=False)
+    alerts = t["exposure"].value_counts()
     total = len(reals) * len(bogus)
     print(f"  misordered pairs: {cost['pairs'].sum() / total:.3f} of all (1 - AUC); the exposures costing most:")
     for exposure, row in cost.head(top).iterrows():
-        alerts = int((t["field"].astype("Int64").astype(str) + " JD " + t["jd"].round(4).astype(str) == exposure).sum())
         print(f"    field {exposure}: {row['pairs'] / total:.3f} of AUC from its {row['bogus']} drb-bogus "
-              f"({alerts} alerts in all, diffmaglim {row['diffmaglim']:.1f})")
+              f"({alerts[exposure]} alerts in all, diffmaglim {row['diffmaglim']:.1f})")
     deep = t["diffmaglim"].to_numpy(float) >= 18
     for name, sel in (("exposures with diffmaglim >= 18", deep), ("shallower", ~deep)):
         if 0 < real[sel].sum() < sel.sum():

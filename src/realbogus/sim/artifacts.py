@@ -247,4 +247,3 @@ def add_crosstalk(image: np.ndarray, saturated: np.ndarray, *, background: float
             image[gy0 : gy0 + ghost.shape[0], gx0 : gx0 + ghost.shape[1]] += c * ghost
             log.add("crosstalk", gx0 + (ghost.shape[1] - 1) / 2, gy0 + (ghost.shape[0] - 1) / 2,
                     radius=max(3.0, (cols.stop - cols.start) / 2 + margin))
-
