@@ -105,9 +105,8 @@ if [ "$which" = crowd ] || [ "$which" = all ]; then
 fi
 if [ "$which" = ztf ] || [ "$which" = all ]; then
     build ztf-v0.1 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}"
-    # ztf-v0.2: the same with cloudy visits and crosstalk ghosts (scripts/ztf-v0.2.yaml).
-    build ztf-v0.2 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}" scripts/ztf-v0.2.yaml
 fi
-if [ "$which" = ztf-v0.2 ]; then
+if [ "$which" = ztf ] || [ "$which" = ztf-v0.2 ] || [ "$which" = all ]; then
+    # ztf-v0.2: the same with cloudy visits and crosstalk ghosts (scripts/ztf-v0.2.yaml).
     build ztf-v0.2 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}" scripts/ztf-v0.2.yaml
 fi

@@ -64,6 +64,10 @@ def _rng(seed: int, field: int, epoch: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, field, epoch, _RNG_STREAMS[stream]])
 
 
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def transparency_map(rng: np.random.Generator, shape: tuple[int, int], *, rms: float, cells: int = 4) -> np.ndarray:
     """Relative transparency through patchy cloud, shape `shape`, mean ~1 and spatial rms `rms`.
 
@@ -157,7 +161,7 @@ def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, s
     psf = _make_psf(rng, config, profile="moffat", fwhm=fwhm, beta=beta, gradient=config.psf_gradient / 3,
                     shift=(0.0, 0.0))
     low, high = config.template_depth
-    depth = float(np.exp(rng.uniform(np.log(low), np.log(high))) if config.template_depth_sampling == "log" else rng.uniform(low, high))
+    depth = _log_uniform(rng, low, high) if config.template_depth_sampling == "log" else float(rng.uniform(low, high))
     f = config.njy_per_electron()
     sky = mag_to_njy(float(np.mean(config.sky_mag))) * config.pixel_scale**2
     sky_var = (f * sky + f * f * config.read_noise**2) / depth
@@ -233,7 +237,7 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
 
     # ---- observing conditions and PSF
     rng = _rng(seed, field, epoch + 1, "psf")
-    fwhm = float(np.exp(rng.uniform(np.log(config.seeing[0]), np.log(config.seeing[1]))))
+    fwhm = _log_uniform(rng, *config.seeing)
     theta = rng.uniform(0, 2 * np.pi)
     mis = rng.uniform(0, arts.misregistration_px)
     psf = _make_psf(rng, config, profile="kolmogorov", fwhm=fwhm, beta=0.0, gradient=config.psf_gradient,
