@@ -5,10 +5,10 @@ against Rubin's production `reliability`: ROC AUC of our score for Rubin reliabi
 Spearman rank correlation, and recall on alerts associated with a known solar-system object
 (`ssObjectId`) at our cutoff and at 0.5, beside Rubin's recall at 0.5.
 ZTF (`../shared/data/ztf/alerts`): the same against braai's `drb`, with asteroid alerts
-(`ssdistnr` within 2"), with `ztf-v0.2`; ZTF stamps (DN) are converted to the model's nJy with
+(`ssdistnr` within 2"), with `ztf-v0.3`; ZTF stamps (DN) are converted to the model's nJy with
 each alert's `magzpsci` (`realbogus.alerts.units`).
 
-    python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.2] [--data ../shared/data] [--orientations]
+    python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.3] [--data ../shared/data] [--orientations]
 
 `--orientations` also scores the ZTF stamps in all 8 orientations (quarter turns and mirror
 images) and reports the AUC of each and of their mean (test-time averaging; not what the Scorer does).
@@ -104,7 +104,7 @@ def orientation_aucs(scorer: Scorer, alerts: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rubin-model", default="rubin-v0.1")
-    parser.add_argument("--ztf-model", default="ztf-v0.2")
+    parser.add_argument("--ztf-model", default="ztf-v0.3")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--orientations", action="store_true", help="also score ZTF stamps in all 8 orientations")
     args = parser.parse_args()

@@ -4,7 +4,7 @@
 # train, evaluate on the independent sets, write those metrics into the card, and install the
 # package under src/realbogus/models/. Seeds are fixed here and recorded in each card.
 #
-#   bash scripts/train_builtin.sh [rubin|ztf|ztf-v0.2|crowd|all]      (BUILD=build by default)
+#   bash scripts/train_builtin.sh [rubin|ztf|ztf-v0.2|ztf-v0.3|crowd|all]      (BUILD=build by default)
 #
 # "crowd" builds rubin-v0.2 (fine-tuned from rubin-v0.1 on simulated-crowd SWAP stable labels
 # only) and rubin-v0.3 (crowd labels + injections), as DMTN-337's v0.2 and v0.3, and evaluates
@@ -97,6 +97,23 @@ PY
     done
 }
 
+ztf_conditions() {  # ztf-v0.3: ztf-v0.2's network, its scores corrected for thick cloud (realbogus.conditions)
+    local config=scripts/ztf-v0.3-conditions.yaml parent=ztf-v0.2
+    [ ! -d "$BUILD/ztf-v0.2" ] || parent="$BUILD/ztf-v0.2"  # the one this build made, installed or not
+    simulate --config "$config" --visits "${CONDITIONS_VISITS:-400}" --seed 777 --overwrite --out "$BUILD/ztf-v0.3-conditions"
+    simulate --config "$config" --visits "${ZTF_TEST_VISITS:-150}" --seed 778 --overwrite --out "$BUILD/ztf-v0.3-cloudy-test"
+    simulate --config scripts/ztf-v0.2.yaml --visits "${ZTF_TEST_VISITS:-150}" --seed 212 --overwrite --out "$BUILD/ztf-v0.2-test"
+    realbogus package fit-conditions "$parent" "$BUILD/ztf-v0.3-conditions" "$BUILD/ztf-v0.3" --version ztf-v0.3 --overwrite
+    for test in ztf-v0.2-test ztf-v0.3-cloudy-test; do
+        realbogus evaluate --model "$parent" --model "$BUILD/ztf-v0.3" --data "$BUILD/$test" --out "$BUILD/ztf-v0.3-report-$test" --overwrite
+    done
+    python scripts/card_metrics.py "$BUILD/ztf-v0.3" "independent_test=$BUILD/ztf-v0.3-report-ztf-v0.2-test" \
+        "cloudy_test=$BUILD/ztf-v0.3-report-ztf-v0.3-cloudy-test" --seeds '{"train": 111, "test": 212, "conditions": 777, "cloudy_test": 778}'
+    [ "${INSTALL:-1}" = 1 ] || return 0
+    rm -rf src/realbogus/models/ztf-v0.3
+    cp -r "$BUILD/ztf-v0.3" src/realbogus/models/ztf-v0.3
+}
+
 if [ "$which" = rubin ] || [ "$which" = all ]; then
     build rubin-v0.1 rubin "${RUBIN_TRAIN_VISITS:-640}" "${RUBIN_TEST_VISITS:-150}" 101 202 0
 fi
@@ -109,4 +126,7 @@ fi
 if [ "$which" = ztf ] || [ "$which" = ztf-v0.2 ] || [ "$which" = all ]; then
     # ztf-v0.2: the same with cloudy visits and crosstalk ghosts (scripts/ztf-v0.2.yaml).
     build ztf-v0.2 ztf "${ZTF_TRAIN_VISITS:-600}" "${ZTF_TEST_VISITS:-150}" 111 212 "${MASK_AUGMENT:-0.15}" scripts/ztf-v0.2.yaml
+fi
+if [ "$which" = ztf ] || [ "$which" = ztf-v0.2 ] || [ "$which" = ztf-v0.3 ] || [ "$which" = all ]; then
+    ztf_conditions
 fi

@@ -219,6 +219,38 @@ def package_init(
     console.print(f"wrote untrained package ({stamp_size} px, seed {seed}) -> {out}")
 
 
+@package_app.command("fit-conditions")
+def package_fit_conditions(
+    model: Annotated[str, typer.Argument(help="Model package whose scores to correct: directory, .zip or built-in name.")],
+    data: Annotated[Path, typer.Argument(help="Labelled simulation with cloudy visits (realbogus dataset) to fit on.")],
+    out: Annotated[Path, typer.Argument(help="Package directory (or .zip) to write.")],
+    version: Annotated[str, typer.Option(help="Version of the new package (its parent is MODEL).")],
+    knee: Annotated[float, typer.Option(help="Template/difference noise ratio below which scores are corrected.")] = 0.1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT.")] = False,
+) -> None:
+    """Fit an observing-condition correction (thick cloud) of MODEL's scores on a simulation.
+
+    Stamps whose template noise is below KNEE times their difference noise come from exposures
+    far shallower than their template (cloud); there a PSF-shaped change of a star is most often
+    a calibration residual. The correction (three numbers in the card) is fitted on DATA's labels
+    and leaves every other score unchanged (docs/real-data.md).
+    """
+    from .conditions import condition_package
+    from .package import load_package
+
+    try:
+        with progress_bar("fitting the condition correction") as progress:
+            path = condition_package(model, data, out, version=version, knee=knee, overwrite=overwrite, progress=progress)
+        fit = load_package(path).card.conditions
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    before, after = fit.fitted_on["log_loss"]
+    console.print(
+        f"wrote {path}: a {fit.cloud:+.3f}, b {fit.cloud_logit:+.3f}, s {fit.cloud_template_snr:+.3f} per decade below "
+        f"{fit.knee:g} ({fit.fitted_on['rows_below_knee']} of {fit.fitted_on['rows']} rows); log-loss {before:.4f} -> {after:.4f}"
+    )
+
+
 @package_app.command("export-rubin")
 def package_export_rubin(
     model: Annotated[str, typer.Argument(help="Model package: directory, .zip or built-in name.")],

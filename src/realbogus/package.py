@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .conditions import ConditionCorrection
 from .errors import PackageError
 from .model import ARCHITECTURES, build_model
 from .stamps import CHANNELS
@@ -89,6 +90,8 @@ class ModelCard(BaseModel):
     preprocessing_scale: list[float] | None = None
     pixel_units: str | None = None
     cutoff: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Observing-condition correction of the network's scores (`realbogus.conditions`), if any.
+    conditions: ConditionCorrection | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     training_data: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -436,6 +439,12 @@ _RUBIN_NOISE_SCALE = "noise_scale"  # buffer of exported 'asinh-noise' networks
 
 def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
     card = package.card
+    if card.conditions is not None:
+        msg = (
+            f"{card.version} corrects its network's scores for observing conditions, which Rubin's "
+            f"layout cannot carry; export its parent ({card.parent or 'the uncorrected model'}) instead"
+        )
+        raise PackageError(msg)
     state = {k: v.detach().cpu() for k, v in package.model.state_dict().items()}
     # Rubin feeds raw pixels: the exported network applies the card's preprocessing.
     buffer_name = {"asinh": _RUBIN_SCALE, "asinh-noise": _RUBIN_NOISE_SCALE}.get(card.preprocessing)

@@ -12,6 +12,8 @@ from one shared queue (ONNX Runtime releases the GIL): on a shared 2-core machin
 session with two intra-op threads, whose threads spin and wait on each other
 (docs/benchmarks.md). Each session's graph starts at the first convolution: the card's pixel
 preprocessing runs in numpy on each batch (`preprocess_array`), ~30x cheaper than in the graph.
+A card's observing-condition correction (`realbogus.conditions`) is applied to the network's
+scores after either backend.
 """
 
 from __future__ import annotations
@@ -599,6 +601,8 @@ class Scorer:
     def fingerprint(self) -> str:
         """sha256 of what decides the scores: version, backend, precision, weights or graph."""
         digest = hashlib.sha256(f"{self.version}|{self.backend}|{self.precision}|".encode())
+        if self.card.conditions is not None:
+            digest.update(self.card.conditions.model_dump_json().encode())
         if self.backend == "onnx":
             digest.update(self._onnx)
         else:
@@ -608,7 +612,8 @@ class Scorer:
         return "sha256:" + digest.hexdigest()
 
     def predict(self, data: np.ndarray, *, progress: Progress | None = None) -> np.ndarray:
-        """Reliabilities of stamps.
+        """Reliabilities of stamps: the network's, corrected for observing conditions where the
+        card has a correction.
 
         Parameters
         ----------
@@ -629,7 +634,7 @@ class Scorer:
         out = np.empty(n, dtype=np.float32)
         if self.backend == "onnx":
             self._runner.run(data, out, self.batch_size, progress)
-            return out
+            return self._corrected(out, data)
         tf32_off = (
             torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
             if self.device.type == "cuda"
@@ -643,7 +648,13 @@ class Scorer:
                 out[start : start + len(batch)] = self._model(preprocess(self.card, tensor)).float().cpu().numpy()
                 if progress is not None:
                     progress(start + len(batch), n)
-        return out
+        return self._corrected(out, data)
+
+    def _corrected(self, reliability: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """The card's observing-condition correction, if it has one (`realbogus.conditions`)."""
+        if self.card.conditions is None:
+            return reliability
+        return self.card.conditions.apply(reliability, data)
 
     def score_stamps(self, stamps: Stamps, ids: np.ndarray, *, progress: Progress | None = None) -> pd.DataFrame:
         """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,)."""
