@@ -10,6 +10,8 @@ each alert's `magzpsci` (`realbogus.alerts.units`).
 
     python benchmarks/real_data.py [--rubin-model rubin-v0.1] [--ztf-model ztf-v0.3] [--data ../shared/data] [--orientations]
 
+For a model with an observing-condition correction (`ztf-v0.3`) it also gives the AUC on the
+alerts whose scores the correction changes (noise ratio below its knee) and on the rest.
 `--orientations` also scores the ZTF stamps in all 8 orientations (quarter turns and mirror
 images) and reports the AUC of each and of their mean (test-time averaging; not what the Scorer does).
 """
@@ -17,6 +19,7 @@ images) and reports the AUC of each and of their mean (test-time averaging; not 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from scipy.stats import spearmanr
 
 from realbogus.alerts import read_alerts, score_alerts
 from realbogus.alerts.units import to_units
+from realbogus.conditions import cloud_depth, noise_ratio
 from realbogus.errors import PackageError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
@@ -84,11 +88,37 @@ def exposure_costs(table: pd.DataFrame, alerts_csv: Path, top: int = 3) -> None:
             print(f"    AUC on alerts from {name}: {roc_auc(real[sel].astype(int), ours[sel]):.3f} (n={int(sel.sum())})")
 
 
-def orientation_aucs(scorer: Scorer, alerts: Path) -> None:
-    """AUC against drb >= 0.5 of each of the 8 orientations of the ZTF stamps and of their mean score."""
-    card = scorer.card
+def _ztf_stamps(card, alerts: Path):
     batch = read_alerts(sorted(alerts.glob("*.avro")), stamp_size=card.stamp_size, workers=None)
     batch, _ = to_units(batch, card.pixel_units, card.version)
+    return batch
+
+
+def condition_split(scorer: Scorer, alerts: Path) -> None:
+    """For a model with an observing-condition correction: AUC against drb >= 0.5 on the alerts
+    below its knee (the scores it corrects) and on the rest (the parent network's scores)."""
+    conditions = scorer.card.conditions
+    if conditions is None:
+        return
+    batch = _ztf_stamps(scorer.card, alerts)
+    below = cloud_depth(noise_ratio(batch.stamps.data), conditions.knee) > 0
+    drb = batch.table["drb"].to_numpy(float, na_value=np.nan)
+    score = scorer.predict(batch.stamps.data)
+    network = replace(scorer.package, card=scorer.card.model_copy(update={"conditions": None}))
+    uncorrected = Scorer(network).predict(batch.stamps.data)
+    has = np.isfinite(drb)
+    print(f"  without the correction: AUC {roc_auc((drb[has] >= 0.5).astype(int), uncorrected[has]):.3f}")
+    for name, sel in ((f"below the knee {conditions.knee:g}", below), ("at or above it", ~below)):
+        sel = sel & has
+        label = (drb[sel] >= 0.5).astype(int)
+        if 0 < label.sum() < sel.sum():
+            print(f"    AUC on the alerts {name}: {roc_auc(label, score[sel]):.3f}, without the correction "
+                  f"{roc_auc(label, uncorrected[sel]):.3f} (n={int(sel.sum())}, {int(label.sum())} drb-real)")
+
+
+def orientation_aucs(scorer: Scorer, alerts: Path) -> None:
+    """AUC against drb >= 0.5 of each of the 8 orientations of the ZTF stamps and of their mean score."""
+    batch = _ztf_stamps(scorer.card, alerts)
     drb = batch.table["drb"].to_numpy(float, na_value=np.nan)
     has = np.isfinite(drb)
     label = (drb[has] >= 0.5).astype(int)
@@ -125,6 +155,7 @@ def main() -> None:
     distance = table["ssdistnr"].to_numpy(float)
     report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), ztf.failures)
     exposure_costs(table, args.data / "ztf" / "alerts.csv")
+    condition_split(ztf_scorer, args.data / "ztf" / "alerts")
     if args.orientations:
         orientation_aucs(ztf_scorer, args.data / "ztf" / "alerts")
 

@@ -175,3 +175,10 @@ def test_builtin_ztf_v03_on_real_alerts(shared_data):
     distance = new["ssdistnr"].to_numpy(float, na_value=np.nan)
     asteroid = (distance >= 0) & (distance <= 2)
     assert asteroid.sum() >= 50 and new["passes_cutoff"].to_numpy()[asteroid].mean() >= 0.90
+
+
+def test_no_stamps_no_scores(corrected):
+    _, child = corrected
+    empty = np.zeros((0, 3, SIZE, SIZE), np.float32)
+    assert condition_features(empty)[0].shape == (0,)
+    assert Scorer(child).predict(empty).shape == (0,)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realbogus.errors import InputError, StampShapeError
-from realbogus.stamps import CHANNELS, check_stamps, cut_stamps, fit_stamp, resize_stamps
+from realbogus.stamps import CHANNELS, check_stamps, cut_stamps, fit_stamp, resize_stamps, robust_noise
 
 
 def naive_cut(images, x, y, size):
@@ -159,3 +159,15 @@ def test_resize_stamps_counts_valid_pixels_and_nans(rng):
     np.testing.assert_array_equal(as_list.edge, s.edge)
     crop = resize_stamps(rng.normal(size=(2, 3, 63, 63)).astype(">f8"), 51)
     assert not crop.edge.any() and (crop.valid_fraction == 1).all()
+
+
+def test_robust_noise_reads_sigma_and_ignores_zeros(rng):
+    """1.4826 x median |p| of Gaussian planes is their sigma; zero (invalid) pixels are not read."""
+    planes = rng.normal(0, 3.0, (40, 63, 63)).astype(np.float32)
+    planes[:20, :30] = 0  # half of the first 20 planes flagged
+    noise, valid = robust_noise(planes, 2)
+    assert np.median(noise) == pytest.approx(3.0, rel=0.03)
+    np.testing.assert_allclose(noise, 3.0, rtol=0.2)
+    assert (valid[:20] == 32 * 17).all() and (valid[20:] == 32 * 32).all()
+    blank, none = robust_noise(np.zeros((2, 10, 10), np.float32))
+    assert (blank == 0).all() and (none == 0).all()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.optimize import minimize
 
 from .errors import ConfigError
+from .stamps import robust_noise
 
 __all__ = ["ConditionCorrection", "cloud_depth", "condition_features", "condition_package", "fit_correction", "noise_ratio"]
 
@@ -35,7 +35,8 @@ _STEP = 2
 #: Half side of the central box whose template flux says "on a star".
 _CENTRE = 2
 _MIN_RATIO = 1e-3  # the deepest correction: c <= log10(knee / 1e-3)
-_CHUNK = 4096  # stamps per block of the noise computation (bounds its temporaries)
+_MIN_PIXELS = 16  # valid pixels a plane's noise needs to be measured at all
+_BLOCK = 4096  # stamps per noise computation
 
 
 class ConditionCorrection(BaseModel):
@@ -83,8 +84,8 @@ def condition_features(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     ratio : ndarray (N,), float64
-        Template noise over difference noise (median absolute deviations of the non-zero pixels;
-        zeros are masked or padded). NaN where either plane has too few valid pixels.
+        Template noise over difference noise (`stamps.robust_noise`, as the `asinh-noise`
+        preprocessing measures the difference's). NaN where either plane has too few valid pixels.
     template_snr : ndarray (N,), float64, >= 1
         Sum of the central 5x5 template pixels over its noise (5 x the template's pixel noise),
         floored at 1 (no source, or below the noise).
@@ -93,15 +94,19 @@ def condition_features(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if stamps.ndim != 4 or stamps.shape[1] != 3:
         msg = f"stamps must have shape (N, 3, S, S); got {stamps.shape}"
         raise ConfigError(msg)
-    difference = _robust_noise(stamps[:, 0])
-    template = _robust_noise(stamps[:, 2])
+    difference, template = np.empty(len(stamps), np.float32), np.empty(len(stamps), np.float32)
+    n_difference, n_template = np.empty(len(stamps), np.int64), np.empty(len(stamps), np.int64)
+    for start in range(0, len(stamps), _BLOCK):  # bounds the temporaries
+        rows = slice(start, start + _BLOCK)
+        difference[rows], n_difference[rows] = robust_noise(stamps[rows, 0], _STEP)
+        template[rows], n_template[rows] = robust_noise(stamps[rows, 2], _STEP)
+    measurable = (n_difference >= _MIN_PIXELS) & (n_template >= _MIN_PIXELS) & (difference > 0) & (template > 0)
+    c = stamps.shape[-1] // 2
+    centre = stamps[:, 2, c - _CENTRE : c + _CENTRE + 1, c - _CENTRE : c + _CENTRE + 1].sum(axis=(1, 2), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = template / difference
-        c = stamps.shape[-1] // 2
-        centre = stamps[:, 2, c - _CENTRE : c + _CENTRE + 1, c - _CENTRE : c + _CENTRE + 1].sum(axis=(1, 2), dtype=np.float64)
-        snr = centre / ((2 * _CENTRE + 1) * template)
-    ratio[~np.isfinite(ratio)] = np.nan
-    return ratio, np.where(np.isfinite(snr), np.maximum(snr, 1.0), 1.0)
+        ratio = np.where(measurable, template / difference, np.nan)
+        snr = np.where(measurable, centre / ((2 * _CENTRE + 1) * template.astype(np.float64)), 1.0)
+    return ratio.astype(np.float64), np.where(np.isfinite(snr), np.maximum(snr, 1.0), 1.0)
 
 
 def noise_ratio(stamps: np.ndarray) -> np.ndarray:
@@ -177,22 +182,6 @@ def fit_correction(
         "converged": bool(result.success),
     }
     return ConditionCorrection(knee=knee, cloud=a, cloud_logit=b, cloud_template_snr=s, fitted_on=fit)
-
-
-def _robust_noise(planes: np.ndarray) -> np.ndarray:
-    """1.4826 x median absolute deviation of the non-zero pixels of each plane (N, S, S) -> (N,)."""
-    out = np.empty(len(planes), np.float64)
-    pixels = len(range(0, planes.shape[-2], _STEP)) * len(range(0, planes.shape[-1], _STEP))
-    for start in range(0, len(planes), _CHUNK):
-        block = planes[start : start + _CHUNK, ::_STEP, ::_STEP].reshape(-1, pixels)
-        block = np.where(block == 0, np.nan, block.astype(np.float64))
-        enough = np.sum(np.isfinite(block), axis=1) >= 16
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: blank stamps
-            centre = np.nanmedian(block, axis=1, keepdims=True)
-            mad = np.nanmedian(np.abs(block - centre), axis=1)
-        out[start : start + len(block)] = np.where(enough, 1.4826 * mad, np.nan)
-    return out
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ __all__ = [
     "centre_pixels",
     "fit_stamp",
     "resize_stamps",
+    "robust_noise",
 ]
 
 #: Channel order of every stamp array in realbogus (and of Rubin's production interface).
@@ -76,6 +77,25 @@ class Stamps:
             valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
             edge=np.concatenate([p.edge for p in pieces]),
         )
+
+
+def robust_noise(planes: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Robust noise of image planes: 1.4826 x median |p| over the non-zero pixels of every
+    `step`-th row and column (zeros are invalid or padded; the planes have median ~0: differences,
+    or background-subtracted images).
+
+    (N, S, S) -> noise (N,) float32 in pixel units (0 where no pixel is valid) and the number of
+    valid pixels read (N,). A selection (`np.partition`) per distinct rank: ~1.5 us per 63-px plane.
+    """
+    p = np.abs(planes[:, ::step, ::step]).reshape(len(planes), -1)
+    n = p.shape[1]
+    zeros = (p == 0).sum(axis=1)
+    middle = np.minimum(zeros + (n - zeros) // 2, n - 1)
+    median = np.empty(len(planes), np.float32)
+    for k in np.unique(middle):  # one selection per distinct rank (usually one: no zeros)
+        rows = np.flatnonzero(middle == k)
+        median[rows] = np.partition(p[rows], k, axis=1)[:, k]
+    return median * np.float32(1.4826), n - zeros
 
 
 def check_stamps(stamps: np.ndarray, *, size: int | None = None, name: str = "stamps") -> np.ndarray:
