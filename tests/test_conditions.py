@@ -1,6 +1,7 @@
 """The observing-condition correction: its features, its fit, the card and the Scorer, real alerts."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -137,8 +138,6 @@ def test_cli_fits_a_new_package(tmp_path, rng):
     template_noise = np.where(np.arange(n) % 2 == 0, 3.0, 0.05)
     x = _stamps(rng, n, template_noise=template_noise, star=np.where(np.arange(n) % 4 < 2, 200.0, 0.0))
     label = ((np.arange(n) % 4 >= 2) | (template_noise > 1)).astype(int)  # cloudy stars are Bogus
-    import pandas as pd
-
     write_dataset(tmp_path / "sim", pd.DataFrame({"label": label}), Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)))
     runner = CliRunner()
     result = runner.invoke(app, ["package", "fit-conditions", str(tmp_path / "parent"), str(tmp_path / "sim"),
@@ -152,6 +151,11 @@ def test_cli_fits_a_new_package(tmp_path, rng):
                                 str(tmp_path / "grandchild"), "--version", "x"])
     assert again.exit_code == 1 and "already has a condition correction" in again.output
     assert not (tmp_path / "grandchild").exists()
+    write_dataset(tmp_path / "unlabelled", pd.DataFrame({"x": np.zeros(n)}), Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)))
+    unlabelled = runner.invoke(app, ["package", "fit-conditions", str(tmp_path / "parent"), str(tmp_path / "unlabelled"),
+                                     str(tmp_path / "other"), "--version", "x"])
+    assert unlabelled.exit_code == 1 and "no label column" in unlabelled.output
+    assert not (tmp_path / "other").exists()
 
 
 def test_builtin_ztf_v03_on_real_alerts(shared_data):

@@ -232,6 +232,9 @@ def condition_package(
     def labelled_parts() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         nonlocal done
         for table, stamps in dataset.iter_parts():
+            if "label" not in table:
+                msg = f"{data} has no label column: a correction is fitted on labelled (simulated) detections"
+                raise ConfigError(msg)
             labels = table["label"].to_numpy(dtype=float, na_value=np.nan)
             keep = np.isin(labels, (0.0, 1.0))
             yield labels[keep], stamps.data[keep]
