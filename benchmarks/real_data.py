@@ -94,13 +94,10 @@ def _ztf_stamps(card, alerts: Path):
     return batch
 
 
-def condition_split(scorer: Scorer, alerts: Path) -> None:
+def condition_split(scorer: Scorer, batch) -> None:
     """For a model with an observing-condition correction: AUC against drb >= 0.5 on the alerts
-    below its knee (the scores it corrects) and on the rest (the parent network's scores)."""
+    of `batch` below its knee (the scores it corrects) and on the rest (the parent network's)."""
     conditions = scorer.card.conditions
-    if conditions is None:
-        return
-    batch = _ztf_stamps(scorer.card, alerts)
     below = cloud_depth(noise_ratio(batch.stamps.data), conditions.knee) > 0
     drb = batch.table["drb"].to_numpy(float, na_value=np.nan)
     score = scorer.predict(batch.stamps.data)
@@ -116,9 +113,8 @@ def condition_split(scorer: Scorer, alerts: Path) -> None:
                   f"{roc_auc(label, uncorrected[sel]):.3f} (n={int(sel.sum())}, {int(label.sum())} drb-real)")
 
 
-def orientation_aucs(scorer: Scorer, alerts: Path) -> None:
+def orientation_aucs(scorer: Scorer, batch) -> None:
     """AUC against drb >= 0.5 of each of the 8 orientations of the ZTF stamps and of their mean score."""
-    batch = _ztf_stamps(scorer.card, alerts)
     drb = batch.table["drb"].to_numpy(float, na_value=np.nan)
     has = np.isfinite(drb)
     label = (drb[has] >= 0.5).astype(int)
@@ -155,9 +151,13 @@ def main() -> None:
     distance = table["ssdistnr"].to_numpy(float)
     report(f"ZTF alerts, {args.ztf_model}", table, "drb", (distance >= 0) & (distance <= 2), ztf.failures)
     exposure_costs(table, args.data / "ztf" / "alerts.csv")
-    condition_split(ztf_scorer, args.data / "ztf" / "alerts")
+    if ztf_scorer.card.conditions is None and not args.orientations:
+        return
+    batch = _ztf_stamps(ztf_scorer.card, args.data / "ztf" / "alerts")  # decoded once for both
+    if ztf_scorer.card.conditions is not None:
+        condition_split(ztf_scorer, batch)
     if args.orientations:
-        orientation_aucs(ztf_scorer, args.data / "ztf" / "alerts")
+        orientation_aucs(ztf_scorer, batch)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ from .stamps import robust_noise
 
 __all__ = ["ConditionCorrection", "cloud_depth", "condition_features", "condition_package", "fit_correction", "noise_ratio"]
 
-#: Pixels read along each axis when measuring a plane's noise (every second, as `stamp_noise`).
-_STEP = 2
 #: Half side of the central box whose template flux says "on a star".
 _CENTRE = 2
 _MIN_RATIO = 1e-3  # the deepest correction: c <= log10(knee / 1e-3)
@@ -98,8 +96,8 @@ def condition_features(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_difference, n_template = np.empty(len(stamps), np.int64), np.empty(len(stamps), np.int64)
     for start in range(0, len(stamps), _BLOCK):  # bounds the temporaries
         rows = slice(start, start + _BLOCK)
-        difference[rows], n_difference[rows] = robust_noise(stamps[rows, 0], _STEP)
-        template[rows], n_template[rows] = robust_noise(stamps[rows, 2], _STEP)
+        difference[rows], n_difference[rows] = robust_noise(stamps[rows, 0])
+        template[rows], n_template[rows] = robust_noise(stamps[rows, 2])
     measurable = (n_difference >= _MIN_PIXELS) & (n_template >= _MIN_PIXELS) & (difference > 0) & (template > 0)
     c = stamps.shape[-1] // 2
     centre = stamps[:, 2, c - _CENTRE : c + _CENTRE + 1, c - _CENTRE : c + _CENTRE + 1].sum(axis=(1, 2), dtype=np.float64)
