@@ -46,11 +46,10 @@ from rich.table import Table
 
 from realbogus.alerts import read_alerts, score_alerts
 from realbogus.alerts._avro import rubin_schema
-from realbogus.alerts.reader import _chunks, blank_to_nan, expand_sources
+from realbogus.alerts.reader import AlertBatch, _chunks, blank_to_nan, expand_sources
 from realbogus.alerts.rubin import wcs_pixel
-from realbogus.alerts.ztf import ztf_centre
 from realbogus.alerts.units import to_units
-from realbogus.alerts.reader import AlertBatch
+from realbogus.alerts.ztf import ztf_centre
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
 from realbogus.stamps import resize_stamps
@@ -88,9 +87,21 @@ def astropy_chunk(files: list[str], size: int, braai: bool = False):
     for path in files:
         record = _astropy_record(path)
         ztf = "diaSource" not in record
-        negative = record["candidate"]["isdiffpos"] in ("f", "0") if ztf else bool(record["diaSource"].get("isNegative"))
-        units.append({"survey": "ztf" if ztf else "rubin", "stampUnits": "DN" if ztf else "nJy", "isNegative": negative,
-                      "magzpsci": record["candidate"].get("magzpsci") if ztf else None, "file": path, "index": 0})
+        negative = (
+            record["candidate"]["isdiffpos"] in ("f", "0")
+            if ztf
+            else bool(record["diaSource"].get("isNegative"))
+        )
+        units.append(
+            {
+                "survey": "ztf" if ztf else "rubin",
+                "stampUnits": "DN" if ztf else "nJy",
+                "isNegative": negative,
+                "magzpsci": record["candidate"].get("magzpsci") if ztf else None,
+                "file": path,
+                "index": 0,
+            }
+        )
         planes, plane_centres = [], []
         for name in CUTOUTS:
             if "diaSource" in record:
@@ -102,8 +113,10 @@ def astropy_chunk(files: list[str], size: int, braai: bool = False):
                 data, _ = _astropy_image(record[name]["stampData"])
                 cand = record["candidate"]
                 plane_centres.append(ztf_centre(data.shape, cand["xpos"], cand["ypos"]))
-            planes.append(blank_to_nan(data.astype(data.dtype.newbyteorder('='))))
-        ids.append(record["diaSource"]["diaSourceId"] if "diaSource" in record else record["candid"])
+            planes.append(blank_to_nan(data.astype(data.dtype.newbyteorder("="))))
+        ids.append(
+            record["diaSource"]["diaSourceId"] if "diaSource" in record else record["candid"]
+        )
         triplets.append(planes)
         centres.append(plane_centres)
     if braai:
@@ -144,7 +157,9 @@ def run_harness(files, size, workers, scorer=None, braai=False):
             if scorer is not None and table is None:  # braai: its own normalised stamps
                 scores.append(scorer.predict(stamps))
             elif scorer is not None:  # the model's units, by the same conversion as ours
-                batch, _ = to_units(AlertBatch(table, stamps, []), scorer.card.pixel_units, scorer.card.version)
+                batch, _ = to_units(
+                    AlertBatch(table, stamps, []), scorer.card.pixel_units, scorer.card.version
+                )
                 scores.append(scorer.predict(batch.stamps.data))
     return n, (np.concatenate(scores) if scores else None)
 
@@ -179,32 +194,60 @@ def single_core(args, console) -> None:
         decode_chunk(files[:50], size)  # warm: schemas parsed, modules loaded
         t_a, _ = timed(lambda: astropy_chunk(files, size))
         t_o, _ = timed(lambda: decode_chunk(files, size))
-        table.add_row(survey, str(len(files)), f"{t_a / len(files) * 1e3:.3f}", f"{t_o / len(files) * 1e3:.3f}", f"{t_a / t_o:.1f}x")
+        table.add_row(
+            survey,
+            str(len(files)),
+            f"{t_a / len(files) * 1e3:.3f}",
+            f"{t_o / len(files) * 1e3:.3f}",
+            f"{t_a / t_o:.1f}x",
+        )
     console.print(table)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=20_000, help="alerts per survey (files, replicated)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--n", type=int, default=20_000, help="alerts per survey (files, replicated)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--ztf-model", default="ztf-v0.1")
     parser.add_argument("--rubin-model", default="rubin-v0.1")
-    parser.add_argument("--single-core", type=int, default=0, metavar="N",
-                        help="instead: ms per alert in this one process on N files per survey (decode only)")
+    parser.add_argument(
+        "--single-core",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: ms per alert in this one process on N files per survey (decode only)",
+    )
     args = parser.parse_args()
     console = Console()
     if args.single_core:
         single_core(args, console)
         return
-    table = Table(title=f"alerts -> score table, {args.workers} worker processes, {os.cpu_count()} cores")
-    for column in ("survey", "path", "alerts", "decode alerts/s", "end-to-end alerts/s", "end-to-end vs astropy", "max |score - astropy|"):
+    table = Table(
+        title=f"alerts -> score table, {args.workers} worker processes, {os.cpu_count()} cores"
+    )
+    for column in (
+        "survey",
+        "path",
+        "alerts",
+        "decode alerts/s",
+        "end-to-end alerts/s",
+        "end-to-end vs astropy",
+        "max |score - astropy|",
+    ):
         table.add_column(column, justify="right" if column not in ("survey", "path") else "left")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         surveys = {
             "ZTF": (replicate(args.data / "ztf" / "alerts", "*.avro", args.n, tmp / "ztf"), 63),
-            "Rubin": (replicate(args.data / "rubin" / "alerts", "*.msg", args.n, tmp / "rubin"), 51),
+            "Rubin": (
+                replicate(args.data / "rubin" / "alerts", "*.msg", args.n, tmp / "rubin"),
+                51,
+            ),
         }
         for survey, (files, size) in surveys.items():
             model = args.ztf_model if survey == "ZTF" else args.rubin_model
@@ -212,22 +255,45 @@ def main() -> None:
             n = len(files)
             t_dec_a, _ = timed(lambda: run_harness(files, size, args.workers))
             t_e2e_a, (_, ref) = timed(lambda: run_harness(files, size, args.workers, scorer))
-            t_dec_o, batch = timed(lambda: read_alerts(files, stamp_size=size, workers=args.workers))
+            t_dec_o, batch = timed(
+                lambda: read_alerts(files, stamp_size=size, workers=args.workers)
+            )
             t_e2e_o, ours = timed(lambda: score_alerts(scorer, files, workers=args.workers))
             t_dec_b, _ = timed(lambda: run_harness(files, size, args.workers, braai=True))
             t_e2e_b, _ = timed(lambda: run_harness(files, size, args.workers, scorer, braai=True))
-            assert len(batch) == n and len(ours.table) + len(ours.failures) == n and len(ours.table) == len(ref)
+            assert (
+                len(batch) == n
+                and len(ours.table) + len(ours.failures) == n
+                and len(ours.table) == len(ref)
+            )
             diff = float(np.max(np.abs(ours.table.reliability.to_numpy() - ref)))
             for name, t_dec, t_e2e, d in (
                 ("astropy", t_dec_a, t_e2e_a, "0 (reference)"),
-                ("ours (realbogus.alerts)", t_dec_o, t_e2e_o, f"{diff:.1e}" if diff else "0 (identical)"),
+                (
+                    "ours (realbogus.alerts)",
+                    t_dec_o,
+                    t_e2e_o,
+                    f"{diff:.1e}" if diff else "0 (identical)",
+                ),
                 ("braai-style peer", t_dec_b, t_e2e_b, "n/a (normalised stamps)"),
             ):
-                table.add_row(survey, name, f"{n:,}", f"{n / t_dec:,.0f}", f"{n / t_e2e:,.0f}", f"{t_e2e_a / t_e2e:.2f}x", d)
-            console.print(f"{survey}: {model} ({scorer.card.preprocessing}, {scorer.card.pixel_units}), backend {scorer.backend}, "
-                          f"stamp size {size}, {n} files, {len(ours.failures)} not scored (no magzpsci)")
+                table.add_row(
+                    survey,
+                    name,
+                    f"{n:,}",
+                    f"{n / t_dec:,.0f}",
+                    f"{n / t_e2e:,.0f}",
+                    f"{t_e2e_a / t_e2e:.2f}x",
+                    d,
+                )
+            console.print(
+                f"{survey}: {model} ({scorer.card.preprocessing}, {scorer.card.pixel_units}), backend {scorer.backend}, "
+                f"stamp size {size}, {n} files, {len(ours.failures)} not scored (no magzpsci)"
+            )
     console.print(table)
-    console.print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}")
+    console.print(
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}"
+    )
 
 
 if __name__ == "__main__":

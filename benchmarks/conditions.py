@@ -39,7 +39,9 @@ def real_stamps(data: Path, n: int) -> tuple[np.ndarray, str]:
     batch = read_alerts(sorted(alerts.glob("*.avro")), stamp_size=63, workers=None)
     batch, _ = to_units(batch, "nJy", "benchmark")
     stamps = batch.stamps.data
-    return np.ascontiguousarray(np.resize(stamps, (n, *stamps.shape[1:]))), f"{len(stamps)} real ZTF alert stamps, repeated"
+    return np.ascontiguousarray(
+        np.resize(stamps, (n, *stamps.shape[1:]))
+    ), f"{len(stamps)} real ZTF alert stamps, repeated"
 
 
 def eager_batch64(package, stamps: np.ndarray) -> np.ndarray:
@@ -53,10 +55,14 @@ def eager_batch64(package, stamps: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     args = parser.parse_args()
 
     stamps, what = real_stamps(args.data, args.n)
@@ -72,15 +78,23 @@ def main() -> None:
             start = time.perf_counter()
             method(stamps) if name.startswith("Scorer") else method()
             times[name].append(time.perf_counter() - start)
-    print(f"{args.n:,} stamps ({what}); {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}; best (median) of {args.repeat}")
-    print(f"| method | stamps/s | ms per 1,000 stamps |\n|---|---|---|")
+    print(
+        f"{args.n:,} stamps ({what}); {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}; best (median) of {args.repeat}"
+    )
+    print("| method | stamps/s | ms per 1,000 stamps |\n|---|---|---|")
     for name, t in times.items():
         best, median = min(t), float(np.median(t))
-        print(f"| {name} | {args.n / best:,.0f} ({args.n / median:,.0f}) | {1000 * best / args.n * 1000:.1f} |")
-    extra = min(times["Scorer, ztf-v0.3 (network + condition correction)"]) - min(times["Scorer, ztf-v0.2 (network only)"])
-    print(f"the correction adds {1e6 * extra / args.n:.1f} us per stamp "
-          f"({extra / min(times['Scorer, ztf-v0.2 (network only)']):+.0%} of the network's time)")
+        print(
+            f"| {name} | {args.n / best:,.0f} ({args.n / median:,.0f}) | {1000 * best / args.n * 1000:.1f} |"
+        )
+    extra = min(times["Scorer, ztf-v0.3 (network + condition correction)"]) - min(
+        times["Scorer, ztf-v0.2 (network only)"]
+    )
+    print(
+        f"the correction adds {1e6 * extra / args.n:.1f} us per stamp "
+        f"({extra / min(times['Scorer, ztf-v0.2 (network only)']):+.0%} of the network's time)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,24 @@ def main() -> None:
     parser.add_argument("--volunteers", type=int, default=4_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--export-rows", type=int, default=100_000,
-                        help="also time writing and parsing a Panoptes export of this many rows (0 = skip)")
+    parser.add_argument(
+        "--export-rows",
+        type=int,
+        default=100_000,
+        help="also time writing and parsing a Panoptes export of this many rows (0 = skip)",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng([args.seed, 99])
     n = args.subjects
-    table = pd.DataFrame({"diaSourceId": np.arange(n), "label": rng.integers(0, 2, n),
-                          "snr": rng.lognormal(2.3, 0.6, n), "origin": "sim"})
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n),
+            "label": rng.integers(0, 2, n),
+            "snr": rng.lognormal(2.3, 0.6, n),
+            "origin": "sim",
+        }
+    )
     t0 = time.perf_counter()
     config = CrowdConfig(n_volunteers=args.volunteers, reference_rate=0.05, repeat_rate=0.0)
     sim = simulate_crowd(table, config=config, seed=args.seed)
@@ -70,9 +80,13 @@ def main() -> None:
 
     t_prep, pv = best_of(args.repeat, lambda: prepare_votes(votes, gold))
     rows = [("prepare_votes (sort, encode)", t_prep, None)]
-    cases = [("swap online (DMTN defaults)", "swap", {}), ("swap online, gamma = 1", "swap", {"pseudo_count": 1.0}),
-             ("swap offline (EM)", "swap", {"mode": "offline"}),
-             ("majority vote", "majority", {}), ("dawid-skene (gold clamped)", "dawid-skene", {})]
+    cases = [
+        ("swap online (DMTN defaults)", "swap", {}),
+        ("swap online, gamma = 1", "swap", {"pseudo_count": 1.0}),
+        ("swap offline (EM)", "swap", {"mode": "offline"}),
+        ("majority vote", "majority", {}),
+        ("dawid-skene (gold clamped)", "dawid-skene", {}),
+    ]
     quality = []
     held_truth = truth[~sim.subjects.set_index("subject_id")["reference"]]
     held_truth = held_truth[held_truth.index.isin(votes["subject_id"])]
@@ -80,7 +94,11 @@ def main() -> None:
         t, labels = best_of(args.repeat, lambda m=method, o=opts: aggregate(pv, method=m, **o))
         s = labels.subjects
         held = s[s["reference"].isna() & s["label"].notna()]
-        acc = float((held["label"].astype(int).to_numpy() == truth.loc[held["subject_id"]].to_numpy()).mean())
+        acc = float(
+            (
+                held["label"].astype(int).to_numpy() == truth.loc[held["subject_id"]].to_numpy()
+            ).mean()
+        )
         rows.append((name, t, acc))
         for label_set, r in score_labels(s, held_truth).iterrows():
             quality.append((name, label_set, r["coverage"], r["accuracy"], r["balanced_accuracy"]))
@@ -89,26 +107,42 @@ def main() -> None:
 
     if args.export_rows:
         part = votes.iloc[: args.export_rows]
-        small = SimulatedCrowd(votes=part, subjects=sim.subjects[sim.subjects["subject_id"].isin(part["subject_id"])],
-                               volunteers=sim.volunteers, config=sim.config)
+        small = SimulatedCrowd(
+            votes=part,
+            subjects=sim.subjects[sim.subjects["subject_id"].isin(part["subject_id"])],
+            volunteers=sim.volunteers,
+            config=sim.config,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "export.csv"
             t0 = time.perf_counter()
             write_export(small, path)
-            rows.append((f"write_export ({len(part):,} rows, {path.stat().st_size / 1e6:.0f} MB)", time.perf_counter() - t0, None))
+            rows.append(
+                (
+                    f"write_export ({len(part):,} rows, {path.stat().st_size / 1e6:.0f} MB)",
+                    time.perf_counter() - t0,
+                    None,
+                )
+            )
             t_parse, parsed = best_of(1, lambda: read_classifications(path))
             rows.append((f"read_classifications ({len(part):,} rows)", t_parse, None))
             assert len(parsed.votes) == len(part)
 
-    print(f"{len(votes):,} classifications, {votes['subject_id'].nunique():,} subjects, "
-          f"{votes['volunteer'].nunique():,} volunteers, {len(gold):,} reference subjects "
-          f"(simulated in {t_sim:.1f} s)")
+    print(
+        f"{len(votes):,} classifications, {votes['subject_id'].nunique():,} subjects, "
+        f"{votes['volunteer'].nunique():,} volunteers, {len(gold):,} reference subjects "
+        f"(simulated in {t_sim:.1f} s)"
+    )
     isref = (pv.gold[pv.s] >= 0).astype(float)
     order, before = grouped_cumsum(pv.v, isref, exclusive=True)
     n_ref = np.bincount(pv.v, weights=isref, minlength=pv.n_volunteers)
-    print(f"votes cast before the volunteer's first reference answer: {np.mean(scatter(order, before) == 0):.3f}; "
-          f"median reference answers per volunteer: {np.median(n_ref):.0f}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, numpy {np.__version__}; best of {args.repeat}")
+    print(
+        f"votes cast before the volunteer's first reference answer: {np.mean(scatter(order, before) == 0):.3f}; "
+        f"median reference answers per volunteer: {np.median(n_ref):.0f}"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, numpy {np.__version__}; best of {args.repeat}"
+    )
     print(f"{'step':46s} {'seconds':>8s} {'accuracy (held-out, labelled)':>30s}")
     for name, t, acc in rows:
         print(f"{name:46s} {t:8.2f} {'' if acc is None else f'{acc:.3f}':>30s}")

@@ -21,7 +21,9 @@ def main() -> None:
     fakes = ((table["origin"] == "injection") & (table["label"] == 1)).to_numpy()
     snr = table["snr"].to_numpy()
     print(f"{dataset.path}: {int(fakes.sum())} detected Real injections")
-    print("| model | cutoff | SNR 5-8 at cutoff | SNR 5-8 at 0.5 | SNR 8-12 at 0.5 | SNR >= 20 at 0.5 |")
+    print(
+        "| model | cutoff | SNR 5-8 at cutoff | SNR 5-8 at 0.5 | SNR 8-12 at 0.5 | SNR >= 20 at 0.5 |"
+    )
     print("|---|---|---|---|---|---|")
     for version in ("rubin-v0.1", "rubin-v0.2", "rubin-v0.3"):
         package = load_package(version)
@@ -31,8 +33,10 @@ def main() -> None:
             chosen = fakes & (snr >= lo) & (snr < hi)
             return f"{(scores[chosen] >= threshold).mean():.3f} (n={int(chosen.sum())})"
 
-        print(f"| {version} | {package.card.cutoff:.3f} | {completeness(5, 8, package.card.cutoff)} | "
-              f"{completeness(5, 8, 0.5)} | {completeness(8, 12, 0.5)} | {completeness(20, float('inf'), 0.5)} |")
+        print(
+            f"| {version} | {package.card.cutoff:.3f} | {completeness(5, 8, package.card.cutoff)} | "
+            f"{completeness(5, 8, 0.5)} | {completeness(8, 12, 0.5)} | {completeness(20, float('inf'), 0.5)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -40,11 +40,18 @@ def long_votes(votes: pd.DataFrame, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng([seed, 1])
     cand = votes.index.to_numpy()[rng.permutation(len(votes))]
     frames = []
-    for rank, tid in enumerate(cand):
+    for tid in cand:
         row = votes.loc[tid]
         order = rng.permutation(len(row))
-        frames.append(pd.DataFrame({"volunteer": row.index.to_numpy()[order], "subject_id": tid,
-                                    "vote": row.to_numpy()[order]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "volunteer": row.index.to_numpy()[order],
+                    "subject_id": tid,
+                    "vote": row.to_numpy()[order],
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out["classification_id"] = np.arange(len(out))
     return out
@@ -66,13 +73,19 @@ def run(data: Path, seeds: list[int]) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
     table = run(args.data, args.seeds)
-    summary = table.groupby(["set", "method"], sort=False)[["coverage", "accuracy", "balanced_accuracy"]].agg(["mean", "std"])
+    summary = table.groupby(["set", "method"], sort=False)[
+        ["coverage", "accuracy", "balanced_accuracy"]
+    ].agg(["mean", "std"])
     pd.set_option("display.width", 160)
-    print(f"MeerLICHT DEV votes, 20 % reference, held-out candidates; seeds {args.seeds} (mean, std)")
+    print(
+        f"MeerLICHT DEV votes, 20 % reference, held-out candidates; seeds {args.seeds} (mean, std)"
+    )
     print(summary.round(4).to_string())
     votes, truth = load(args.data)
     for seed in args.seeds:
@@ -81,9 +94,14 @@ def main() -> None:
         s = aggregate(prepare_votes(long_votes(votes, seed), truth[ref]), method="swap").subjects
         s = s.set_index("subject_id").loc[held.index]
         tie = (votes.loc[held.index].sum(axis=1) * 2 == votes.shape[1]).to_numpy()
-        right = (s["label"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[tie] == held.to_numpy()[tie]).sum()
-        print(f"seed {seed}: {tie.sum()} held-out 5-5 ties (majority abstains); SWAP labels "
-              f"{int(s['label'].notna().to_numpy()[tie].sum())}, {int(right)} agree with the consensus")
+        right = (
+            s["label"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[tie]
+            == held.to_numpy()[tie]
+        ).sum()
+        print(
+            f"seed {seed}: {tie.sum()} held-out 5-5 ties (majority abstains); SWAP labels "
+            f"{int(s['label'].notna().to_numpy()[tie].sum())}, {int(right)} agree with the consensus"
+        )
 
 
 if __name__ == "__main__":

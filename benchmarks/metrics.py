@@ -87,10 +87,22 @@ def main() -> None:
     ref = timed(lambda: precision_recall_curve(y, s), args.repeat)
     p, r, t = ref[2]
     np.testing.assert_allclose(ours[2].purity, p[:-1], atol=1e-12)  # same answer
-    table.add_row("P/C curve", "realbogus purity_completeness", f"{args.n:,}",
-                  f"{ours[0]:.3f}", f"{ours[1]:.3f}", f"{ref[0] / ours[0]:.1f}x")
-    table.add_row("P/C curve", "sklearn precision_recall_curve", f"{args.n:,}",
-                  f"{ref[0]:.3f}", f"{ref[1]:.3f}", "1.0x")
+    table.add_row(
+        "P/C curve",
+        "realbogus purity_completeness",
+        f"{args.n:,}",
+        f"{ours[0]:.3f}",
+        f"{ours[1]:.3f}",
+        f"{ref[0] / ours[0]:.1f}x",
+    )
+    table.add_row(
+        "P/C curve",
+        "sklearn precision_recall_curve",
+        f"{args.n:,}",
+        f"{ref[0]:.3f}",
+        f"{ref[1]:.3f}",
+        "1.0x",
+    )
 
     yb, sb = data(args.boot_n, seed=1)
     ours = timed(
@@ -100,28 +112,45 @@ def main() -> None:
     lo_ref = np.nanpercentile(ref[2][:, 0], [2.5, 97.5])
     lo_ours = ours[2]["window_low"]
     np.testing.assert_allclose([lo_ours["low"], lo_ours["high"]], lo_ref, rtol=1e-12)  # same
-    table.add_row(f"window CI, {args.boot} replicates", "realbogus bootstrap_intervals (9 stats)",
-                  f"{args.boot_n:,}", f"{ours[0]:.3f}", f"{ours[1]:.3f}",
-                  f"{ref[0] / ours[0]:.1f}x")
-    table.add_row(f"window CI, {args.boot} replicates", "resample + sklearn (window only)",
-                  f"{args.boot_n:,}", f"{ref[0]:.3f}", f"{ref[1]:.3f}", "1.0x")
+    table.add_row(
+        f"window CI, {args.boot} replicates",
+        "realbogus bootstrap_intervals (9 stats)",
+        f"{args.boot_n:,}",
+        f"{ours[0]:.3f}",
+        f"{ours[1]:.3f}",
+        f"{ref[0] / ours[0]:.1f}x",
+    )
+    table.add_row(
+        f"window CI, {args.boot} replicates",
+        "resample + sklearn (window only)",
+        f"{args.boot_n:,}",
+        f"{ref[0]:.3f}",
+        f"{ref[1]:.3f}",
+        "1.0x",
+    )
 
     ye, se = data(args.eval_n, seed=2)
     rng = np.random.default_rng(3)
-    det = pd.DataFrame({
-        "label": ye.astype(float),
-        "snr": 5 + rng.exponential(3, args.eval_n),
-        "origin": rng.choice(["ss", "gaia", "tns"], args.eval_n),
-        "isNegative": rng.random(args.eval_n) < 0.2,
-    })
+    det = pd.DataFrame(
+        {
+            "label": ye.astype(float),
+            "snr": 5 + rng.exponential(3, args.eval_n),
+            "origin": rng.choice(["ss", "gaia", "tns"], args.eval_n),
+            "isNegative": rng.random(args.eval_n) < 0.2,
+        }
+    )
     scores = {"a": se, "b": np.clip(se + rng.normal(0, 0.1, args.eval_n), 0, 1)}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = timed(
-            lambda: evaluate(det, scores, Path(tmp) / "r", n_boot=200, overwrite=True), 1
-        )
-    table.add_row("evaluate(), 2 models, n_boot 200", "realbogus", f"{args.eval_n:,}",
-                  f"{ev[0]:.2f}", f"{ev[1]:.2f}", "")
+        ev = timed(lambda: evaluate(det, scores, Path(tmp) / "r", n_boot=200, overwrite=True), 1)
+    table.add_row(
+        "evaluate(), 2 models, n_boot 200",
+        "realbogus",
+        f"{args.eval_n:,}",
+        f"{ev[0]:.2f}",
+        f"{ev[1]:.2f}",
+        "",
+    )
     console.print(table)
 
 

@@ -41,12 +41,16 @@ def make_dataset(path: Path, rows: int, parts: int, size: int) -> Path:
         valid_fraction=np.ones(rows, np.float32),
         edge=np.zeros(rows, bool),
     )
-    table = pd.DataFrame({"diaSourceId": np.arange(rows, dtype=np.int64) + 10**9, "snr": rng.uniform(5, 50, rows)})
+    table = pd.DataFrame(
+        {"diaSourceId": np.arange(rows, dtype=np.int64) + 10**9, "snr": rng.uniform(5, 50, rows)}
+    )
     return write_dataset(path, table, stamps, rows_per_part=-(-rows // parts))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
@@ -56,11 +60,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="realbogus-scale-") as tmp:
         tmp = Path(tmp)
         package = load_package(init_package(tmp / "pkg", seed=0))
-        dataset = open_dataset(make_dataset(tmp / "ds", args.rows, args.parts, package.card.stamp_size))
+        dataset = open_dataset(
+            make_dataset(tmp / "ds", args.rows, args.parts, package.card.stamp_size)
+        )
         want = Scorer(package).score_dataset(dataset)
 
         cores = available_cores()
-        names = {0: "single process, Scorer.score_dataset (no Dask)", 1: f"LocalCluster, 1 worker (Scorer {cores} threads)", 2: f"LocalCluster, 2 workers (Scorer {max(1, cores // 2)} thread each)"}
+        names = {
+            0: "single process, Scorer.score_dataset (no Dask)",
+            1: f"LocalCluster, 1 worker (Scorer {cores} threads)",
+            2: f"LocalCluster, 2 workers (Scorer {max(1, cores // 2)} thread each)",
+        }
         startup = {1: [], 2: []}
         runs = {n: [] for n in names}
         resume, reading = [], []
@@ -78,11 +88,25 @@ def main() -> None:
                 start = time.perf_counter()
                 # The cluster score_distributed(scheduler="local", workers=n) starts, started here
                 # so that its start-up is timed apart from the scoring.
-                with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                with (
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        dashboard_address=":0",
+                        silence_logs=logging.ERROR,
+                    ) as cluster,
+                    Client(cluster) as client,
+                ):
                     client.wait_for_workers(workers)
                     startup[workers].append(time.perf_counter() - start)
                     start = time.perf_counter()
-                    score_distributed(dataset.path, out, package=package, client=client, threads=max(1, cores // workers))
+                    score_distributed(
+                        dataset.path,
+                        out,
+                        package=package,
+                        client=client,
+                        threads=max(1, cores // workers),
+                    )
                     runs[workers].append(time.perf_counter() - start)
                     pd.testing.assert_frame_equal(read_scores(out), want)
                     start = time.perf_counter()
@@ -91,20 +115,54 @@ def main() -> None:
                     assert result.scored == [] and len(result.skipped) == args.parts
 
     rows = [
-        (names[n], f"{np.median(startup[n]):.2f}" if n else "-", f"{min(t):.2f}", f"{np.median(t):.2f}", f"{args.rows / min(t):,.0f}")
+        (
+            names[n],
+            f"{np.median(startup[n]):.2f}" if n else "-",
+            f"{min(t):.2f}",
+            f"{np.median(t):.2f}",
+            f"{args.rows / min(t):,.0f}",
+        )
         for n, t in runs.items()
     ]
-    rows.insert(0, ("reading the parts only (Dataset.iter_parts, no scoring)", "-", f"{min(reading):.2f}", f"{np.median(reading):.2f}", f"{args.rows / min(reading):,.0f}"))
-    rows.append(("resume of a finished output (every part skipped)", "-", f"{min(resume):.3f}", f"{np.median(resume):.3f}", "-"))
-    table = Table(title=f"{args.rows:,} stamps in {args.parts} Parquet parts, best of {args.repeat}; outputs equal to single-process")
-    headers = ("run", "cluster start s (median)", "scoring s (best)", "scoring s (median)", "stamps/s (best)")
+    rows.insert(
+        0,
+        (
+            "reading the parts only (Dataset.iter_parts, no scoring)",
+            "-",
+            f"{min(reading):.2f}",
+            f"{np.median(reading):.2f}",
+            f"{args.rows / min(reading):,.0f}",
+        ),
+    )
+    rows.append(
+        (
+            "resume of a finished output (every part skipped)",
+            "-",
+            f"{min(resume):.3f}",
+            f"{np.median(resume):.3f}",
+            "-",
+        )
+    )
+    table = Table(
+        title=f"{args.rows:,} stamps in {args.parts} Parquet parts, best of {args.repeat}; outputs equal to single-process"
+    )
+    headers = (
+        "run",
+        "cluster start s (median)",
+        "scoring s (best)",
+        "scoring s (median)",
+        "stamps/s (best)",
+    )
     for header in headers:
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*row)
     console = Console(width=140)
     console.print(table)
-    console.print(f"machine: {platform.machine()}, {available_cores()} cores; load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+    console.print(
+        f"machine: {platform.machine()}, {available_cores()} cores; load average "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    )
     if args.markdown:
         print("| " + " | ".join(headers) + " |")
         print("|" + "---|" * len(headers))

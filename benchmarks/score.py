@@ -62,7 +62,10 @@ def make_stamps(n: int, size: int, seed: int) -> np.ndarray:
 
 def rubin_eager(model: torch.nn.Module, stamps: np.ndarray) -> np.ndarray:
     """meas_transiNet RBTransiNetInterface.infer: stack triplets, fixed batch 64, no_grad."""
-    triplets = [torch.stack([torch.from_numpy(s[0]), torch.from_numpy(s[1]), torch.from_numpy(s[2])], dim=0) for s in stamps]
+    triplets = [
+        torch.stack([torch.from_numpy(s[0]), torch.from_numpy(s[1]), torch.from_numpy(s[2])], dim=0)
+        for s in stamps
+    ]
     scores = []
     with torch.no_grad():
         for start in range(0, len(triplets), 64):
@@ -72,10 +75,19 @@ def rubin_eager(model: torch.nn.Module, stamps: np.ndarray) -> np.ndarray:
 
 
 def ort_batches(session: ort.InferenceSession, stamps: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([session.run(None, {"stamps": stamps[i : i + batch]})[0] for i in range(0, len(stamps), batch)])
+    return np.concatenate(
+        [
+            session.run(None, {"stamps": stamps[i : i + batch]})[0]
+            for i in range(0, len(stamps), batch)
+        ]
+    )
 
 
-def best_batch(session: ort.InferenceSession, stamps: np.ndarray, candidates=(16, 32, 64, 128, 256, 512, 1024, 4096)) -> tuple[int, dict]:
+def best_batch(
+    session: ort.InferenceSession,
+    stamps: np.ndarray,
+    candidates=(16, 32, 64, 128, 256, 512, 1024, 4096),
+) -> tuple[int, dict]:
     rates = {}
     for batch in candidates:
         times = []
@@ -96,7 +108,11 @@ def write_detector(tmp: Path, n: int, seed: int) -> dict:
         paths[name] = tmp / f"{name}.fits"
         fits.PrimaryHDU(image).writeto(paths[name])
     catalog = pd.DataFrame(
-        {"diaSourceId": np.arange(n, dtype=np.int64), "x": rng.uniform(0, 4095, n), "y": rng.uniform(0, 4095, n)}
+        {
+            "diaSourceId": np.arange(n, dtype=np.int64),
+            "x": rng.uniform(0, 4095, n),
+            "y": rng.uniform(0, 4095, n),
+        }
     )
     paths["catalog"] = tmp / "catalog.parquet"
     catalog.to_parquet(paths["catalog"])
@@ -104,13 +120,21 @@ def write_detector(tmp: Path, n: int, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--model", default=None, help="package to score with (default: untrained, seed 0)")
+    parser.add_argument(
+        "--model", default=None, help="package to score with (default: untrained, seed 0)"
+    )
     parser.add_argument("--n", type=int, default=40_000, help="stamps of the big visit")
     parser.add_argument("--small", type=int, default=10_000, help="stamps of the small visit")
-    parser.add_argument("--detections", type=int, default=1_000, help="detections on the FITS detector")
-    parser.add_argument("--busy", type=int, default=0, help="busy-looping processes to run during the timings")
+    parser.add_argument(
+        "--detections", type=int, default=1_000, help="detections on the FITS detector"
+    )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="busy-looping processes to run during the timings"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the tables as Markdown")
     args = parser.parse_args()
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
@@ -132,12 +156,16 @@ def run(args: argparse.Namespace) -> None:
         check = make_stamps(2048, size, seed=2)
 
         model = package.model.eval()
-        default_session = ort.InferenceSession(export_onnx(package, crop=False), providers=["CPUExecutionProvider"])
+        default_session = ort.InferenceSession(
+            export_onnx(package, crop=False), providers=["CPUExecutionProvider"]
+        )
         ours = Scorer(package)
         options = ort.SessionOptions()
         options.intra_op_num_threads = available_cores()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        one_session = ort.InferenceSession(export_onnx(package), options, providers=["CPUExecutionProvider"])
+        one_session = ort.InferenceSession(
+            export_onnx(package), options, providers=["CPUExecutionProvider"]
+        )
         try:
             int8 = Scorer(package, int8=True, check_stamps=check)
             int8_note = f"accepted: max |int8 - fp32| {int8.int8_model.max_deviation:.4f} on 2,048 check stamps"
@@ -151,13 +179,19 @@ def run(args: argparse.Namespace) -> None:
         methods = {
             "eager PyTorch, batch 64 (Rubin production way)": lambda x: rubin_eager(model, x),
             "ONNX Runtime defaults, batch 64": lambda x: ort_batches(default_session, x, 64),
-            f"ONNX Runtime defaults, best batch ({batch})": lambda x: ort_batches(default_session, x, batch),
+            f"ONNX Runtime defaults, best batch ({batch})": lambda x: ort_batches(
+                default_session, x, batch
+            ),
             f"realbogus Scorer fp32 (ONNX Runtime, {ours.threads} sessions x 1 thread, batch {ours.batch_size})": ours.predict,
             "realbogus Scorer int8": int8.predict,
-            f"ablation: our graph, 1 session x {available_cores()} threads, batch 256": lambda x: ort_batches(one_session, x, 256),
+            f"ablation: our graph, 1 session x {available_cores()} threads, batch 256": lambda x: (
+                ort_batches(one_session, x, 256)
+            ),
         }
         reference = ours.predict(stamps[:2000])
-        deviation = {name: float(np.abs(fn(stamps[:2000]) - reference).max()) for name, fn in methods.items()}
+        deviation = {
+            name: float(np.abs(fn(stamps[:2000]) - reference).max()) for name, fn in methods.items()
+        }
         visits = {"small": stamps[: args.small], "big": stamps}
         times: dict[tuple[str, str], list[float]] = {(m, v): [] for m in methods for v in visits}
         for _ in range(args.repeat):
@@ -179,10 +213,14 @@ def run(args: argparse.Namespace) -> None:
             stage["read + cut"].append(middle - start)
             stage["score"].append(end - middle)
             stage["total"].append(end - start)
-        images = [fits.getdata(paths[n]).astype(np.float32) for n in ("difference", "science", "template")]
+        images = [
+            fits.getdata(paths[n]).astype(np.float32) for n in ("difference", "science", "template")
+        ]
         catalog = pd.read_parquet(paths["catalog"])
         start = time.perf_counter()
-        rubin_fits = rubin_eager(model, cut_stamps(*images, catalog["x"], catalog["y"], size=size).data)
+        rubin_fits = rubin_eager(
+            model, cut_stamps(*images, catalog["x"], catalog["y"], size=size).data
+        )
         rubin_score_time = time.perf_counter() - start
         del rubin_fits
 
@@ -191,26 +229,49 @@ def run(args: argparse.Namespace) -> None:
     for name in methods:
         small, big = times[(name, "small")], times[(name, "big")]
         rows.append(
-            (name, f"{args.n / min(big):,.0f}", f"{args.n / np.median(big):,.0f}", f"{min(small):.2f}", f"{min(big):.2f}", f"{deviation[name]:.1e}")
+            (
+                name,
+                f"{args.n / min(big):,.0f}",
+                f"{args.n / np.median(big):,.0f}",
+                f"{min(small):.2f}",
+                f"{min(big):.2f}",
+                f"{deviation[name]:.1e}",
+            )
         )
     busy = f", {args.busy} busy processes beside" if args.busy else ""
-    table = Table(title=f"Scoring {size}x{size} triplets, best of {args.repeat} (median beside), one run{busy}")
-    headers = ("method", "stamps/s (best)", "stamps/s (median)", f"{args.small // 1000}k visit s", f"{args.n // 1000}k visit s", "max |diff| vs ours fp32")
+    table = Table(
+        title=f"Scoring {size}x{size} triplets, best of {args.repeat} (median beside), one run{busy}"
+    )
+    headers = (
+        "method",
+        "stamps/s (best)",
+        "stamps/s (median)",
+        f"{args.small // 1000}k visit s",
+        f"{args.n // 1000}k visit s",
+        "max |diff| vs ours fp32",
+    )
     for header in headers:
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
     console.print(f"int8: {int8_note}")
-    console.print("ONNX Runtime defaults, batch sweep on 4,096 stamps (stamps/s): " + ", ".join(f"{b}: {r:,.0f}" for b, r in sweep.items()))
+    console.print(
+        "ONNX Runtime defaults, batch sweep on 4,096 stamps (stamps/s): "
+        + ", ".join(f"{b}: {r:,.0f}" for b, r in sweep.items())
+    )
     fits_rows = [(k, f"{min(v):.3f}", f"{np.median(v):.3f}") for k, v in stage.items()]
-    fits_table = Table(title=f"FITS -> scores: 4096x4096 detector, {args.detections} detections (files in page cache)")
+    fits_table = Table(
+        title=f"FITS -> scores: 4096x4096 detector, {args.detections} detections (files in page cache)"
+    )
     for header in ("stage", "best s", "median s"):
         fits_table.add_column(header, justify="right")
     for row in fits_rows:
         fits_table.add_row(*row)
     console.print(fits_table)
-    console.print(f"eager PyTorch batch 64 on the same {args.detections} stamps (scoring only, once): {rubin_score_time:.3f} s")
+    console.print(
+        f"eager PyTorch batch 64 on the same {args.detections} stamps (scoring only, once): {rubin_score_time:.3f} s"
+    )
     machine = (
         f"machine: {platform.machine()}, {available_cores()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, numpy {np.__version__}; load average "

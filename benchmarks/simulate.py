@@ -38,15 +38,30 @@ def run(name: str, config: dict | None, survey: str, visits: int, workers: int, 
     out = Path(tempfile.mkdtemp(prefix="rb-bench-")) / "data"
     try:
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        simulate_survey(config, survey=survey, n_visits=visits, seed=seed, out=out, workers=workers,
-                        preview=False)
+        simulate_survey(
+            config,
+            survey=survey,
+            n_visits=visits,
+            seed=seed,
+            out=out,
+            workers=workers,
+            preview=False,
+        )
         wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
         n = len(open_dataset(out))
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
-    return {"name": name, "visits": visits, "workers": workers, "detections": n, "wall": wall, "cpu": cpu,
-            "rate": n / wall, "rate_cpu": n / cpu}
+    return {
+        "name": name,
+        "visits": visits,
+        "workers": workers,
+        "detections": n,
+        "wall": wall,
+        "cpu": cpu,
+        "rate": n / wall,
+        "rate_cpu": n / cpu,
+    }
 
 
 def main() -> None:
@@ -57,7 +72,14 @@ def main() -> None:
     rows = [
         run("rubin (A&L)", None, "rubin", args.visits, 2, args.seed),
         run("rubin (A&L)", None, "rubin", max(args.visits // 4, 2), 1, args.seed),
-        run("rubin (ZOGY)", {"subtraction": {"method": "zogy"}}, "rubin", max(args.visits // 2, 2), 2, args.seed),
+        run(
+            "rubin (ZOGY)",
+            {"subtraction": {"method": "zogy"}},
+            "rubin",
+            max(args.visits // 2, 2),
+            2,
+            args.seed,
+        ),
         run("rubin-small (demo)", None, "rubin-small", 8, 2, args.seed),
         run("ztf", None, "ztf", max(args.visits // 2, 2), 2, args.seed),
     ]
@@ -67,13 +89,19 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<22}{r['visits']:>7}{r['workers']:>8}{r['detections']:>7}{r['wall']:>8.1f}"
-              f"{r['cpu']:>8.1f}{r['rate']:>8.1f}{r['rate_cpu']:>11.1f}")
-    print(f"{'prototype (quoted)':<22}{'':>7}{1:>8}{'':>7}{'':>8}{'':>8}{PROTOTYPE_DET_PER_S_PER_PROCESS:>8.1f}"
-          f"{PROTOTYPE_DET_PER_S_PER_PROCESS:>11.1f}")
+        print(
+            f"{r['name']:<22}{r['visits']:>7}{r['workers']:>8}{r['detections']:>7}{r['wall']:>8.1f}"
+            f"{r['cpu']:>8.1f}{r['rate']:>8.1f}{r['rate_cpu']:>11.1f}"
+        )
+    print(
+        f"{'prototype (quoted)':<22}{'':>7}{1:>8}{'':>7}{'':>8}{'':>8}{PROTOTYPE_DET_PER_S_PER_PROCESS:>8.1f}"
+        f"{PROTOTYPE_DET_PER_S_PER_PROCESS:>11.1f}"
+    )
     best = rows[0]
-    print(f"\nrubin on {best['workers']} workers: {best['rate']:.0f} det/s wall, {2 * best['rate_cpu']:.0f} det/s "
-          f"on 2 fully available cores (2 x det/CPU-s); target >= 150 det/s")
+    print(
+        f"\nrubin on {best['workers']} workers: {best['rate']:.0f} det/s wall, {2 * best['rate_cpu']:.0f} det/s "
+        f"on 2 fully available cores (2 x det/CPU-s); target >= 150 det/s"
+    )
 
 
 if __name__ == "__main__":

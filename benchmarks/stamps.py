@@ -55,11 +55,15 @@ def best_time(fn, repeat):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=51)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--baseline-n", type=int, default=2_000, help="sources timed for the slow loops")
+    parser.add_argument(
+        "--baseline-n", type=int, default=2_000, help="sources timed for the slow loops"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -77,8 +81,13 @@ def main() -> None:
         best, median = best_time(ours, args.repeat)
         rows.append((f"realbogus cut_stamps, {label}", args.n, best, median))
     images = with_nan_row
-    for name, fn in (("astropy Cutout2D loop", astropy_loop), ("Rubin meas_transiNet-style loop", rubin_loop)):
-        best, median = best_time(lambda fn=fn: fn(images, bx, by, args.size), max(1, args.repeat // 2))
+    for name, fn in (
+        ("astropy Cutout2D loop", astropy_loop),
+        ("Rubin meas_transiNet-style loop", rubin_loop),
+    ):
+        best, median = best_time(
+            lambda fn=fn: fn(images, bx, by, args.size), max(1, args.repeat // 2)
+        )
         rows.append((name, args.baseline_n, best, median))
 
     table = Table(title=f"{args.size}x{args.size} triplets from a 4096x4096 image triplet")
@@ -86,10 +95,19 @@ def main() -> None:
         table.add_column(column, justify="right")
     astropy_rate = rows[2][1] / rows[2][2]
     for name, n, best, median in rows:
-        table.add_row(name, f"{n}", f"{best:.4f}", f"{median:.4f}", f"{n / best:,.0f}", f"{n / best / astropy_rate:.1f}x")
+        table.add_row(
+            name,
+            f"{n}",
+            f"{best:.4f}",
+            f"{median:.4f}",
+            f"{n / best:,.0f}",
+            f"{n / best / astropy_rate:.1f}x",
+        )
     console = Console(width=120)
     console.print(table)
-    console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
+    console.print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}"
+    )
 
 
 if __name__ == "__main__":

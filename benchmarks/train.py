@@ -43,7 +43,9 @@ def run_steps(model, batches, n_samples):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
@@ -53,20 +55,43 @@ def main() -> None:
     data = rng.normal(size=(n, 3, 51, 51)).astype(np.float32)
     labels = rng.integers(0, 2, n).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        write_dataset(Path(tmp) / "ds", pd.DataFrame({"label": labels}), Stamps(data, np.ones(n, np.float32), np.zeros(n, bool)))
+        write_dataset(
+            Path(tmp) / "ds",
+            pd.DataFrame({"label": labels}),
+            Stamps(data, np.ones(n, np.float32), np.zeros(n, bool)),
+        )
         stamps = stamp_memmap(open_dataset(Path(tmp) / "ds"))
         rows = []
         torch.manual_seed(0)
         # The shipped recipe's input: 'asinh-noise' (each stamp's noise, then asinh), in the batch path.
         scale = robust_channel_scale(stamps, np.arange(n))
         transform = input_transform("asinh-noise", scale / scale[0])
-        ours = run_steps(DMTN337CNN(), _batches(stamps, labels, np.arange(n), batch_size=128, rng=np.random.default_rng(1), flips=True, transform=transform), n)
+        ours = run_steps(
+            DMTN337CNN(),
+            _batches(
+                stamps,
+                labels,
+                np.arange(n),
+                batch_size=128,
+                rng=np.random.default_rng(1),
+                flips=True,
+                transform=transform,
+            ),
+            n,
+        )
         rows.append(("realbogus train path (memmap batches, flips, asinh-noise)", ours))
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(torch.from_numpy(data), torch.from_numpy(labels)), batch_size=128, shuffle=True
+            torch.utils.data.TensorDataset(torch.from_numpy(data), torch.from_numpy(labels)),
+            batch_size=128,
+            shuffle=True,
         )
         torch.manual_seed(0)
-        rows.append(("plain PyTorch DataLoader(TensorDataset), no flips", run_steps(DMTN337CNN(), iter(loader), n)))
+        rows.append(
+            (
+                "plain PyTorch DataLoader(TensorDataset), no flips",
+                run_steps(DMTN337CNN(), iter(loader), n),
+            )
+        )
         del stamps
     table = Table(title=f"training steps, 51x51, batch 128, {args.threads} threads, {n} samples")
     table.add_column("path")

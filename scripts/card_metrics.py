@@ -17,7 +17,17 @@ from realbogus.package import load_package, save_package
 
 
 def headline(model_metrics: dict) -> dict:
-    keep = ("n", "n_real", "n_bogus", "auc", "purity_at_cutoff", "completeness_at_cutoff", "crossing", "window", "intervals")
+    keep = (
+        "n",
+        "n_real",
+        "n_bogus",
+        "auc",
+        "purity_at_cutoff",
+        "completeness_at_cutoff",
+        "crossing",
+        "window",
+        "intervals",
+    )
     return {
         name: ({k: summary.get(k) for k in keep} if summary else None)
         for name, summary in model_metrics["populations"].items()
@@ -25,11 +35,19 @@ def headline(model_metrics: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("package", type=Path)
     parser.add_argument("reports", nargs="*", help="NAME=REPORT_DIR")
-    parser.add_argument("--seeds", default=None, help="JSON object of simulation seeds to record in training_data")
-    parser.add_argument("--pixel-units", default=None, help="set the card's pixel_units (e.g. nJy) when the training data did not record it")
+    parser.add_argument(
+        "--seeds", default=None, help="JSON object of simulation seeds to record in training_data"
+    )
+    parser.add_argument(
+        "--pixel-units",
+        default=None,
+        help="set the card's pixel_units (e.g. nJy) when the training data did not record it",
+    )
     args = parser.parse_args()
     package = load_package(args.package)
     metrics = dict(package.card.metrics)

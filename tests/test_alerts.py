@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import struct
@@ -18,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realbogus.alerts import AlertFailure, decode_fits, read_alerts, rubin_schema_ids
-from realbogus.alerts._avro import decode_confluent, encode_confluent, read_container, rubin_schema
+from realbogus.alerts._avro import decode_confluent, encode_confluent, rubin_schema
 from realbogus.alerts.reader import decode_alert_bytes, expand_sources
 from realbogus.alerts.rubin import wcs_pixel
 from realbogus.alerts.ztf import ztf_centre
@@ -33,7 +32,9 @@ def _first_record(path) -> dict:
 @pytest.fixture(scope="module")
 def real(shared_data):
     """All real alerts decoded once, in this process, to 51-pixel stamps."""
-    return read_alerts([shared_data / "ztf" / "alerts", shared_data / "rubin" / "alerts"], stamp_size=51, workers=1)
+    return read_alerts(
+        [shared_data / "ztf" / "alerts", shared_data / "rubin" / "alerts"], stamp_size=51, workers=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,17 @@ def test_every_real_alert_file_is_read(real, shared_data):
     assert sorted(z.index) == sorted(ztf.candid)
     ztf = ztf.set_index("candid").loc[z.index]
     np.testing.assert_allclose(z.rb.to_numpy(float), ztf.rb.to_numpy(float), rtol=1e-6)
-    np.testing.assert_allclose(z.drb.to_numpy(float, na_value=np.nan), ztf.drb.to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(
+        z.drb.to_numpy(float, na_value=np.nan), ztf.drb.to_numpy(float), rtol=1e-6
+    )
     assert (z.isNegative.to_numpy(bool) == ztf.isdiffpos.isin(["f", "0"]).to_numpy()).all()
     assert (z.objectId.to_numpy(str) == ztf.objectId.to_numpy(str)).all()
     assert set(z.stampUnits) == {"DN"}
     r = t[t.survey == "rubin"]
     rubin = rubin.set_index("diaSourceId").loc[r.index]
-    np.testing.assert_allclose(r.reliability.to_numpy(float), rubin.reliability.to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(
+        r.reliability.to_numpy(float), rubin.reliability.to_numpy(float), rtol=1e-6
+    )
     assert (r.schema.astype(int).to_numpy() == rubin.schema_id.to_numpy()).all()
     assert set(r.stampUnits) == {"nJy"}
     assert (r.cutoutShape.to_numpy(str) == [f"{s}x{s}" for s in rubin.cut_size]).all()
@@ -117,7 +122,25 @@ def test_rubin_centre_matches_astropy_wcs(shared_data):
     for path in sorted((shared_data / "rubin" / "alerts").glob("*.msg"))[:20]:
         _, rec = decode_confluent(path.read_bytes(), where=str(path))
         _, header = decode_fits(rec["cutoutDifference"])
-        hdr = fits.Header({k: v for k, v in header.items() if k in ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "CDELT1", "CDELT2")})
+        hdr = fits.Header(
+            {
+                k: v
+                for k, v in header.items()
+                if k
+                in (
+                    "CRPIX1",
+                    "CRPIX2",
+                    "CRVAL1",
+                    "CRVAL2",
+                    "PC1_1",
+                    "PC1_2",
+                    "PC2_1",
+                    "PC2_2",
+                    "CDELT1",
+                    "CDELT2",
+                )
+            }
+        )
         hdr["CTYPE1"], hdr["CTYPE2"] = "RA---TAN", "DEC--TAN"
         wcs = WCS(hdr)
         ra, dec = rec["diaSource"]["ra"] + 3e-4, rec["diaSource"]["dec"] - 2e-4  # ~1 arcsec away
@@ -181,7 +204,10 @@ def _bad_packets(rubin_msg: bytes, ztf_file: bytes) -> dict[str, tuple[bytes, st
     not_fits = dict(record, cutoutTemplate=b"this is not FITS" * 200)
     return {
         "truncated": (rubin_msg[: len(rubin_msg) // 2], "does not decode"),
-        "unknown-schema": (b"\x00" + struct.pack(">I", 9999) + rubin_msg[5:], "unknown Rubin alert schema id 9999"),
+        "unknown-schema": (
+            b"\x00" + struct.pack(">I", 9999) + rubin_msg[5:],
+            "unknown Rubin alert schema id 9999",
+        ),
         "missing-cutout": (encode_confluent(no_cutout, 900), "cutoutScience is missing"),
         "non-fits": (encode_confluent(not_fits, 900), "cutoutTemplate.*not a.*FITS"),
         "trailing": (rubin_msg + b"\x00\x01", "bytes left"),
@@ -200,7 +226,10 @@ def test_bad_packets_are_reported_and_the_batch_goes_on(tmp_path, rubin_msg, ztf
     (tmp_path / "good_ztf.avro").write_bytes(ztf_file)
     (tmp_path / "notes.txt").write_text("ignored: not an alert suffix")
     batch = read_alerts(tmp_path, stamp_size=51, workers=2, chunk_size=2)
-    assert sorted(batch.table.file.map(lambda f: f.rsplit("/", 1)[1])) == ["good.msg", "good_ztf.avro"]
+    assert sorted(batch.table.file.map(lambda f: f.rsplit("/", 1)[1])) == [
+        "good.msg",
+        "good_ztf.avro",
+    ]
     reasons = {f.file.rsplit("/", 1)[1].removesuffix(".msg"): f for f in batch.failures}
     assert set(reasons) == set(bad)
     for name, (_, pattern) in bad.items():
@@ -224,7 +253,13 @@ def test_older_rubin_schema_without_science_cutout_is_rejected(rubin_msg):
         elif diasource[f["name"]] is None and f["type"] == "string":
             diasource[f["name"]] = "r"
     alert = {f: None for f in fields}
-    alert.update(alertId=1, diaSource=diasource, prvDiaSources=None, cutoutDifference=record["cutoutDifference"], cutoutTemplate=record["cutoutTemplate"])
+    alert.update(
+        alertId=1,
+        diaSource=diasource,
+        prvDiaSources=None,
+        cutoutDifference=record["cutoutDifference"],
+        cutoutTemplate=record["cutoutTemplate"],
+    )
     msg = encode_confluent(alert, 600)
     batch = read_alerts(msg, stamp_size=51, workers=1)
     assert len(batch) == 0
@@ -279,11 +314,16 @@ def test_ztf_blank_template_pixels_are_invalid(shared_data):
     n_blank = int((np.abs(template) > 1e30).sum())
     assert n_blank == 2149
     assert np.abs(batch.stamps.data).max() < 1e6
-    n_nan = sum(int(np.isnan(decode_fits(rec[k]["stampData"])[0]).sum()) for k in ("cutoutDifference", "cutoutScience", "cutoutTemplate"))
+    n_nan = sum(
+        int(np.isnan(decode_fits(rec[k]["stampData"])[0]).sum())
+        for k in ("cutoutDifference", "cutoutScience", "cutoutTemplate")
+    )
     assert batch.stamps.valid_fraction[0] == pytest.approx(1 - (n_blank + n_nan) / (3 * 63 * 63))
 
 
-def test_large_container_files_are_split_across_workers(shared_data, tmp_path, monkeypatch, rubin_msg):
+def test_large_container_files_are_split_across_workers(
+    shared_data, tmp_path, monkeypatch, rubin_msg
+):
     """A container file over SPLIT_BYTES is decoded in block slices by several workers, same result."""
     from realbogus.alerts import reader
 
@@ -312,15 +352,24 @@ def test_large_container_files_are_split_across_workers(shared_data, tmp_path, m
 
 
 @pytest.mark.parametrize("root", ["tmp", "missing"])
-def test_stamps_handed_over_by_file_or_pipe_are_the_same(shared_data, real, tmp_path, monkeypatch, root):
+def test_stamps_handed_over_by_file_or_pipe_are_the_same(
+    shared_data, real, tmp_path, monkeypatch, root
+):
     """Workers' stamps come back through a memory-backed file (or the pipe without one): same
     result as in-process, and no stamp file is left behind."""
     from realbogus.alerts import reader
 
     handoff = tmp_path / "handoff"
     handoff.mkdir()
-    monkeypatch.setattr(reader, "HANDOFF_ROOT", str(handoff if root == "tmp" else tmp_path / "missing"))
-    other = read_alerts([shared_data / "ztf" / "alerts", shared_data / "rubin" / "alerts"], stamp_size=51, workers=2, chunk_size=100)
+    monkeypatch.setattr(
+        reader, "HANDOFF_ROOT", str(handoff if root == "tmp" else tmp_path / "missing")
+    )
+    other = read_alerts(
+        [shared_data / "ztf" / "alerts", shared_data / "rubin" / "alerts"],
+        stamp_size=51,
+        workers=2,
+        chunk_size=100,
+    )
     pd.testing.assert_frame_equal(other.table, real.table)
     np.testing.assert_array_equal(other.stamps.data, real.stamps.data)
     np.testing.assert_array_equal(other.stamps.edge, real.stamps.edge)

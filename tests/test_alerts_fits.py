@@ -84,7 +84,11 @@ def _fits_bytes(data: np.ndarray, **cards) -> bytes:
 @pytest.mark.parametrize("scaling", [None, (2.5, -7.0), "uint"])
 def test_equals_astropy_on_generated_types(rng, dtype, scaling):
     """BITPIX 8/16/32/64/-32/-64 with and without BSCALE/BZERO (incl. the unsigned convention)."""
-    data = (rng.normal(0, 1000, (7, 11))).astype(dtype) if dtype != np.uint8 else rng.integers(0, 255, (7, 11)).astype(dtype)
+    data = (
+        (rng.normal(0, 1000, (7, 11))).astype(dtype)
+        if dtype != np.uint8
+        else rng.integers(0, 255, (7, 11)).astype(dtype)
+    )
     stream = io.BytesIO()
     hdu = fits.PrimaryHDU(data, do_not_scale_image_data=True)
     if scaling == "uint" and np.dtype(dtype).kind == "i":
@@ -113,12 +117,22 @@ def test_header_and_extensions():
     primary = fits.PrimaryHDU(np.arange(12, dtype=np.float32).reshape(3, 4))
     primary.header["BUNIT"] = "nJy"
     primary.header["CRPIX1"] = 2.5
-    hdus = fits.HDUList([primary, fits.ImageHDU(np.ones((3, 4), np.float32), name="UNCERT"), fits.ImageHDU(np.ones((5, 5)), name="PSFIMAGE")])
+    hdus = fits.HDUList(
+        [
+            primary,
+            fits.ImageHDU(np.ones((3, 4), np.float32), name="UNCERT"),
+            fits.ImageHDU(np.ones((5, 5)), name="PSFIMAGE"),
+        ]
+    )
     stream = io.BytesIO()
     hdus.writeto(stream)
     out = decode_fits_hdus(stream.getvalue())
     assert [d.shape for d, _ in out] == [(3, 4), (3, 4), (5, 5)]
-    assert out[0].header["BUNIT"] == "nJy" and out[0].header["CRPIX1"] == 2.5 and out[2].header["EXTNAME"] == "PSFIMAGE"
+    assert (
+        out[0].header["BUNIT"] == "nJy"
+        and out[0].header["CRPIX1"] == 2.5
+        and out[2].header["EXTNAME"] == "PSFIMAGE"
+    )
     assert out[2].data.dtype == np.float64
 
 

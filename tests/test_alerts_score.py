@@ -43,9 +43,13 @@ def test_scores_equal_scoring_the_decoded_stamps(scorer, sources):
     assert (result.table.diaSourceId.to_numpy() == batch.table.diaSourceId.to_numpy(np.int64)).all()
     ztf = result.table.survey == "ztf"
     assert (result.table.candid[ztf].to_numpy(np.int64) == result.table.diaSourceId[ztf]).all()
-    np.testing.assert_array_equal(result.table.drb.to_numpy(float, na_value=np.nan), batch.table.drb.to_numpy(float, na_value=np.nan))
     np.testing.assert_array_equal(
-        result.table.surveyReliability[~ztf].to_numpy(float), batch.table.reliability[~ztf.to_numpy()].to_numpy(float)
+        result.table.drb.to_numpy(float, na_value=np.nan),
+        batch.table.drb.to_numpy(float, na_value=np.nan),
+    )
+    np.testing.assert_array_equal(
+        result.table.surveyReliability[~ztf].to_numpy(float),
+        batch.table.reliability[~ztf.to_numpy()].to_numpy(float),
     )
     assert set(result.table.reliabilityVersion) == {"untrained"}
     assert (result.table.passes_cutoff == (result.table.reliability >= 0.5)).all()
@@ -53,24 +57,37 @@ def test_scores_equal_scoring_the_decoded_stamps(scorer, sources):
 
 def test_torch_scorer_scores_here_while_workers_decode(package_dir, sources):
     """Without ONNX Runtime (torch, as on a GPU) workers only decode; the scores are the same."""
-    onnx = score_alerts(Scorer(load_package(package_dir), device="cpu"), sources, workers=2, chunk_size=16)
+    onnx = score_alerts(
+        Scorer(load_package(package_dir), device="cpu"), sources, workers=2, chunk_size=16
+    )
     torch_scorer = Scorer(load_package(package_dir), device="cpu", backend="torch")
     in_main = score_alerts(torch_scorer, sources, workers=2, chunk_size=16)
-    np.testing.assert_allclose(in_main.table.reliability.to_numpy(), onnx.table.reliability.to_numpy(), rtol=0, atol=1e-5)
-    assert (in_main.table.diaSourceId == onnx.table.diaSourceId).all() and in_main.failures == onnx.failures
+    np.testing.assert_allclose(
+        in_main.table.reliability.to_numpy(), onnx.table.reliability.to_numpy(), rtol=0, atol=1e-5
+    )
+    assert (
+        in_main.table.diaSourceId == onnx.table.diaSourceId
+    ).all() and in_main.failures == onnx.failures
 
 
 def _with_units(package_dir, tmp_path, units: str):
     package = load_package(package_dir)
-    card = ModelCard(**{**package.card.model_dump(), "pixel_units": units, "version": f"{units}-only"})
+    card = ModelCard(
+        **{**package.card.model_dump(), "pixel_units": units, "version": f"{units}-only"}
+    )
     return Scorer(load_package(save_package(tmp_path / units, package.model, card)), device="cpu")
 
 
 def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp_path):
     """A nJy card scores ZTF alerts on DN stamps x 10**(0.4 (31.4 - magzpsci)); Rubin's are unchanged."""
     result = score_alerts(_with_units(package_dir, tmp_path, "nJy"), sources, workers=1)
-    in_workers = score_alerts(_with_units(package_dir, tmp_path / "w", "nJy"), sources, workers=2, chunk_size=16)
-    pd.testing.assert_frame_equal(in_workers.table.drop(columns="reliabilityVersion"), result.table.drop(columns="reliabilityVersion"))
+    in_workers = score_alerts(
+        _with_units(package_dir, tmp_path / "w", "nJy"), sources, workers=2, chunk_size=16
+    )
+    pd.testing.assert_frame_equal(
+        in_workers.table.drop(columns="reliabilityVersion"),
+        result.table.drop(columns="reliabilityVersion"),
+    )
     assert in_workers.failures == result.failures
     batch = read_alerts(sources, stamp_size=51, workers=1)
     zp = batch.table.magzpsci.to_numpy(float, na_value=np.nan)
@@ -84,14 +101,18 @@ def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp
     assert (result.table.stampUnits[result.table.survey == "ztf"] == "DN").all()
     njy = batch.stamps.data[convertible] * expected.astype(np.float32)[:, None, None, None]
     scorer = _with_units(package_dir, tmp_path / "again", "nJy")
-    np.testing.assert_allclose(result.table.reliability.to_numpy(), scorer.predict(njy), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        result.table.reliability.to_numpy(), scorer.predict(njy), rtol=0, atol=1e-6
+    )
 
 
 def test_unknown_units_are_a_failure_not_a_silent_score(package_dir, sources, tmp_path):
     """A card in units no alert is in rejects every alert with the reason."""
     result = score_alerts(_with_units(package_dir, tmp_path, "ADU"), sources, workers=1)
     assert len(result.table) == 0 and len(result.failures) == 90
-    assert all("no conversion to ADU; model ADU-only expects ADU" in f.reason for f in result.failures)
+    assert all(
+        "no conversion to ADU; model ADU-only expects ADU" in f.reason for f in result.failures
+    )
 
 
 def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, tmp_path):
@@ -110,7 +131,9 @@ def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, t
     written = sorted((tmp_path / "written").glob("*.msg"))
     assert len(written) == 2
     _, record = decode_confluent(written[0].read_bytes(), where="w")
-    assert record["diaSource"]["reliability"] == pytest.approx(float(table.set_index("diaSourceId").reliability[record["diaSourceId"]]))
+    assert record["diaSource"]["reliability"] == pytest.approx(
+        float(table.set_index("diaSourceId").reliability[record["diaSourceId"]])
+    )
     _, record = decode_confluent((folder / "169298433320943633.msg").read_bytes(), where="x")
     (folder / "broken.msg").write_bytes(encode_confluent(dict(record, cutoutDifference=None), 900))
     bad = runner.invoke(app, [*args[:5], str(tmp_path / "scores2.parquet"), *args[6:]])
@@ -125,6 +148,8 @@ def test_cli_refuses_a_folder_without_alert_files(package_dir, tmp_path):
     (tmp_path / "dataset" / "manifest.json").write_text("{}")
     (tmp_path / "dataset" / "part-00000.parquet").write_bytes(b"")
     out = tmp_path / "scores.parquet"
-    result = CliRunner().invoke(app, ["score", str(tmp_path / "dataset"), "--model", str(package_dir), "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["score", str(tmp_path / "dataset"), "--model", str(package_dir), "--out", str(out)]
+    )
     assert result.exit_code == 1 and "no alert files" in result.output and "--data" in result.output
     assert not out.exists()

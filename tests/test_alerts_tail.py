@@ -26,7 +26,12 @@ def _single_block(buf: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     count, pos = _read_long(buf, container.data_start)
     size, pos = _read_long(buf, pos)
     assert count == 1 and pos + size + 16 == len(buf)
-    return buf[: container.data_start], buf[pos : pos + size], container.sync, container.metadata["avro.schema"]
+    return (
+        buf[: container.data_start],
+        buf[pos : pos + size],
+        container.sync,
+        container.metadata["avro.schema"],
+    )
 
 
 def _reframe(header: bytes, body: bytes, sync: bytes) -> bytes:
@@ -37,17 +42,26 @@ def _reframe(header: bytes, body: bytes, sync: bytes) -> bytes:
 def _full(body: bytes, schema_json: bytes) -> dict:
     """The reference: fastavro decodes the whole record, projected to what the reader keeps."""
     writer = fastavro.parse_schema(json.loads(schema_json))
-    return fastavro.schemaless_reader(io.BytesIO(body), writer, _projection(schema_json, READ_FIELDS))
+    return fastavro.schemaless_reader(
+        io.BytesIO(body), writer, _projection(schema_json, READ_FIELDS)
+    )
 
 
 @pytest.fixture(scope="module")
 def ztf_packets(shared_data) -> list[tuple[str, bytes]]:
-    return [(p.name, p.read_bytes()) for p in sorted((shared_data / "ztf" / "alerts").glob("*.avro"))]
+    return [
+        (p.name, p.read_bytes()) for p in sorted((shared_data / "ztf" / "alerts").glob("*.avro"))
+    ]
 
 
 #: One real alert per kind of cutout encoding: ZTF v4.02 ([null, cutout]), ZTF v3.1 ([cutout, null],
 #: plain fileName), Fink ([cutout, null] with nullable fields), Fink with broker fields after the cutouts.
-SAMPLES = ["2475433850015015022.avro", "1060135832015015002.avro", "2481114533915015002.avro", "1034527953215010006.avro"]
+SAMPLES = [
+    "2475433850015015022.avro",
+    "1060135832015015002.avro",
+    "2481114533915015002.avro",
+    "1034527953215010006.avro",
+]
 
 
 @pytest.fixture(scope="module", params=SAMPLES)
@@ -130,14 +144,33 @@ def test_null_cutout_falls_back_to_the_full_decoder(sample):
 
 def test_schemas_without_adjacent_cutouts_have_no_plan():
     """No plan unless the three cutouts are adjacent records of (fileName, stampData)."""
-    cutout = {"type": "record", "name": "cutout", "fields": [{"name": "fileName", "type": "string"}, {"name": "stampData", "type": "bytes"}]}
-    fields = [{"name": "candid", "type": "long"}, {"name": "cutoutScience", "type": cutout}, {"name": "cutoutTemplate", "type": "cutout"}, {"name": "cutoutDifference", "type": "cutout"}]
+    cutout = {
+        "type": "record",
+        "name": "cutout",
+        "fields": [{"name": "fileName", "type": "string"}, {"name": "stampData", "type": "bytes"}],
+    }
+    fields = [
+        {"name": "candid", "type": "long"},
+        {"name": "cutoutScience", "type": cutout},
+        {"name": "cutoutTemplate", "type": "cutout"},
+        {"name": "cutoutDifference", "type": "cutout"},
+    ]
     ok = json.dumps({"type": "record", "name": "alert", "fields": fields}).encode()
     assert tail_plan(ok, READ_FIELDS) is not None
     apart = fields[:2] + [{"name": "x", "type": "int"}] + fields[2:]
-    assert tail_plan(json.dumps({"type": "record", "name": "alert", "fields": apart}).encode(), READ_FIELDS) is None
+    assert (
+        tail_plan(
+            json.dumps({"type": "record", "name": "alert", "fields": apart}).encode(), READ_FIELDS
+        )
+        is None
+    )
     other = [*fields[:3], {"name": "cutoutDifference", "type": "bytes"}]
-    assert tail_plan(json.dumps({"type": "record", "name": "alert", "fields": other}).encode(), READ_FIELDS) is None
+    assert (
+        tail_plan(
+            json.dumps({"type": "record", "name": "alert", "fields": other}).encode(), READ_FIELDS
+        )
+        is None
+    )
     assert tail_plan(ok, frozenset({"candid"})) is None  # cutouts not wanted
 
 
@@ -154,10 +187,14 @@ def test_fuzz_fast_path_agrees_with_full_decode(data, sample):
     plan = tail_plan(schema_json, READ_FIELDS)
     intact = _full(body, schema_json)
     name = intact[plan.cutouts[0]]["fileName"].encode()
-    start = body.find(_varint(len(name)) + name) - len(plan.heads[0])  # the first cutout's first byte
+    start = body.find(_varint(len(name)) + name) - len(
+        plan.heads[0]
+    )  # the first cutout's first byte
     name_end = start + len(plan.heads[0]) + len(_varint(len(name))) + len(name)
     near = data.draw(st.booleans())
-    pos = data.draw(st.integers(start + 1, name_end + 8 if near else len(body)))  # not at `start`: that is the history's end
+    pos = data.draw(
+        st.integers(start + 1, name_end + 8 if near else len(body))
+    )  # not at `start`: that is the history's end
     junk = data.draw(st.binary(min_size=0, max_size=8))
     cut = data.draw(st.integers(0, 8))
     bad = body[:pos] + junk + body[pos + cut :]
@@ -190,7 +227,12 @@ def test_gunzip_matches_zlib_and_falls_back_without_isal(ztf_packets, monkeypatc
 def test_resize_stamps_blank_limit_equals_blank_to_nan_then_fit(rng):
     """blank_limit gives what blank_to_nan + fit_stamp gave, for every dtype and geometry."""
     triplets, centres = [], []
-    for dtype, shape in [(">f4", (63, 63)), ("<f8", (41, 63)), ("<f4", (30, 30)), (">i2", (63, 50))]:
+    for dtype, shape in [
+        (">f4", (63, 63)),
+        ("<f8", (41, 63)),
+        ("<f4", (30, 30)),
+        (">i2", (63, 50)),
+    ]:
         planes = [rng.normal(scale=100, size=shape).astype(dtype) for _ in range(3)]
         if planes[0].dtype.kind == "f":
             planes[0][3, :5] = np.nan

@@ -11,10 +11,12 @@ from realbogus.alerts.units import SKY_RING, stamp_sky, to_units, unit_factors
 
 
 def test_unit_factors_cover_every_case():
-    table = pd.DataFrame({
-        "stampUnits": ["nJy", "DN", "DN", "DN", "ADU"],
-        "magzpsci": pd.array([None, 26.4, None, -999.0, 26.0], dtype="Float64"),
-    })
+    table = pd.DataFrame(
+        {
+            "stampUnits": ["nJy", "DN", "DN", "DN", "ADU"],
+            "magzpsci": pd.array([None, 26.4, None, -999.0, 26.0], dtype="Float64"),
+        }
+    )
     factors, reasons = unit_factors(table, "nJy")
     assert factors[0] == 1.0 and reasons[0] is None
     # 1 DN at zero point 26.4 is 10**(0.4 * 5) = 100 nJy.
@@ -71,7 +73,9 @@ def test_stamp_sky_is_the_median_of_the_valid_border_pixels(rng):
 def test_ztf_negative_candidates_get_difference_science_minus_template(shared_data):
     """ZTF cuts a negative candidate's difference from the inverted image; after `to_units` the
     difference's centre has the sign of science - template, as for positive candidates."""
-    batch = read_alerts(sorted((shared_data / "ztf" / "alerts").glob("*.avro")), stamp_size=63, workers=1)
+    batch = read_alerts(
+        sorted((shared_data / "ztf" / "alerts").glob("*.avro")), stamp_size=63, workers=1
+    )
     before = batch.stamps.data[:, 0].copy()
     converted, _ = to_units(batch, "nJy", "test")
     centre = np.s_[:, 30:33, 30:33]
@@ -84,4 +88,6 @@ def test_ztf_negative_candidates_get_difference_science_minus_template(shared_da
         assert negative.sum() > 150
         assert agree.mean() > 0.9 if flipped else agree.mean() < 0.1
     assert (converted.table["differenceNegated"] == converted.table["isNegative"]).all()
-    np.testing.assert_array_equal(batch.stamps.data[:, 0], before)  # not in place: the batch is left as it was
+    np.testing.assert_array_equal(
+        batch.stamps.data[:, 0], before
+    )  # not in place: the batch is left as it was

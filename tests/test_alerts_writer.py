@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import fastavro
 import numpy as np
 import pandas as pd
@@ -51,7 +49,9 @@ def sample(shared_data, tmp_path_factory):
     """40 ZTF files (all 15 edge ones among them) and all Rubin messages, plus a 6-record container."""
     ztf = pd.read_csv(shared_data / "ztf" / "alerts.csv")
     picked = list(ztf[~ztf.full63].avro_file) + list(ztf[ztf.full63].avro_file[:25])
-    files = [shared_data / f for f in picked] + sorted((shared_data / "rubin" / "alerts").glob("*.msg"))
+    files = [shared_data / f for f in picked] + sorted(
+        (shared_data / "rubin" / "alerts").glob("*.msg")
+    )
     multi = tmp_path_factory.mktemp("multi") / "six.avro"
     with open(files[0], "rb") as fh:
         reader = fastavro.reader(fh)
@@ -72,10 +72,16 @@ def test_round_trip_changes_only_reliability(sample, tmp_path):
     assert failures == [] and len(written) == len(sample)
     by_file = scores.groupby("file")
     n_checked = 0
-    for src, out in zip(sample, sorted(written, key=lambda p: [str(s.name) for s in sample].index(p.name)), strict=True):
+    for src, out in zip(
+        sample,
+        sorted(written, key=lambda p: [str(s.name) for s in sample].index(p.name)),
+        strict=True,
+    ):
         old, new = _records(src.read_bytes()), _records(out.read_bytes())
         assert out.name == src.name and len(old) == len(new)
-        assert (out.read_bytes()[:1] == b"\x00") == (src.read_bytes()[:1] == b"\x00")  # same framing
+        assert (out.read_bytes()[:1] == b"\x00") == (
+            src.read_bytes()[:1] == b"\x00"
+        )  # same framing
         expected = by_file.get_group(str(src)).set_index("index")
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
             score = float(expected.reliability[i])
@@ -100,14 +106,18 @@ def test_written_alerts_read_back_to_the_same_stamps(sample, tmp_path):
     written, _ = write_alerts(_fake_scores(batch), tmp_path / "out")
     again = read_alerts(written, stamp_size=51, workers=1)
     np.testing.assert_array_equal(again.stamps.data, batch.stamps.data)
-    keep = [c for c in batch.table.columns if c not in ("file", "reliability", "reliabilityVersion")]
+    keep = [
+        c for c in batch.table.columns if c not in ("file", "reliability", "reliabilityVersion")
+    ]
     pd.testing.assert_frame_equal(again.table[keep], batch.table[keep])
 
 
 def test_unscored_records_pass_unchanged_and_existing_output_is_refused(sample, tmp_path):
     """Records without a score keep their fields (ZTF ones get null); outputs are never clobbered silently."""
     container = sample[-1]
-    data, failures = rewrite_alert_bytes(container.read_bytes(), {2: (0.25, "v")}, where=str(container))
+    data, failures = rewrite_alert_bytes(
+        container.read_bytes(), {2: (0.25, "v")}, where=str(container)
+    )
     assert failures == []
     old, new = _records(container.read_bytes()), _records(data)
     assert [r["reliability"] for r in new] == [None, None, 0.25, None, None, None]

@@ -25,55 +25,124 @@ def test_help_lists_commands():
 
 def test_package_init_models_and_rubin_round_trip(tmp_path):
     """init -> models lists it -> export-rubin -> import-rubin gives identical weights."""
-    assert runner.invoke(app, ["package", "init", str(tmp_path / "p"), "--seed", "2"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["package", "init", str(tmp_path / "p"), "--seed", "2"]).exit_code == 0
+    )
     listed = runner.invoke(app, ["models", str(tmp_path / "p")])
     assert listed.exit_code == 0 and "untrained" in listed.output and "51" in listed.output
-    assert runner.invoke(app, ["package", "export-rubin", str(tmp_path / "p"), str(tmp_path / "r")]).exit_code == 0
-    assert runner.invoke(app, ["package", "import-rubin", str(tmp_path / "r"), str(tmp_path / "q")]).exit_code == 0
-    a, b = load_package(tmp_path / "p").model.state_dict(), load_package(tmp_path / "q").model.state_dict()
+    assert (
+        runner.invoke(
+            app, ["package", "export-rubin", str(tmp_path / "p"), str(tmp_path / "r")]
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app, ["package", "import-rubin", str(tmp_path / "r"), str(tmp_path / "q")]
+        ).exit_code
+        == 0
+    )
+    a, b = (
+        load_package(tmp_path / "p").model.state_dict(),
+        load_package(tmp_path / "q").model.state_dict(),
+    )
     assert all((a[k] == b[k]).all() for k in a)
 
 
 def test_score_from_fits_and_catalog(rng, tmp_path):
     """FITS + catalog -> score table equal to scoring the cut stamps in the library."""
-    planes = {n: rng.normal(size=(80, 90)).astype(">f4") for n in ("science", "template", "difference")}
+    planes = {
+        n: rng.normal(size=(80, 90)).astype(">f4") for n in ("science", "template", "difference")
+    }
     for name, plane in planes.items():
         fits.PrimaryHDU(plane).writeto(tmp_path / f"{name}.fits")
-    catalog = pd.DataFrame({"diaSourceId": [11, 12, 13], "x": [45.0, 2.0, 60.2], "y": [40.0, 40.0, 70.0]})
+    catalog = pd.DataFrame(
+        {"diaSourceId": [11, 12, 13], "x": [45.0, 2.0, 60.2], "y": [40.0, 40.0, 70.0]}
+    )
     write_table(catalog, tmp_path / "cat.csv")
     init_package(tmp_path / "pkg")
     args = ["score", "--model", str(tmp_path / "pkg"), "--out", str(tmp_path / "scores.parquet")]
-    args += [f"--{n}={tmp_path / f'{n}.fits'}" for n in planes] + ["--catalog", str(tmp_path / "cat.csv")]
+    args += [f"--{n}={tmp_path / f'{n}.fits'}" for n in planes] + [
+        "--catalog",
+        str(tmp_path / "cat.csv"),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     scores = read_table(tmp_path / "scores.parquet")
-    stamps = cut_stamps(planes["difference"], planes["science"], planes["template"], catalog.x, catalog.y)
+    stamps = cut_stamps(
+        planes["difference"], planes["science"], planes["template"], catalog.x, catalog.y
+    )
     want = Scorer(load_package(tmp_path / "pkg")).predict(stamps.data)
     np.testing.assert_array_equal(scores["reliability"], want)
-    assert list(scores["diaSourceId"]) == [11, 12, 13] and list(scores["edge"]) == [False, True, True]
+    assert list(scores["diaSourceId"]) == [11, 12, 13] and list(scores["edge"]) == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_score_dataset_to_csv_and_errors(rng, tmp_path):
     """--data writes every row; bad arguments and bad packages fail with no output left."""
-    stamps = Stamps(rng.normal(size=(9, 3, 51, 51)).astype(np.float32), np.ones(9, np.float32), np.zeros(9, bool))
+    stamps = Stamps(
+        rng.normal(size=(9, 3, 51, 51)).astype(np.float32),
+        np.ones(9, np.float32),
+        np.zeros(9, bool),
+    )
     write_dataset(tmp_path / "ds", pd.DataFrame({"diaSourceId": np.arange(9)}), stamps)
     init_package(tmp_path / "pkg")
-    ok = runner.invoke(app, ["score", "--model", str(tmp_path / "pkg"), "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "s.csv")])
+    ok = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(tmp_path / "pkg"),
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "s.csv"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert len(pd.read_csv(tmp_path / "s.csv")) == 9
-    neither = runner.invoke(app, ["score", "--model", str(tmp_path / "pkg"), "--out", str(tmp_path / "x.csv")])
+    neither = runner.invoke(
+        app, ["score", "--model", str(tmp_path / "pkg"), "--out", str(tmp_path / "x.csv")]
+    )
     assert neither.exit_code == 2
     init_package(tmp_path / "pkg63", stamp_size=63)
-    wrong = runner.invoke(app, ["score", "--model", str(tmp_path / "pkg63"), "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "y.csv")])
+    wrong = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(tmp_path / "pkg63"),
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "y.csv"),
+        ],
+    )
     assert wrong.exit_code == 1 and "63 px" in wrong.output
-    missing = runner.invoke(app, ["score", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "z.csv")])
+    missing = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(tmp_path / "none"),
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "z.csv"),
+        ],
+    )
     assert missing.exit_code == 1 and "no such package" in missing.output
     assert not any((tmp_path / n).exists() for n in ("x.csv", "y.csv", "z.csv"))
 
 
 def test_demo_without_the_model_says_so(tmp_path):
     """A model that is not there is a clear error, not a pretend report."""
-    result = runner.invoke(app, ["demo", "--model", "no-such-model", "--out", str(tmp_path / "d"), "--visits", "1"])
+    result = runner.invoke(
+        app, ["demo", "--model", "no-such-model", "--out", str(tmp_path / "d"), "--visits", "1"]
+    )
     assert result.exit_code == 1 and "no-such-model" in result.output
 
 
@@ -103,7 +172,10 @@ def test_built_in_crowd_versions_record_their_parent():
     """rubin-v0.2 and rubin-v0.3 are fine-tuned from rubin-v0.1 and carry independent-test metrics."""
     for version in ("rubin-v0.2", "rubin-v0.3"):
         card = load_package(version).card
-        assert card.parent == "rubin-v0.1" and card.preprocessing_scale == load_package("rubin-v0.1").card.preprocessing_scale
+        assert (
+            card.parent == "rubin-v0.1"
+            and card.preprocessing_scale == load_package("rubin-v0.1").card.preprocessing_scale
+        )
         assert card.metrics["independent_test"]["overall"]["n"] >= 20_000
 
 

@@ -6,7 +6,12 @@ import pytest
 from typer.testing import CliRunner
 
 from realbogus.cli import app
-from realbogus.conditions import ConditionCorrection, cloud_depth, condition_features, fit_correction
+from realbogus.conditions import (
+    ConditionCorrection,
+    cloud_depth,
+    condition_features,
+    fit_correction,
+)
 from realbogus.dataset import write_dataset
 from realbogus.errors import ConfigError, PackageError
 from realbogus.package import export_rubin, init_package, load_package, save_package
@@ -18,18 +23,25 @@ SIZE = 51
 
 def _stamps(rng, n, *, template_noise, difference_noise=10.0, star=0.0):
     """Stamps (n, 3, SIZE, SIZE) with Gaussian noise per plane and a star of peak `star` in the template."""
-    x = np.stack([
-        rng.normal(0, difference_noise, (n, SIZE, SIZE)),
-        rng.normal(0, difference_noise, (n, SIZE, SIZE)),
-        rng.normal(0, 1, (n, SIZE, SIZE)) * np.asarray(template_noise).reshape(-1, 1, 1),
-    ], axis=1).astype(np.float32)
+    x = np.stack(
+        [
+            rng.normal(0, difference_noise, (n, SIZE, SIZE)),
+            rng.normal(0, difference_noise, (n, SIZE, SIZE)),
+            rng.normal(0, 1, (n, SIZE, SIZE)) * np.asarray(template_noise).reshape(-1, 1, 1),
+        ],
+        axis=1,
+    ).astype(np.float32)
     yy, xx = np.mgrid[:SIZE, :SIZE] - SIZE // 2
-    x[:, 2] += np.asarray(star, np.float32).reshape(-1, 1, 1) * np.exp(-(xx**2 + yy**2) / 4.5).astype(np.float32)
+    x[:, 2] += np.asarray(star, np.float32).reshape(-1, 1, 1) * np.exp(
+        -(xx**2 + yy**2) / 4.5
+    ).astype(np.float32)
     return x
 
 
 def _correction(**kw):
-    return ConditionCorrection(**{"knee": 0.1, "cloud": 1.0, "cloud_logit": 0.5, "cloud_template_snr": -2.0, **kw})
+    return ConditionCorrection(
+        **{"knee": 0.1, "cloud": 1.0, "cloud_logit": 0.5, "cloud_template_snr": -2.0, **kw}
+    )
 
 
 def test_features_measure_noise_ratio_and_template_snr(rng):
@@ -51,7 +63,9 @@ def test_features_measure_noise_ratio_and_template_snr(rng):
 
 
 def test_cloud_depth_is_decades_below_the_knee():
-    np.testing.assert_allclose(cloud_depth(np.array([0.2, 0.1, 0.01, np.nan, 0.0]), 0.1), [0, 0, 1, 0, 2])
+    np.testing.assert_allclose(
+        cloud_depth(np.array([0.2, 0.1, 0.01, np.nan, 0.0]), 0.1), [0, 0, 1, 0, 2]
+    )
 
 
 def test_apply_leaves_normal_conditions_bit_for_bit_and_lowers_stars_under_cloud(rng):
@@ -77,7 +91,9 @@ def test_fit_recovers_known_coefficients(rng):
     base = rng.uniform(0.02, 0.98, n).astype(np.float32)
     truth = _correction(cloud=1.5, cloud_logit=0.8, cloud_template_snr=-1.2)
     labels = (rng.uniform(size=n) < truth.apply(base, x)).astype(float)
-    lookup = {x[i, 0, 0, 0].item(): base[i] for i in range(n)}  # the "network": a fixed score per stamp
+    lookup = {
+        x[i, 0, 0, 0].item(): base[i] for i in range(n)
+    }  # the "network": a fixed score per stamp
 
     def predict(stamps):
         return np.array([lookup[s[0, 0, 0].item()] for s in stamps], np.float32)
@@ -105,21 +121,30 @@ def test_coefficients_must_be_finite():
 def corrected(tmp_path):
     """An untrained package and the same network with a correction in its card."""
     parent = load_package(init_package(tmp_path / "parent", seed=3))
-    card = parent.card.model_copy(update={"version": "with-conditions", "parent": parent.version, "conditions": _correction()})
+    card = parent.card.model_copy(
+        update={"version": "with-conditions", "parent": parent.version, "conditions": _correction()}
+    )
     return parent, load_package(save_package(tmp_path / "child", parent.model, card))
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_scorer_applies_the_cards_correction(corrected, rng, backend):
     parent, child = corrected
-    x = np.concatenate([_stamps(rng, 6, template_noise=3.0, star=100.0), _stamps(rng, 6, template_noise=0.05, star=100.0)])
+    x = np.concatenate(
+        [
+            _stamps(rng, 6, template_noise=3.0, star=100.0),
+            _stamps(rng, 6, template_noise=0.05, star=100.0),
+        ]
+    )
     plain = Scorer(parent, backend=backend).predict(x)
     scorer = Scorer(child, backend=backend)
     got = scorer.predict(x)
     np.testing.assert_array_equal(got[:6], plain[:6])
     np.testing.assert_allclose(got[6:], child.card.conditions.apply(plain, x)[6:], rtol=1e-6)
     assert not np.allclose(got[6:], plain[6:])
-    table = scorer.score_stamps(Stamps(x, np.ones(12, np.float32), np.zeros(12, bool)), np.arange(12))
+    table = scorer.score_stamps(
+        Stamps(x, np.ones(12, np.float32), np.zeros(12, bool)), np.arange(12)
+    )
     np.testing.assert_array_equal(table["reliability"].to_numpy(), got)
     assert scorer.fingerprint != Scorer(parent, backend=backend).fingerprint
 
@@ -136,24 +161,66 @@ def test_cli_fits_a_new_package(tmp_path, rng):
     init_package(tmp_path / "parent", seed=4)
     n = 400
     template_noise = np.where(np.arange(n) % 2 == 0, 3.0, 0.05)
-    x = _stamps(rng, n, template_noise=template_noise, star=np.where(np.arange(n) % 4 < 2, 200.0, 0.0))
+    x = _stamps(
+        rng, n, template_noise=template_noise, star=np.where(np.arange(n) % 4 < 2, 200.0, 0.0)
+    )
     label = ((np.arange(n) % 4 >= 2) | (template_noise > 1)).astype(int)  # cloudy stars are Bogus
-    write_dataset(tmp_path / "sim", pd.DataFrame({"label": label}), Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)))
+    write_dataset(
+        tmp_path / "sim",
+        pd.DataFrame({"label": label}),
+        Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)),
+    )
     runner = CliRunner()
-    result = runner.invoke(app, ["package", "fit-conditions", str(tmp_path / "parent"), str(tmp_path / "sim"),
-                                 str(tmp_path / "child"), "--version", "child-v1"])
+    result = runner.invoke(
+        app,
+        [
+            "package",
+            "fit-conditions",
+            str(tmp_path / "parent"),
+            str(tmp_path / "sim"),
+            str(tmp_path / "child"),
+            "--version",
+            "child-v1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     child = load_package(tmp_path / "child")
     assert child.card.parent == "untrained" and child.card.version == "child-v1"
-    assert child.card.conditions.cloud_template_snr < 0  # learned: under cloud, template stars are Bogus
+    assert (
+        child.card.conditions.cloud_template_snr < 0
+    )  # learned: under cloud, template stars are Bogus
     assert child.card.conditions.fitted_on["rows_below_knee"] == n // 2
-    again = runner.invoke(app, ["package", "fit-conditions", str(tmp_path / "child"), str(tmp_path / "sim"),
-                                str(tmp_path / "grandchild"), "--version", "x"])
+    again = runner.invoke(
+        app,
+        [
+            "package",
+            "fit-conditions",
+            str(tmp_path / "child"),
+            str(tmp_path / "sim"),
+            str(tmp_path / "grandchild"),
+            "--version",
+            "x",
+        ],
+    )
     assert again.exit_code == 1 and "already has a condition correction" in again.output
     assert not (tmp_path / "grandchild").exists()
-    write_dataset(tmp_path / "unlabelled", pd.DataFrame({"x": np.zeros(n)}), Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)))
-    unlabelled = runner.invoke(app, ["package", "fit-conditions", str(tmp_path / "parent"), str(tmp_path / "unlabelled"),
-                                     str(tmp_path / "other"), "--version", "x"])
+    write_dataset(
+        tmp_path / "unlabelled",
+        pd.DataFrame({"x": np.zeros(n)}),
+        Stamps(x, np.ones(n, np.float32), np.zeros(n, bool)),
+    )
+    unlabelled = runner.invoke(
+        app,
+        [
+            "package",
+            "fit-conditions",
+            str(tmp_path / "parent"),
+            str(tmp_path / "unlabelled"),
+            str(tmp_path / "other"),
+            "--version",
+            "x",
+        ],
+    )
     assert unlabelled.exit_code == 1 and "no label column" in unlabelled.output
     assert not (tmp_path / "other").exists()
 
@@ -167,7 +234,12 @@ def test_builtin_ztf_v03_on_real_alerts(shared_data):
 
     v02, v03 = load_package("ztf-v0.2"), load_package("ztf-v0.3")
     assert v03.card.parent == "ztf-v0.2" and v03.card.cutoff == v02.card.cutoff
-    assert all(np.array_equal(a, b) for a, b in zip(v02.model.state_dict().values(), v03.model.state_dict().values()))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            v02.model.state_dict().values(), v03.model.state_dict().values(), strict=True
+        )
+    )
     folder = shared_data / "ztf" / "alerts"
     old, new = (score_alerts(Scorer(p), folder).table for p in (v02, v03))
     assert len(new) == len(old) > 600

@@ -35,8 +35,13 @@ def test_majority_fraction_ties_and_stability():
 
 def test_majority_matches_simple_vote_count(rng):
     """Against a plain groupby on random votes."""
-    v = pd.DataFrame({"volunteer": rng.integers(0, 30, 2000).astype(str), "subject_id": rng.integers(0, 300, 2000),
-                      "vote": rng.integers(0, 2, 2000)})
+    v = pd.DataFrame(
+        {
+            "volunteer": rng.integers(0, 30, 2000).astype(str),
+            "subject_id": rng.integers(0, 300, 2000),
+            "vote": rng.integers(0, 2, 2000),
+        }
+    )
     s = aggregate(v, method="majority").subjects.set_index("subject_id")
     frac = v.groupby("subject_id")["vote"].mean()
     np.testing.assert_allclose(s.loc[frac.index, "p_real"], frac.to_numpy())
@@ -73,8 +78,12 @@ def test_dawid_skene_gold_clamping(rng):
     """Clamping changes the fit and its reference subjects still report vote-based p_real."""
     votes, truth = _crowd(rng, n_s=200)
     gold = pd.Series(1 - truth[:100], index=np.arange(100))  # deliberately wrong gold
-    a = aggregate(votes, gold, method="dawid-skene", clamp_gold=True).volunteers.set_index("volunteer")
-    b = aggregate(votes, gold, method="dawid-skene", clamp_gold=False).volunteers.set_index("volunteer")
+    a = aggregate(votes, gold, method="dawid-skene", clamp_gold=True).volunteers.set_index(
+        "volunteer"
+    )
+    b = aggregate(votes, gold, method="dawid-skene", clamp_gold=False).volunteers.set_index(
+        "volunteer"
+    )
     assert a.at["v0", "PL"] < 0.6 < b.at["v0", "PL"]
     with pytest.raises(ConfigError, match="smoothing"):
         aggregate(votes, method="dawid-skene", smoothing=-1)
@@ -84,8 +93,14 @@ def test_dawid_skene_gold_clamping(rng):
 
 def test_score_labels_and_split():
     """Coverage, accuracy and balanced accuracy by hand; the split is seeded and sized."""
-    subjects = pd.DataFrame({"subject_id": [1, 2, 3, 4], "label": pd.array([1, 0, 1, None], dtype="Int8"),
-                             "unstable": [True, True, False, False], "stable": [True, False, False, False]})
+    subjects = pd.DataFrame(
+        {
+            "subject_id": [1, 2, 3, 4],
+            "label": pd.array([1, 0, 1, None], dtype="Int8"),
+            "unstable": [True, True, False, False],
+            "stable": [True, False, False, False],
+        }
+    )
     truth = pd.Series([1, 0, 0, 1], index=[1, 2, 3, 4])
     r = score_labels(subjects, truth)
     assert r.loc["all", "coverage"] == 0.75 and r.loc["all", "accuracy"] == pytest.approx(2 / 3)
@@ -145,12 +160,18 @@ def test_dawid_skene_matches_slow_reference(rng):
     np.testing.assert_allclose(s.loc[free, "p_real"].to_numpy(), [p[k] for k in free], atol=1e-6)
 
 
-@pytest.mark.parametrize(("method", "opts"), [("majority", {}), ("dawid-skene", {}), ("swap", {"mode": "offline"})])
+@pytest.mark.parametrize(
+    ("method", "opts"), [("majority", {}), ("dawid-skene", {}), ("swap", {"mode": "offline"})]
+)
 def test_batch_methods_ignore_vote_order(rng, method, opts):
     """Final Pr(Real) of the batch methods does not depend on the order of the votes."""
     votes, truth = _crowd(rng, n_s=150, skills=(0.9, 0.8, 0.7), optimist=True)
     gold = pd.Series(truth[:20], index=np.arange(20))
     a = aggregate(votes, gold, method=method, **opts).subjects.set_index("subject_id").sort_index()
     shuffled = votes.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    b = aggregate(shuffled, gold, method=method, **opts).subjects.set_index("subject_id").sort_index()
+    b = (
+        aggregate(shuffled, gold, method=method, **opts)
+        .subjects.set_index("subject_id")
+        .sort_index()
+    )
     np.testing.assert_allclose(a["p_real"].to_numpy(), b["p_real"].to_numpy(), atol=1e-9)

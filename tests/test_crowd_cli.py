@@ -15,28 +15,97 @@ from realbogus.stamps import Stamps
 def test_simulate_aggregate_labels_subjects(tmp_path, rng):
     """simulate -> aggregate (three methods) -> labels -> subjects; bad method is a clean error."""
     n = 600
-    table = pd.DataFrame({"diaSourceId": np.arange(n, dtype=np.int64) + 9000, "label": rng.integers(0, 2, n),
-                          "snr": rng.uniform(3, 40, n), "origin": rng.choice(["ss", "gaia"], n)})
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n, dtype=np.int64) + 9000,
+            "label": rng.integers(0, 2, n),
+            "snr": rng.uniform(3, 40, n),
+            "origin": rng.choice(["ss", "gaia"], n),
+        }
+    )
     data = rng.normal(size=(n, 3, 9, 9)).astype(np.float32)
-    write_dataset(tmp_path / "ds", table, Stamps(data=data, valid_fraction=np.ones(n, np.float32), edge=np.zeros(n, bool)))
+    write_dataset(
+        tmp_path / "ds",
+        table,
+        Stamps(data=data, valid_fraction=np.ones(n, np.float32), edge=np.zeros(n, bool)),
+    )
     run = CliRunner().invoke
-    r = run(app, ["crowd", "simulate", str(tmp_path / "ds"), "--out", str(tmp_path / "e.csv"), "--volunteers", "40",
-                  "--reference-fraction", "0.2", "--seed", "1"])
+    r = run(
+        app,
+        [
+            "crowd",
+            "simulate",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "e.csv"),
+            "--volunteers",
+            "40",
+            "--reference-fraction",
+            "0.2",
+            "--seed",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     for method in ("swap", "majority", "dawid-skene"):
-        r = run(app, ["crowd", "aggregate", str(tmp_path / "e.csv"), "--method", method, "--out", str(tmp_path / f"{method}.parquet")])
+        r = run(
+            app,
+            [
+                "crowd",
+                "aggregate",
+                str(tmp_path / "e.csv"),
+                "--method",
+                method,
+                "--out",
+                str(tmp_path / f"{method}.parquet"),
+            ],
+        )
         assert r.exit_code == 0, r.output
         labels, info = read_labels(tmp_path / f"{method}.parquet")
         assert info["method"] == method and len(labels) == n
         assert set(labels["diaSourceId"]) == set(table["diaSourceId"])
-    r = run(app, ["crowd", "labels", str(tmp_path / "swap.parquet"), "--data", str(tmp_path / "ds"),
-                  "--out", str(tmp_path / "train"), "--set", "unstable"])
+    r = run(
+        app,
+        [
+            "crowd",
+            "labels",
+            str(tmp_path / "swap.parquet"),
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "train"),
+            "--set",
+            "unstable",
+        ],
+    )
     assert r.exit_code == 0, r.output
     counts = open_dataset(tmp_path / "train").manifest["counts"]["label"]
     assert counts["real"] == counts["bogus"] > 0
-    r = run(app, ["crowd", "subjects", str(tmp_path / "ds"), "--out", str(tmp_path / "subj"), "--scale", "1"])
+    r = run(
+        app,
+        [
+            "crowd",
+            "subjects",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "subj"),
+            "--scale",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "subj").glob("*.png"))) == n
-    r = run(app, ["crowd", "aggregate", str(tmp_path / "e.csv"), "--method", "vote", "--out", str(tmp_path / "x.parquet")])
+    r = run(
+        app,
+        [
+            "crowd",
+            "aggregate",
+            str(tmp_path / "e.csv"),
+            "--method",
+            "vote",
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ],
+    )
     assert r.exit_code == 1 and "unknown aggregation method 'vote'" in r.output
     assert not (tmp_path / "x.parquet").exists()

@@ -13,9 +13,18 @@ from realbogus.errors import ConfigError, InputError
 
 def test_prepare_votes_orders_and_encodes():
     """Sorted by (created_at, classification_id); gold mapped onto subjects; unknown gold ignored."""
-    t = pd.to_datetime(["2025-11-12 10:00:01", "2025-11-12 10:00:00", "2025-11-12 10:00:00"], utc=True)
-    v = pd.DataFrame({"volunteer": ["a", "b", "a"], "subject_id": [5, 6, 5], "vote": [1, 0, True],
-                      "created_at": t, "classification_id": [1, 3, 2]})
+    t = pd.to_datetime(
+        ["2025-11-12 10:00:01", "2025-11-12 10:00:00", "2025-11-12 10:00:00"], utc=True
+    )
+    v = pd.DataFrame(
+        {
+            "volunteer": ["a", "b", "a"],
+            "subject_id": [5, 6, 5],
+            "vote": [1, 0, True],
+            "created_at": t,
+            "classification_id": [1, 3, 2],
+        }
+    )
     pv = prepare_votes(v, {6: 1, 99: 0})
     assert pv.subject_ids.tolist() == [5, 6] and pv.volunteers.tolist() == ["a", "b"]
     assert pv.s.tolist() == [0, 1, 0] and pv.y.tolist() == [1, 0, 1]

@@ -7,25 +7,41 @@ import pandas as pd
 import pytest
 
 from realbogus.crowd.labels import select_labels, training_dataset
-from realbogus.dataset import open_dataset
-from realbogus.dataset import write_dataset
+from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import ConfigError, InputError
 from realbogus.stamps import Stamps
 
 
 def tiny_dataset(path, rng, n=12, size=11):
-    table = pd.DataFrame({"diaSourceId": np.arange(n, dtype=np.int64) + 5000, "label": rng.integers(0, 2, n),
-                          "origin": np.where(np.arange(n) % 3 == 0, "ss", "gaia")})
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n, dtype=np.int64) + 5000,
+            "label": rng.integers(0, 2, n),
+            "origin": np.where(np.arange(n) % 3 == 0, "ss", "gaia"),
+        }
+    )
     data = rng.normal(size=(n, 3, size, size)).astype(np.float32)
-    return write_dataset(path, table, Stamps(data=data, valid_fraction=np.ones(n, np.float32), edge=np.zeros(n, bool)))
+    return write_dataset(
+        path,
+        table,
+        Stamps(data=data, valid_fraction=np.ones(n, np.float32), edge=np.zeros(n, bool)),
+    )
 
 
 def _labels(ids, labels, stable, unstable=None):
     n = len(ids)
-    return pd.DataFrame({"subject_id": np.arange(n) + 1, "diaSourceId": ids, "p_real": np.where(np.array(labels) == 1, 0.95, 0.05),
-                         "label": pd.array(labels, dtype="Int8"), "stable": stable,
-                         "unstable": unstable if unstable is not None else [True] * n,
-                         "reference": pd.array([None] * n, dtype="Int8"), "n_votes": [3] * n})
+    return pd.DataFrame(
+        {
+            "subject_id": np.arange(n) + 1,
+            "diaSourceId": ids,
+            "p_real": np.where(np.array(labels) == 1, 0.95, 0.05),
+            "label": pd.array(labels, dtype="Int8"),
+            "stable": stable,
+            "unstable": unstable if unstable is not None else [True] * n,
+            "reference": pd.array([None] * n, dtype="Int8"),
+            "n_votes": [3] * n,
+        }
+    )
 
 
 def test_select_balances_by_subsampling():

@@ -13,7 +13,9 @@ from realbogus.crowd.evaluate import reference_split, score_labels
 @pytest.fixture(scope="module")
 def meerlicht(shared_data):
     votes = pd.read_csv(shared_data / "crowd/meerlicht/votes.csv", index_col="transientid")
-    truth = pd.read_csv(shared_data / "crowd/meerlicht/consensus.csv", index_col="transientid")["label"]
+    truth = pd.read_csv(shared_data / "crowd/meerlicht/consensus.csv", index_col="transientid")[
+        "label"
+    ]
     return votes, truth.loc[votes.index]
 
 
@@ -23,7 +25,9 @@ def _long(votes, seed):
     wide = votes.iloc[order]
     out = wide.reset_index().melt(id_vars="transientid", var_name="volunteer", value_name="vote")
     out["rank"] = np.tile(np.arange(len(wide)), votes.shape[1])
-    return out.sort_values(["rank", "volunteer"], kind="mergesort").rename(columns={"transientid": "subject_id"})
+    return out.sort_values(["rank", "volunteer"], kind="mergesort").rename(
+        columns={"transientid": "subject_id"}
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])

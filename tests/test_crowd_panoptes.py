@@ -98,7 +98,9 @@ def test_several_workflows_need_a_choice(shared_data):
 )
 def test_other_task_types_are_clear_errors(shared_data, path, kwargs, kind):
     """Drawing, survey and multiple-answer exports are rejected with the task type named."""
-    with pytest.raises(InputError, match=f"is a {kind} task; realbogus reads a single-answer question"):
+    with pytest.raises(
+        InputError, match=f"is a {kind} task; realbogus reads a single-answer question"
+    ):
         read_classifications(shared_data / path, **kwargs)
 
 
@@ -106,19 +108,33 @@ def test_text_task_answers_are_unknown(shared_data):
     """A free-text task's strings are none of the answers: error naming them, or dropped on request."""
     with pytest.raises(InputError, match="Calm and light Easterly airs"):
         read_classifications(shared_data / MIXED, workflow_id=4870, task="T1")
-    c = read_classifications(shared_data / FOSSIL, workflow_id=1962, task="T5",
-                             answers=("OK to study", "Nothing of interest"), unknown_answers="drop")
+    c = read_classifications(
+        shared_data / FOSSIL,
+        workflow_id=1962,
+        task="T5",
+        answers=("OK to study", "Nothing of interest"),
+        unknown_answers="drop",
+    )
     assert c.dropped["unknown_answer"] == 1  # "Not good enough"
     assert len(c.votes) == 24 and set(c.votes["vote"]) == {0, 1}
 
 
 def test_fossil_finder_trailing_newline_and_missing_answer(shared_data):
     """'Too Noisy (speckled)\\n' matches its label; a null answer drops the row."""
-    c = read_classifications(shared_data / MIXED, workflow_id=371, task="T5",
-                             answers=("OK to study", "Too Noisy (speckled)"))
+    c = read_classifications(
+        shared_data / MIXED,
+        workflow_id=371,
+        task="T5",
+        answers=("OK to study", "Too Noisy (speckled)"),
+    )
     assert (c.votes["answer"] == "Too Noisy (speckled)").sum() == 1
-    c2 = read_classifications(shared_data / FOSSIL, workflow_id=371, task="T5",
-                              answers=("OK to study", "Too Bushy"), unknown_answers="drop")
+    c2 = read_classifications(
+        shared_data / FOSSIL,
+        workflow_id=371,
+        task="T5",
+        answers=("OK to study", "Too Bushy"),
+        unknown_answers="drop",
+    )
     assert c2.dropped["no_answer"] == 1
 
 
@@ -134,22 +150,57 @@ def test_already_seen_and_seen_before_are_dropped(shared_data, tmp_path):
     e.to_csv(tmp_path / "x.csv", index=False)
     c = read_classifications(tmp_path / "x.csv", answers=("Yes", "No"))
     assert c.dropped["already_seen"] == 2 and len(c.votes) == 5
-    assert len(read_classifications(tmp_path / "x.csv", answers=("Yes", "No"), drop_already_seen=False).votes) == 7
+    assert (
+        len(
+            read_classifications(
+                tmp_path / "x.csv", answers=("Yes", "No"), drop_already_seen=False
+            ).votes
+        )
+        == 7
+    )
 
 
 def _rubin_like(tmp_path, rows):
     """A tiny export in the real format with Real/Bogus answers and feedback metadata."""
-    header = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
-              "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
-              "subject_data", "subject_ids"]
+    header = [
+        "classification_id",
+        "user_name",
+        "user_id",
+        "user_ip",
+        "workflow_id",
+        "workflow_name",
+        "workflow_version",
+        "created_at",
+        "gold_standard",
+        "expert",
+        "metadata",
+        "annotations",
+        "subject_data",
+        "subject_ids",
+    ]
     out = []
     for cid, name, uid, t, sid, value, feedback in rows:
         sd = {"retired": None, "#diaSourceId": sid * 10, "#origin": "ss"}
         if feedback is not None:
             sd["#feedback_1_answer"] = feedback
-        out.append([cid, name, uid, "abc", 24125, "RDD", "12.3", t, "", "", "{}",
-                    json.dumps([{"task": "T0", "task_label": "Real or Bogus?", "value": value}]),
-                    json.dumps({str(sid): sd}), sid])
+        out.append(
+            [
+                cid,
+                name,
+                uid,
+                "abc",
+                24125,
+                "RDD",
+                "12.3",
+                t,
+                "",
+                "",
+                "{}",
+                json.dumps([{"task": "T0", "task_label": "Real or Bogus?", "value": value}]),
+                json.dumps({str(sid): sd}),
+                sid,
+            ]
+        )
     path = tmp_path / "rdd.csv"
     pd.DataFrame(out, columns=header).to_csv(path, index=False)
     return path
@@ -157,12 +208,23 @@ def _rubin_like(tmp_path, rows):
 
 def test_indices_duplicates_order_and_feedback_gold(tmp_path):
     """Answer indices and label strings mix; ties in created_at break by id; first duplicate kept."""
-    path = _rubin_like(tmp_path, [
-        (12, "ann", "7", "2025-11-12 10:00:00 UTC", 1, "Bogus\n", "1"),
-        (11, "ann", "7", "2025-11-12 10:00:00 UTC", 2, 0, "0"),
-        (13, "ann", "7", "2025-11-12 10:00:05 UTC", 1, "Real", "1"),  # duplicate of (7, 1): dropped
-        (10, "not-logged-in-ff", "", "2025-11-12 09:00:00 UTC", 3, "real", None),
-    ])
+    path = _rubin_like(
+        tmp_path,
+        [
+            (12, "ann", "7", "2025-11-12 10:00:00 UTC", 1, "Bogus\n", "1"),
+            (11, "ann", "7", "2025-11-12 10:00:00 UTC", 2, 0, "0"),
+            (
+                13,
+                "ann",
+                "7",
+                "2025-11-12 10:00:05 UTC",
+                1,
+                "Real",
+                "1",
+            ),  # duplicate of (7, 1): dropped
+            (10, "not-logged-in-ff", "", "2025-11-12 09:00:00 UTC", 3, "real", None),
+        ],
+    )
     c = read_classifications(path)
     assert c.votes["classification_id"].tolist() == [10, 11, 12]
     assert c.votes["vote"].tolist() == [1, 1, 0]
@@ -218,7 +280,10 @@ def test_workflow_export_gives_answer_labels(shared_data, tmp_path):
     """The real workflow export: T0/T1 are single-answer questions with labels Yes/No in order."""
     wf = shared_data / "crowd/panoptes/aggregation-for-caesar__wf_export.csv"
     assert workflow_answers(wf, workflow_id=10) == ("Yes", "No")
-    assert workflow_answers(wf, workflow_id=10, task="T1", workflow_version="14.52") == ("Yes", "No")
+    assert workflow_answers(wf, workflow_id=10, task="T1", workflow_version="14.52") == (
+        "Yes",
+        "No",
+    )
     answers = workflow_answers(wf, workflow_id=10)
     assert len(read_classifications(shared_data / SLSN, answers=answers).votes) == 7
     with pytest.raises(InputError, match="has no task T9"):
@@ -236,10 +301,21 @@ def test_workflow_export_gives_answer_labels(shared_data, tmp_path):
 
 def test_real_answer_need_not_be_first(tmp_path):
     """With index order (Bogus, Real), real_answer picks the Real class for votes and gold."""
-    path = _rubin_like(tmp_path, [
-        (1, "a", "1", "2025-11-12 10:00:00 UTC", 1, 0, "1"),  # index 0 = Bogus; feedback "1" = Real
-        (2, "a", "1", "2025-11-12 10:00:01 UTC", 2, "Real", "0"),
-    ])
+    path = _rubin_like(
+        tmp_path,
+        [
+            (
+                1,
+                "a",
+                "1",
+                "2025-11-12 10:00:00 UTC",
+                1,
+                0,
+                "1",
+            ),  # index 0 = Bogus; feedback "1" = Real
+            (2, "a", "1", "2025-11-12 10:00:01 UTC", 2, "Real", "0"),
+        ],
+    )
     c = read_classifications(path, answers=("Bogus", "Real"), real_answer="real")
     assert c.votes["vote"].tolist() == [0, 1] and c.votes["answer"].tolist() == ["Bogus", "Real"]
     assert c.gold.to_dict() == {1: 1, 2: 0} and c.real_answer == "Real"

@@ -15,13 +15,21 @@ from realbogus.errors import ConfigError, InputError
 @pytest.fixture
 def table(rng):
     n = 4000
-    return pd.DataFrame({"diaSourceId": np.arange(n, dtype=np.int64) + 7 * 10**14, "label": rng.integers(0, 2, n),
-                         "snr": rng.uniform(3, 40, n), "origin": rng.choice(["ss", "gaia"], n)})
+    return pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n, dtype=np.int64) + 7 * 10**14,
+            "label": rng.integers(0, 2, n),
+            "snr": rng.uniform(3, 40, n),
+            "origin": rng.choice(["ss", "gaia"], n),
+        }
+    )
 
 
 def test_retirement_rule(table):
     """Main-pool subjects get 2 agreeing votes, or 7 when the first two disagree."""
-    sim = simulate_crowd(table, config=CrowdConfig(n_volunteers=200, reference_rate=0.0, repeat_rate=0.0), seed=1)
+    sim = simulate_crowd(
+        table, config=CrowdConfig(n_volunteers=200, reference_rate=0.0, repeat_rate=0.0), seed=1
+    )
     v = sim.votes
     counts = v.groupby("subject_id").size()
     assert set(counts.unique()) <= {2, 7}
@@ -31,7 +39,9 @@ def test_retirement_rule(table):
     assert (subj.loc[counts.index, "classifications_count"] == counts).all()
     assert set(subj["retirement_reason"]) == {"consensus", "classification_count"}
     assert not v.duplicated(["volunteer", "subject_id"]).any()
-    assert v["created_at"].is_monotonic_increasing and v["classification_id"].is_monotonic_increasing
+    assert (
+        v["created_at"].is_monotonic_increasing and v["classification_id"].is_monotonic_increasing
+    )
 
 
 def test_volunteer_kinds_and_activity(table):
@@ -51,11 +61,15 @@ def test_low_snr_bias(rng):
     """Faint real sources are called Bogus far more often than bright ones (DMTN-337 Fig. 4)."""
     n = 6000
     t = pd.DataFrame({"label": np.ones(n, int), "snr": np.where(np.arange(n) % 2, 4.0, 30.0)})
-    sim = simulate_crowd(t, config=CrowdConfig(n_volunteers=300, kind_fractions={"good": 1.0}), seed=3)
+    sim = simulate_crowd(
+        t, config=CrowdConfig(n_volunteers=300, kind_fractions={"good": 1.0}), seed=3
+    )
     v = sim.votes.merge(sim.subjects[["subject_id", "snr"]], on="subject_id")
     real_rate = v.groupby("snr")["vote"].mean()
     assert real_rate[4.0] < 0.3 < 0.75 < real_rate[30.0]
-    no_bias = simulate_crowd(t, config=CrowdConfig(n_volunteers=300, kind_fractions={"good": 1.0}, faint_width=0), seed=3)
+    no_bias = simulate_crowd(
+        t, config=CrowdConfig(n_volunteers=300, kind_fractions={"good": 1.0}, faint_width=0), seed=3
+    )
     v2 = no_bias.votes.merge(no_bias.subjects[["subject_id", "snr"]], on="subject_id")
     assert v2.groupby("snr")["vote"].mean()[4.0] > 0.75
 
@@ -69,17 +83,23 @@ def test_seeded(table):
 
 def test_export_round_trip(table, tmp_path):
     """The written export reads back through the real parser: votes, gold, metadata, repeats."""
-    sim = simulate_crowd(table.iloc[:800], config=CrowdConfig(n_volunteers=60, repeat_rate=0.02), seed=4)
+    sim = simulate_crowd(
+        table.iloc[:800], config=CrowdConfig(n_volunteers=60, repeat_rate=0.02), seed=4
+    )
     path = write_export(sim, tmp_path / "export.csv")
     c = read_classifications(path)
     expect = sim.votes[~sim.votes["already_seen"]]
     assert c.dropped["already_seen"] == int(sim.votes["already_seen"].sum()) > 0
     assert len(c.votes) + c.dropped["duplicate"] == len(expect)
     merged = c.votes.merge(expect, on="classification_id", suffixes=("", "_sim"))
-    assert (merged["vote"] == merged["vote_sim"]).all() and (merged["volunteer"] == merged["volunteer_sim"]).all()
+    assert (merged["vote"] == merged["vote_sim"]).all() and (
+        merged["volunteer"] == merged["volunteer_sim"]
+    ).all()
     assert c.gold.sort_index().to_dict() == sim.gold.sort_index().to_dict()
     subj = c.subjects.merge(sim.subjects, on="subject_id", suffixes=("", "_sim"))
-    assert (subj["diaSourceId"] == subj["diaSourceId_sim"]).all() and (subj["origin"] == subj["origin_sim"]).all()
+    assert (subj["diaSourceId"] == subj["diaSourceId_sim"]).all() and (
+        subj["origin"] == subj["origin_sim"]
+    ).all()
     assert (c.votes["logged_in"] == ~c.votes["volunteer"].str.startswith("not-logged-in-")).all()
     labels = aggregate(c.votes, c.gold, method="swap")
     assert labels.subjects["unstable"].any()

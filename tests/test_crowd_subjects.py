@@ -14,8 +14,14 @@ from realbogus.stamps import Stamps
 
 
 def tiny_dataset(path, rng, n=12, size=11):
-    table = pd.DataFrame({"diaSourceId": np.arange(n, dtype=np.int64) + 5000, "label": rng.integers(0, 2, n),
-                          "origin": np.where(np.arange(n) % 3 == 0, "ss", "gaia"), "snr": rng.uniform(3, 30, n)})
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n, dtype=np.int64) + 5000,
+            "label": rng.integers(0, 2, n),
+            "origin": np.where(np.arange(n) % 3 == 0, "ss", "gaia"),
+            "snr": rng.uniform(3, 30, n),
+        }
+    )
     data = rng.normal(size=(n, 3, size, size)).astype(np.float32)
     stamps = Stamps(data=data, valid_fraction=np.ones(n, np.float32), edge=np.zeros(n, bool))
     return write_dataset(path, table, stamps)
@@ -53,15 +59,27 @@ def test_write_subjects(tmp_path, rng):
     ds = tiny_dataset(tmp_path / "ds", rng)
     scores = pd.DataFrame({"diaSourceId": [5001], "reliability": [0.7]})
     seen = []
-    m = write_subjects(ds, tmp_path / "subj", reference_fraction=0.5, scores=scores, seed=1,
-                       progress=lambda d, t: seen.append((d, t)))
+    m = write_subjects(
+        ds,
+        tmp_path / "subj",
+        reference_fraction=0.5,
+        scores=scores,
+        seed=1,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (12, 12)
     pngs = sorted(p.name for p in (tmp_path / "subj").glob("*.png"))
     assert pngs == sorted(m["image"]) and len(pngs) == 12
     with Image.open(tmp_path / "subj" / "5000.png") as im:
         assert im.size == ((3 * 11 + 4) * 4, 11 * 4) and im.mode == "L"
     full = pd.read_csv(tmp_path / "subj" / "manifest.csv", dtype=str, keep_default_na=False)
-    assert list(full.columns) == ["image", "subject_set", "#diaSourceId", "#origin", "#feedback_1_answer"]
+    assert list(full.columns) == [
+        "image",
+        "subject_set",
+        "#diaSourceId",
+        "#origin",
+        "#feedback_1_answer",
+    ]
     ref = full[full["#feedback_1_answer"] != ""]
     assert 0 < len(ref) < 12
     table = open_dataset(ds).table().set_index("diaSourceId")

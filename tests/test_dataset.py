@@ -20,23 +20,34 @@ def _data(rng, n=12, size=11):
             "origin": rng.choice(["injection", "gaia", "ss"], n),
         }
     )
-    stamps = Stamps(rng.normal(size=(n, 3, size, size)).astype(np.float32), rng.uniform(size=n).astype(np.float32), rng.uniform(size=n) < 0.5)
+    stamps = Stamps(
+        rng.normal(size=(n, 3, size, size)).astype(np.float32),
+        rng.uniform(size=n).astype(np.float32),
+        rng.uniform(size=n) < 0.5,
+    )
     return table, stamps
 
 
 def test_round_trip_and_manifest(rng, tmp_path):
     """Stamps and table come back exactly; the manifest counts labels and origins."""
     table, stamps = _data(rng)
-    path = write_dataset(tmp_path / "ds", table, stamps, provenance={"seed": np.int64(4)}, rows_per_part=5)
+    path = write_dataset(
+        tmp_path / "ds", table, stamps, provenance={"seed": np.int64(4)}, rows_per_part=5
+    )
     ds = open_dataset(path)
     assert len(ds) == 12 and ds.stamp_size == 11 and len(ds.parts) == 3
     back = ds.stamps()
     np.testing.assert_array_equal(back.data, stamps.data)
     np.testing.assert_array_equal(back.valid_fraction, stamps.valid_fraction)
     np.testing.assert_array_equal(back.edge, stamps.edge)
-    pd.testing.assert_frame_equal(ds.table(), table.assign(valid_fraction=stamps.valid_fraction, edge=stamps.edge))
+    pd.testing.assert_frame_equal(
+        ds.table(), table.assign(valid_fraction=stamps.valid_fraction, edge=stamps.edge)
+    )
     m = ds.manifest
-    assert m["counts"]["label"] == {"real": int(table.label.sum()), "bogus": int(12 - table.label.sum())}
+    assert m["counts"]["label"] == {
+        "real": int(table.label.sum()),
+        "bogus": int(12 - table.label.sum()),
+    }
     assert sum(m["counts"]["origin"].values()) == 12 and m["provenance"] == {"seed": 4}
     assert m["content_hash"].startswith("sha256:")
     # Readable by plain pyarrow: the stamp column is a fixed-size list of 3*S*S float32.
@@ -51,7 +62,11 @@ def test_existing_output_is_not_touched(rng, tmp_path):
     with pytest.raises(InputError, match="already exists"):
         write_dataset(path, table, stamps)
     with pytest.raises(InputError, match="12 rows but there are 3"):
-        write_dataset(tmp_path / "other", table, Stamps(stamps.data[:3], stamps.valid_fraction[:3], stamps.edge[:3]))
+        write_dataset(
+            tmp_path / "other",
+            table,
+            Stamps(stamps.data[:3], stamps.valid_fraction[:3], stamps.edge[:3]),
+        )
     assert (path / "manifest.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
@@ -84,7 +99,9 @@ def test_concat_datasets_with_queries(rng, tmp_path):
     both = open_dataset(concat_datasets([(a, "label == 1"), (b, None)], tmp_path / "ab"))
     keep = a_table.label.to_numpy() == 1
     assert len(both) == keep.sum() + 6
-    np.testing.assert_array_equal(both.stamps().data, np.concatenate([a_stamps.data[keep], b_stamps.data]))
+    np.testing.assert_array_equal(
+        both.stamps().data, np.concatenate([a_stamps.data[keep], b_stamps.data])
+    )
     assert both.table()["extra"].isna().sum() == keep.sum()
     assert len(both.manifest["provenance"]["concatenated"]) == 2
     c_table, c_stamps = _data(rng, n=3, size=9)

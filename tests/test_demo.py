@@ -10,9 +10,23 @@ from realbogus.demo import run_demo
 def test_demo_retrain_runs_the_whole_chain(tmp_path):
     """--retrain on a tiny survey writes the dataset, scores, metrics and a self-contained report."""
     stages = []
-    result = run_demo(tmp_path / "demo", survey="rubin-small", visits=2, retrain=True, train_visits=8,
-                      epochs=1, workers=1, stage=stages.append)
-    assert [s.split()[0] for s in stages] == ["simulating", "simulating", "training", "scoring", "evaluating"]
+    result = run_demo(
+        tmp_path / "demo",
+        survey="rubin-small",
+        visits=2,
+        retrain=True,
+        train_visits=8,
+        epochs=1,
+        workers=1,
+        stage=stages.append,
+    )
+    assert [s.split()[0] for s in stages] == [
+        "simulating",
+        "simulating",
+        "training",
+        "scoring",
+        "evaluating",
+    ]
     scores = pd.read_parquet(result.scores)
     assert len(scores) == result.n_detections > 0
     assert scores["reliability"].between(0, 1).all()

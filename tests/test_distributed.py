@@ -26,9 +26,16 @@ def client():
     """One LocalCluster of two worker processes for the module (processes: real pickling)."""
     import logging
 
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
-    ) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -44,7 +51,9 @@ def _dataset(path, n, rows_per_part):
         valid_fraction=rng.uniform(0.5, 1, n).astype(np.float32),
         edge=rng.uniform(size=n) < 0.1,
     )
-    table = pd.DataFrame({"diaSourceId": rng.permutation(10**6)[:n].astype(np.int64), "snr": rng.uniform(5, 60, n)})
+    table = pd.DataFrame(
+        {"diaSourceId": rng.permutation(10**6)[:n].astype(np.int64), "snr": rng.uniform(5, 60, n)}
+    )
     return open_dataset(write_dataset(path, table, stamps, rows_per_part=rows_per_part))
 
 
@@ -65,19 +74,31 @@ def test_dask_output_equals_single_process(client, package, dataset, tmp_path):
     assert sorted(run.scored) == [p.name for p in dataset.parts] and run.skipped == []
     assert sorted(p.name for p in out.glob("part-*.parquet")) == [p.name for p in dataset.parts]
     for part in dataset.parts:
-        assert pq.ParquetFile(out / part.name).metadata.num_rows == pq.ParquetFile(part).metadata.num_rows
+        assert (
+            pq.ParquetFile(out / part.name).metadata.num_rows
+            == pq.ParquetFile(part).metadata.num_rows
+        )
     want = Scorer(package, threads=1).score_dataset(dataset)
     pd.testing.assert_frame_equal(read_scores(out), want)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["n_rows"] == 230 and manifest["input_content_hash"] == dataset.manifest["content_hash"]
+    assert (
+        manifest["n_rows"] == 230
+        and manifest["input_content_hash"] == dataset.manifest["content_hash"]
+    )
     assert not list(out.glob(".*.tmp"))
 
 
 def test_rows_without_ids_get_global_row_numbers(client, package, tmp_path):
     """Without diaSourceId the ids are dataset row numbers, continued across parts."""
     rng = np.random.default_rng(1)
-    stamps = Stamps(rng.normal(size=(25, 3, 51, 51)).astype(np.float32), np.ones(25, np.float32), np.zeros(25, bool))
-    ds = write_dataset(tmp_path / "ds", pd.DataFrame({"snr": np.arange(25.0)}), stamps, rows_per_part=10)
+    stamps = Stamps(
+        rng.normal(size=(25, 3, 51, 51)).astype(np.float32),
+        np.ones(25, np.float32),
+        np.zeros(25, bool),
+    )
+    ds = write_dataset(
+        tmp_path / "ds", pd.DataFrame({"snr": np.arange(25.0)}), stamps, rows_per_part=10
+    )
     score_distributed(ds, tmp_path / "out", package=package, client=client)
     np.testing.assert_array_equal(read_scores(tmp_path / "out")["diaSourceId"], np.arange(25))
 
@@ -95,7 +116,14 @@ def test_interrupted_run_resumes_without_recomputing(client, package, tmp_path):
             raise KeyboardInterrupt("simulated interruption")
 
     with pytest.raises(KeyboardInterrupt):
-        score_distributed(dataset.path, out, package=package, scheduler="local", workers=2, progress=stop_after_two)
+        score_distributed(
+            dataset.path,
+            out,
+            package=package,
+            scheduler="local",
+            workers=2,
+            progress=stop_after_two,
+        )
     before = _mtimes(out)  # the cluster is gone: nothing writes any more
     assert 2 <= len(before) < len(dataset.parts)
     assert not (out / "manifest.json").exists()
@@ -103,7 +131,9 @@ def test_interrupted_run_resumes_without_recomputing(client, package, tmp_path):
     assert set(finished) <= set(before)
 
     run = score_distributed(dataset.path, out, package=package, client=client)
-    assert set(run.skipped) == set(before) and set(run.scored) == {p.name for p in dataset.parts} - set(before)
+    assert set(run.skipped) == set(before) and set(run.scored) == {
+        p.name for p in dataset.parts
+    } - set(before)
     after = _mtimes(out)
     assert {k: after[k] for k in before} == before  # finished parts were not rewritten
     scores = read_scores(out)
@@ -132,8 +162,13 @@ def test_damaged_or_foreign_outputs_are_recomputed(client, package, dataset, tmp
     pq.write_table(table.take(np.arange(len(table))[::-1]), dataset.parts[4], row_group_size=4096)
     run = score_distributed(dataset.path, out, package=package, client=client)
     assert sorted(run.scored) == ["part-00001.parquet", "part-00003.parquet", "part-00004.parquet"]
-    assert all(_mtimes(out)[k] == first[k] for k in ("part-00000.parquet", "part-00002.parquet", "part-00005.parquet"))
-    pd.testing.assert_frame_equal(read_scores(out), Scorer(package, threads=1).score_dataset(open_dataset(dataset.path)))
+    assert all(
+        _mtimes(out)[k] == first[k]
+        for k in ("part-00000.parquet", "part-00002.parquet", "part-00005.parquet")
+    )
+    pd.testing.assert_frame_equal(
+        read_scores(out), Scorer(package, threads=1).score_dataset(open_dataset(dataset.path))
+    )
 
 
 def test_local_scheduler_and_option_errors(package, dataset, tmp_path):
@@ -141,13 +176,17 @@ def test_local_scheduler_and_option_errors(package, dataset, tmp_path):
     out = tmp_path / "scores"
     run = score_distributed(dataset.path, out, package=package, scheduler="local", workers=1)
     assert len(run.scored) == 6
-    pd.testing.assert_frame_equal(read_scores(out), Scorer(package, threads=1).score_dataset(dataset))
+    pd.testing.assert_frame_equal(
+        read_scores(out), Scorer(package, threads=1).score_dataset(dataset)
+    )
     with pytest.raises(ConfigError, match="scheduler must be"):
         score_distributed(dataset.path, tmp_path / "o2", package=package, scheduler="slurm")
     with pytest.raises(ConfigError, match="workers must be"):
         score_distributed(dataset.path, tmp_path / "o3", package=package, workers=0)
     with pytest.raises(ConfigError, match="only for the local scheduler"):
-        score_distributed(dataset.path, out, package=package, scheduler="tcp://127.0.0.1:1", workers=2)
+        score_distributed(
+            dataset.path, out, package=package, scheduler="tcp://127.0.0.1:1", workers=2
+        )
     with pytest.raises(ConfigError, match="scheduler must be"):  # checked even with nothing to do
         score_distributed(dataset.path, out, package=package, scheduler="slurm")
     with pytest.raises(ConfigError, match="must not be the input"):
@@ -164,8 +203,14 @@ def test_part_fingerprint_sees_content_changes(dataset, tmp_path):
     assert part_fingerprint(copy) == part_fingerprint(part)
     table = pq.read_table(part)
     stamps = table["stamp"].combine_chunks()
-    scaled = pa.FixedSizeListArray.from_arrays(pc.multiply(stamps.flatten(), 2.0), stamps.type.list_size)
-    pq.write_table(table.set_column(table.schema.get_field_index("stamp"), "stamp", scaled), copy, row_group_size=4096)
+    scaled = pa.FixedSizeListArray.from_arrays(
+        pc.multiply(stamps.flatten(), 2.0), stamps.type.list_size
+    )
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("stamp"), "stamp", scaled),
+        copy,
+        row_group_size=4096,
+    )
     stat = part.stat()
     os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert part_fingerprint(copy)["mtime_ns"] == part_fingerprint(part)["mtime_ns"]
@@ -183,16 +228,32 @@ def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
     from realbogus.package import save_package
 
     pkg = save_package(tmp_path / "pkg", package.model, package.card)
-    args = ["score", "--model", str(pkg), "--data", str(dataset.path), "--scheduler", "local", "--out", str(tmp_path / "o")]
+    args = [
+        "score",
+        "--model",
+        str(pkg),
+        "--data",
+        str(dataset.path),
+        "--scheduler",
+        "local",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "6 scored now, 0 already done" in first.output
-    pd.testing.assert_frame_equal(read_scores(tmp_path / "o"), Scorer(package, threads=1).score_dataset(dataset))
+    pd.testing.assert_frame_equal(
+        read_scores(tmp_path / "o"), Scorer(package, threads=1).score_dataset(dataset)
+    )
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "0 scored now, 6 already done" in second.output
-    bad = CliRunner().invoke(app, [*args[:3], "--science", "x.fits", "--scheduler", "local", "--out", "o"])
+    bad = CliRunner().invoke(
+        app, [*args[:3], "--science", "x.fits", "--scheduler", "local", "--out", "o"]
+    )
     assert bad.exit_code == 2
-    no_scheduler = CliRunner().invoke(app, [*args[:5], "--workers", "2", "--out", str(tmp_path / "x.parquet")])
+    no_scheduler = CliRunner().invoke(
+        app, [*args[:5], "--workers", "2", "--out", str(tmp_path / "x.parquet")]
+    )
     assert no_scheduler.exit_code == 2 and "--workers" in no_scheduler.output
 
 
@@ -208,7 +269,11 @@ def test_cli_int8_is_refused_with_its_reason(package, tmp_path):
     data = rng.normal(scale=20, size=(64, 3, 51, 51)).astype(np.float32)
     data[::8, :, 25, 25] = 3e4
     stamps = Stamps(data, np.ones(64, np.float32), np.zeros(64, bool))
-    ds = open_dataset(write_dataset(tmp_path / "ds", pd.DataFrame({"diaSourceId": np.arange(64)}), stamps, rows_per_part=20))
+    ds = open_dataset(
+        write_dataset(
+            tmp_path / "ds", pd.DataFrame({"diaSourceId": np.arange(64)}), stamps, rows_per_part=20
+        )
+    )
     check = sample_check_stamps(ds, n=16)
     assert check.shape == (16, 3, 51, 51)
     np.testing.assert_array_equal(check, data[:20:1][:16])  # from the first part, evenly spaced
@@ -216,7 +281,20 @@ def test_cli_int8_is_refused_with_its_reason(package, tmp_path):
     pkg = save_package(tmp_path / "pkg", package.model, package.card)
     for extra in ([], ["--scheduler", "local"]):
         out = tmp_path / f"o{len(extra)}"
-        result = CliRunner().invoke(app, ["score", "--model", str(pkg), "--data", str(ds.path), "--int8", "--out", str(out / "s.parquet" if not extra else out), *extra])
+        result = CliRunner().invoke(
+            app,
+            [
+                "score",
+                "--model",
+                str(pkg),
+                "--data",
+                str(ds.path),
+                "--int8",
+                "--out",
+                str(out / "s.parquet" if not extra else out),
+                *extra,
+            ],
+        )
         assert result.exit_code == 1
         assert "refused" in result.output and "tolerance 0.01" in result.output
         assert not out.exists()

@@ -23,12 +23,14 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 def make_detections(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """A simulated detection table with every column evaluate uses, and two models' scores."""
     rng = np.random.default_rng(seed)
-    origin = rng.choice(["injection", "ss", "gaia", "galaxy", "tns"], n, p=[0.3, 0.3, 0.2, 0.1, 0.1])
+    origin = rng.choice(
+        ["injection", "ss", "gaia", "galaxy", "tns"], n, p=[0.3, 0.3, 0.2, 0.1, 0.1]
+    )
     label = np.where(origin == "injection", 1.0, (rng.random(n) < 0.5).astype(float))
     label[rng.random(n) < 0.1] = np.nan  # unlabelled
-    kind = np.where(
-        label == 0, "artifact", rng.choice(["transient", "variable", "ss"], n)
-    ).astype(object)
+    kind = np.where(label == 0, "artifact", rng.choice(["transient", "variable", "ss"], n)).astype(
+        object
+    )
     snr = 4.0 + rng.exponential(4.0, n)
     snr[: n // 4] = rng.uniform(5.5, 6.5, n // 4)  # a well-filled requirement population
     err = rng.uniform(50, 150, n)
@@ -165,6 +167,7 @@ def test_metrics_keys_documented(evaluated):
     _, _, result = evaluated
     doc = DOCS.read_text()
     documented = set(re.findall(r"`([A-Za-z_]+)`", doc))
+
     def free(path):  # maps keyed by data values: model names, slice groups, package names
         return path in {("models",), ("provenance", "packages")} or (
             len(path) == 4 and path[:3] == ("models", "*", "slices")

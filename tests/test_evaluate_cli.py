@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from test_evaluate import make_detections
 from typer.testing import CliRunner
 
 from realbogus import metrics as M
@@ -16,7 +17,6 @@ from realbogus.evaluate import evaluate_packages
 from realbogus.package import init_package, load_package
 from realbogus.scoring import Scorer
 from realbogus.stamps import Stamps
-from test_evaluate import make_detections
 
 runner = CliRunner()
 
@@ -50,8 +50,13 @@ def test_cli_evaluate_two_packages(setup):
     assert "report ->" in result.output and "rand-1" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["models"]) == ["rand-1", "rand-2"]
-    assert metrics["provenance"]["packages"] == {"rand-1": str(root / "pa"), "rand-2": str(root / "pb")}
-    assert metrics["data"]["flag_source"] == "valid_fraction < 1" and metrics["data"]["n_flagged"] == 8
+    assert metrics["provenance"]["packages"] == {
+        "rand-1": str(root / "pa"),
+        "rand-2": str(root / "pb"),
+    }
+    assert (
+        metrics["data"]["flag_source"] == "valid_fraction < 1" and metrics["data"]["n_flagged"] == 8
+    )
     ds = open_dataset(root / "data")
     table = ds.table()
     scores = Scorer(load_package(root / "pb")).score_dataset(ds)["reliability"].to_numpy(float)

@@ -46,9 +46,9 @@ def test_counts_equal_a_plain_loop(rng):
     thr, tp, fp = M.confusion_at_thresholds(y, s)
     assert (np.diff(thr) < 0).all()
     np.testing.assert_array_equal(thr, np.unique(s)[::-1])
-    for t, a, b in zip(thr, tp, fp):
-        assert a == sum(1 for yi, si in zip(y, s) if si >= t and yi == 1)
-        assert b == sum(1 for yi, si in zip(y, s) if si >= t and yi == 0)
+    for t, a, b in zip(thr, tp, fp, strict=True):
+        assert a == sum(1 for yi, si in zip(y, s, strict=True) if si >= t and yi == 1)
+        assert b == sum(1 for yi, si in zip(y, s, strict=True) if si >= t and yi == 0)
 
 
 def test_auc_brier_equal_sklearn_and_slow_pairwise(rng):
@@ -74,7 +74,7 @@ def test_calibration_equals_sklearn_and_ece_by_hand(rng):
     assert cal.count.sum() == len(y)
     ece = sum(
         c / len(y) * abs(f - m)
-        for c, f, m in zip(cal.count, cal.fraction_real, cal.mean_score)
+        for c, f, m in zip(cal.count, cal.fraction_real, cal.mean_score, strict=True)
         if c > 0
     )
     assert cal.ece == pytest.approx(ece)
@@ -152,9 +152,7 @@ def test_window_hand_made():
     curve = M.purity_completeness(y, s)
     w = M.requirement_window(curve)
     brute = [
-        t
-        for t in np.unique(s)
-        if (y[s >= t].mean() >= 0.95) and (y[s >= t].sum() / 20 >= 0.90)
+        t for t in np.unique(s) if (y[s >= t].mean() >= 0.95) and (y[s >= t].sum() / 20 >= 0.90)
     ]
     assert w is not None
     assert (w.low, w.high) == (min(brute), max(brute))
@@ -239,7 +237,10 @@ def test_bootstrap_weights_equal_resampled_rows(rng):
     w = np.bincount(np.random.default_rng([7, 3]).integers(0, n, n), minlength=n)
     g = M._groups(y.astype(bool), s, 10)
     stats = M._stats_groups(
-        g, w[np.argsort(-s, kind="mergesort")].astype(float), cutoff=0.5, min_purity=0.6,
+        g,
+        w[np.argsort(-s, kind="mergesort")].astype(float),
+        cutoff=0.5,
+        min_purity=0.6,
         min_completeness=0.5,
     )
     yr, sr = np.repeat(y, w), np.repeat(s, w)
@@ -260,8 +261,9 @@ def test_bootstrap_equals_slow_resampling_reference(rng):
     """Intervals equal those of explicitly resampled rows (same draws), recomputed one by one."""
     y, s = _data(rng, n=150, ties=True)
     n, n_boot = len(y), 25
-    got = M.bootstrap_intervals(y, s, n_boot=n_boot, seed=4, cutoff=0.4, min_purity=0.6,
-                                min_completeness=0.5)
+    got = M.bootstrap_intervals(
+        y, s, n_boot=n_boot, seed=4, cutoff=0.4, min_purity=0.6, min_completeness=0.5
+    )
     slow = {k: [] for k in ("auc", "brier", "purity_at_cutoff", "window_low", "crossing_value")}
     for i in range(n_boot):
         idx = np.random.default_rng([4, i]).integers(0, n, n)
@@ -345,7 +347,13 @@ def test_snr_bin_labels():
     """Bins are [lo, hi); edges land in the upper bin; NaN is 'missing'."""
     lab = M.snr_bin_labels([4.9, 5.0, 5.5, 6.49, 6.5, 100.0, np.nan])
     assert lab.tolist() == [
-        "[-inf, 5)", "[5, 5.5)", "[5.5, 6.5)", "[5.5, 6.5)", "[6.5, 8)", "[50, inf)", "missing",
+        "[-inf, 5)",
+        "[5, 5.5)",
+        "[5.5, 6.5)",
+        "[5.5, 6.5)",
+        "[6.5, 8)",
+        "[50, inf)",
+        "missing",
     ]
     with pytest.raises(ConfigError, match="increasing"):
         M.snr_bin_labels([1.0], edges=(5.0, 1.0))
@@ -375,9 +383,7 @@ def test_no_warnings_on_two_class_data(rng):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    pairs=st.lists(
-        st.tuples(st.integers(0, 1), st.integers(0, 8)), min_size=1, max_size=40
-    ),
+    pairs=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 8)), min_size=1, max_size=40),
     min_purity=st.sampled_from([0.5, 0.8, 0.95]),
     min_completeness=st.sampled_from([0.5, 0.9]),
 )
@@ -420,8 +426,8 @@ def test_snr_bin_slices_against_plain_loop(rng):
         warnings.simplefilter("ignore", RealBogusWarning)
         out = M.slice_summaries(y, s, M.snr_bin_labels(snr), by="snr_bin", cutoff=0.55)
     edges = M.SNR_BINS
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        rows = [(yi, si) for yi, si, xi in zip(y, s, snr) if lo <= xi < hi]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        rows = [(yi, si) for yi, si, xi in zip(y, s, snr, strict=True) if lo <= xi < hi]
         key = f"[{M._fmt(lo)}, {M._fmt(hi)})"
         if not rows:
             assert key not in out

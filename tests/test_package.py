@@ -2,7 +2,6 @@
 
 import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -31,7 +30,9 @@ def package_dir(tmp_path):
 
 
 def _scores(package, rng):
-    stamps = rng.normal(size=(64, 3, package.card.stamp_size, package.card.stamp_size)).astype(np.float32)
+    stamps = rng.normal(size=(64, 3, package.card.stamp_size, package.card.stamp_size)).astype(
+        np.float32
+    )
     return Scorer(package, batch_size=16).predict(stamps)
 
 
@@ -68,7 +69,9 @@ def test_exported_arch_builds_the_same_network(package_dir, tmp_path, rng):
     exec(compile((rubin_dir / "arch.py").read_text(), "arch.py", "exec"), namespace)  # our own file
     (name,) = namespace["__all__"]
     model = namespace[name]()
-    model.load_state_dict(torch.load(rubin_dir / "checkpoint.pt", weights_only=True)["model_state_dict"])
+    model.load_state_dict(
+        torch.load(rubin_dir / "checkpoint.pt", weights_only=True)["model_state_dict"]
+    )
     x = torch.from_numpy(rng.normal(size=(4, 3, 51, 51)).astype(np.float32))
     torch.testing.assert_close(model.eval()(x), load_package(package_dir).model(x), rtol=0, atol=0)
 
@@ -109,7 +112,9 @@ def test_card_and_weights_disagreeing_is_an_error_naming_the_file(package_dir):
     """A card saying 63 px over 51-px weights fails at load, naming the weight and shapes."""
     card = json.loads((package_dir / "card.json").read_text())
     (package_dir / "card.json").write_text(json.dumps({**card, "stamp_size": 63}))
-    with pytest.raises(PackageError, match=r"weights.safetensors: weight 'fc1.weight' has shape \[32, 256\]"):
+    with pytest.raises(
+        PackageError, match=r"weights.safetensors: weight 'fc1.weight' has shape \[32, 256\]"
+    ):
         load_package(package_dir)
 
 
@@ -170,19 +175,31 @@ def test_asinh_package_round_trips_through_rubin_layout(package_dir, tmp_path, r
     """An 'asinh'/'asinh-noise' package exports a network that applies its preprocessing itself
     (Rubin feeds raw pixels) and imports back to the same card preprocessing and identical scores."""
     package = load_package(package_dir)
-    card = package.card.model_copy(update={"preprocessing": preprocessing, "preprocessing_scale": [20.0, 21.0, 5.0]})
+    card = package.card.model_copy(
+        update={"preprocessing": preprocessing, "preprocessing_scale": [20.0, 21.0, 5.0]}
+    )
     asinh = load_package(save_package(tmp_path / "asinh", package.model, card))
     rubin_dir = export_rubin(asinh, tmp_path / "rubin")
     namespace = {}
-    exec(compile((rubin_dir / "arch.py").read_text(), "arch.py", "exec"), namespace)  # our own file, as Rubin runs it
+    exec(
+        compile((rubin_dir / "arch.py").read_text(), "arch.py", "exec"), namespace
+    )  # our own file, as Rubin runs it
     rubin_model = namespace["DMTN337CNN"]()
-    rubin_model.load_state_dict(torch.load(rubin_dir / "checkpoint.pt", weights_only=True)["model_state_dict"])
+    rubin_model.load_state_dict(
+        torch.load(rubin_dir / "checkpoint.pt", weights_only=True)["model_state_dict"]
+    )
     raw = (rng.normal(size=(50, 3, 51, 51)) * 300).astype(np.float32)
     raw[3, :, :, :30] = 0  # padded: the noise comes from the valid pixels only
     want = Scorer(asinh, backend="torch").predict(raw)
-    np.testing.assert_allclose(rubin_model.eval()(torch.from_numpy(raw)).detach().numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(
+        rubin_model.eval()(torch.from_numpy(raw)).detach().numpy(), want, atol=1e-6
+    )
     back = load_package(import_rubin(rubin_dir, tmp_path / "back"))
-    assert back.card.preprocessing == preprocessing and back.card.preprocessing_scale == [20.0, 21.0, 5.0]
+    assert back.card.preprocessing == preprocessing and back.card.preprocessing_scale == [
+        20.0,
+        21.0,
+        5.0,
+    ]
     assert np.abs(Scorer(back).predict(raw) - want).max() < 1e-6
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.image import imread
+from test_evaluate import make_detections
 
 from realbogus import metrics as M
 from realbogus.evaluate import evaluate
 from realbogus.report import FIGURES, FigureData, render_html, write_figures
-from test_evaluate import make_detections
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -37,9 +37,16 @@ window.addEventListener('load', function () {
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-        f"--user-data-dir={profile}", *args,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
 
@@ -62,7 +69,9 @@ def simulated_report(tmp_path_factory) -> Path:
     from realbogus.sim import simulate_survey
 
     root = tmp_path_factory.mktemp("simrep")
-    data = simulate_survey(survey="rubin-small", n_visits=3, seed=77, out=root / "data", workers=1, preview=False)
+    data = simulate_survey(
+        survey="rubin-small", n_visits=3, seed=77, out=root / "data", workers=1, preview=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truth-kind slices are one-class by construction
         evaluate_packages(["rubin-v0.1", "rubin-v0.3"], data, root / "report", n_boot=30)
@@ -86,7 +95,12 @@ def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
 
     shot = tmp_path / "shot.png"
     run = _chromium(
-        ["--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}", (report / "report.html").as_uri()],
+        [
+            "--window-size=1280,2400",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            (report / "report.html").as_uri(),
+        ],
         tmp_path / "p2",
     )
     assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
@@ -95,18 +109,24 @@ def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
     assert pixels[..., :3].std() > 0.05  # text, tables and figures, not an empty page
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)"
+)
 def test_report_opens_in_headless_chromium(two_model_report, tmp_path):
     """Generated detections: the report opens offline with every figure decoded."""
     _assert_opens_in_chromium(two_model_report, tmp_path)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)"
+)
 def test_simulated_survey_report_opens_in_headless_chromium(simulated_report, tmp_path):
     """rubin-v0.1 and rubin-v0.3 on a simulated survey: every figure drawn, none skipped, all decode."""
     metrics = json.loads((simulated_report / "metrics.json").read_text())
     assert set(metrics["models"]) == {"rubin-v0.1", "rubin-v0.3"}
-    assert all(f["file"] is not None for f in metrics["figures"]), [f["note"] for f in metrics["figures"]]
+    assert all(f["file"] is not None for f in metrics["figures"]), [
+        f["note"] for f in metrics["figures"]
+    ]
     _assert_opens_in_chromium(simulated_report, tmp_path)
 
 
@@ -166,11 +186,22 @@ def test_write_figures_skips_with_notes(tmp_path):
     assert written == sorted(rec.file for rec in records if rec.file)
     html = render_html(
         {
-            "data": {"n_rows": 100, "n_real": int(y.sum()), "n_bogus": int((~y).sum()),
-                     "n_unlabelled": 0, "flag_source": None, "n_flagged": None},
-            "models": {}, "provenance": {}, "warnings": [], "realbogus_version": "x",
-            "created": "now", "requirement": {"min_purity": 0.95, "min_completeness": 0.9},
-            "bootstrap": {"level": 0.95, "n_boot": 0, "seed": 0}, "populations": {},
+            "data": {
+                "n_rows": 100,
+                "n_real": int(y.sum()),
+                "n_bogus": int((~y).sum()),
+                "n_unlabelled": 0,
+                "flag_source": None,
+                "n_flagged": None,
+            },
+            "models": {},
+            "provenance": {},
+            "warnings": [],
+            "realbogus_version": "x",
+            "created": "now",
+            "requirement": {"min_purity": 0.95, "min_completeness": 0.9},
+            "bootstrap": {"level": 0.95, "n_boot": 0, "seed": 0},
+            "populations": {},
         },
         records,
         tmp_path,
@@ -188,4 +219,7 @@ def test_no_fakes_skips_figure_seven(tmp_path):
         warnings.simplefilter("ignore")
         res = evaluate(table, scores, tmp_path / "r", n_boot=0)
     notes = {f["name"]: f["note"] for f in res.metrics["figures"]}
-    assert notes["reliability_vs_snr_fakes"] == "no injected fakes (origin or labelSource == 'injection')"
+    assert (
+        notes["reliability_vs_snr_fakes"]
+        == "no injected fakes (origin or labelSource == 'injection')"
+    )

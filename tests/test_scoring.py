@@ -44,7 +44,9 @@ def test_score_table_columns_order_and_cutoff(package, rng):
     np.testing.assert_array_equal(table["diaSourceId"], ids)
     assert table["reliability"].dtype == np.float32
     assert (table["reliabilityVersion"] == "untrained").all()
-    np.testing.assert_array_equal(table["passes_cutoff"], table["reliability"] >= package.card.cutoff)
+    np.testing.assert_array_equal(
+        table["passes_cutoff"], table["reliability"] >= package.card.cutoff
+    )
     np.testing.assert_array_equal(table["edge"], stamps.edge)
     reversed_table = Scorer(package).score_stamps(
         Stamps(stamps.data[::-1].copy(), stamps.valid_fraction[::-1], stamps.edge[::-1]), ids[::-1]
@@ -55,7 +57,10 @@ def test_score_table_columns_order_and_cutoff(package, rng):
 
 def test_empty_input_gives_empty_table(package):
     """No detections -> an empty table with the right columns, not an error."""
-    table = Scorer(package).score_stamps(Stamps(np.zeros((0, 3, 51, 51), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)), np.zeros(0, np.int64))
+    table = Scorer(package).score_stamps(
+        Stamps(np.zeros((0, 3, 51, 51), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)),
+        np.zeros(0, np.int64),
+    )
     assert len(table) == 0 and tuple(table.columns) == SCORE_COLUMNS
 
 
@@ -104,7 +109,9 @@ def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
     np.testing.assert_allclose(onnx_scorer.predict(data), torch_scores, rtol=0, atol=1e-5)
     export_onnx(package, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"stamps": data[:10]})[0], torch_scores[:10], atol=1e-5)
+    np.testing.assert_allclose(
+        session.run(None, {"stamps": data[:10]})[0], torch_scores[:10], atol=1e-5
+    )
     with pytest.raises(ConfigError, match="backend must be one of"):
         Scorer(package, backend="tflite")
 
@@ -112,7 +119,9 @@ def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
 def test_asinh_noise_graph_equals_torch_and_ignores_units(package, rng, tmp_path):
     """'asinh-noise' in the ONNX graph = in torch, and scaling a stamp (other units, other
     depth) leaves its score unchanged; padded stamps take the noise of their valid pixels."""
-    card = package.card.model_copy(update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]})
+    card = package.card.model_copy(
+        update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]}
+    )
     noise = load_package(save_package(tmp_path / "noise", package.model, card))
     data = (rng.normal(size=(40, 3, 51, 51)) * 30).astype(np.float32)
     data[:10, :, :, :21] = 0
@@ -131,15 +140,36 @@ def test_self_contained_asinh_noise_graph_computes_the_noise_itself(package, rng
     from realbogus.package import preprocess, preprocess_array, stamp_noise, stamp_noise_array
     from realbogus.scoring import export_onnx
 
-    card = package.card.model_copy(update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]})
+    card = package.card.model_copy(
+        update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]}
+    )
     noise = load_package(save_package(tmp_path / "noise", package.model, card))
     data = (rng.normal(size=(30, 3, 51, 51)) * 30).astype(np.float32)
     data[:8, :, :, :21] = 0
     data[9, 0] = 0
-    np.testing.assert_array_equal(stamp_noise_array(data), stamp_noise(torch.from_numpy(data)).numpy())
+    np.testing.assert_array_equal(
+        stamp_noise_array(data), stamp_noise(torch.from_numpy(data)).numpy()
+    )
     session = ort.InferenceSession(export_onnx(noise), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["stamps"]
-    np.testing.assert_allclose(session.run(None, {"stamps": data})[0], Scorer(noise, backend="torch").predict(data), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(preprocess_array(noise.card, data), preprocess(noise.card, torch.from_numpy(data)).numpy(), rtol=1e-6, atol=1e-6)
-    inner = ort.InferenceSession(export_onnx(noise, preprocessed_input=True), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(inner.run(None, {"stamps": preprocess_array(noise.card, data)})[0], session.run(None, {"stamps": data})[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        session.run(None, {"stamps": data})[0],
+        Scorer(noise, backend="torch").predict(data),
+        rtol=0,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        preprocess_array(noise.card, data),
+        preprocess(noise.card, torch.from_numpy(data)).numpy(),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    inner = ort.InferenceSession(
+        export_onnx(noise, preprocessed_input=True), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_allclose(
+        inner.run(None, {"stamps": preprocess_array(noise.card, data)})[0],
+        session.run(None, {"stamps": data})[0],
+        rtol=0,
+        atol=1e-5,
+    )

@@ -1,5 +1,6 @@
 """Scoring backends: fp32 agreement, the cropped ONNX graph, parallel sessions, the int8 gate."""
 
+import itertools
 import pickle
 
 import numpy as np
@@ -8,7 +9,14 @@ import torch
 
 from realbogus.errors import ConfigError, StampShapeError
 from realbogus.package import init_package, load_package
-from realbogus.scoring import INT8_TOLERANCE, Int8Model, Scorer, _predict_onnx, export_onnx, quantize_int8
+from realbogus.scoring import (
+    INT8_TOLERANCE,
+    Int8Model,
+    Scorer,
+    _predict_onnx,
+    export_onnx,
+    quantize_int8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,9 @@ def test_backends_agree_within_1e5_on_non_contiguous_input(package, rng):
     onnx_scores = Scorer(package, backend="onnx", threads=2).predict(view)
     torch_scores = Scorer(package, backend="torch", device="cpu").predict(view)
     assert np.abs(onnx_scores - torch_scores).max() <= 1e-5
-    np.testing.assert_allclose(torch_scores, _torch_scores(package, np.ascontiguousarray(view)), atol=1e-6)
+    np.testing.assert_allclose(
+        torch_scores, _torch_scores(package, np.ascontiguousarray(view)), atol=1e-6
+    )
 
 
 def test_progress_is_reported_to_the_end(package, rng):
@@ -59,9 +69,11 @@ def test_progress_is_reported_to_the_end(package, rng):
     data = rng.normal(size=(100, 3, 51, 51)).astype(np.float32)
     for threads in (1, 2):
         calls = []
-        Scorer(package, threads=threads, batch_size=16).predict(data, progress=lambda d, t: calls.append((d, t)))
+        Scorer(package, threads=threads, batch_size=16).predict(
+            data, progress=lambda d, t, calls=calls: calls.append((d, t))
+        )
         assert calls[-1] == (100, 100)
-        assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+        assert all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
 
 
 def test_non_finite_pixels_are_found_in_any_worker(package, rng):
@@ -123,7 +135,10 @@ def test_int8_refused_when_over_tolerance(int8_package, rng, tmp_path):
     package = int8_package
     check = rng.normal(scale=20, size=(256, 3, 51, 51)).astype(np.float32)
     check[::16, :, 25, 25] = 3e4
-    with pytest.raises(ConfigError, match=r"int8 model of untrained refused: .* differ from fp32 by up to 0\.\d+ on the 256 check stamps"):
+    with pytest.raises(
+        ConfigError,
+        match=r"int8 model of untrained refused: .* differ from fp32 by up to 0\.\d+ on the 256 check stamps",
+    ):
         Scorer(package, int8=True, check_stamps=check)
     model = quantize_int8(package, check, tolerance=0.9)  # the same graph, under a looser gate
     assert INT8_TOLERANCE < model.max_deviation <= 0.9
@@ -137,14 +152,18 @@ def test_int8_option_errors(package, rng):
     with pytest.raises(ConfigError, match="needs check_stamps"):
         Scorer(package, int8=True)
     with pytest.raises(ConfigError, match="onnx backend"):
-        Scorer(package, backend="torch", int8=True, check_stamps=np.zeros((4, 3, 51, 51), np.float32))
+        Scorer(
+            package, backend="torch", int8=True, check_stamps=np.zeros((4, 3, 51, 51), np.float32)
+        )
     with pytest.raises(ConfigError, match="at least 2 check stamps"):
         quantize_int8(package, np.zeros((1, 3, 51, 51), np.float32))
     with pytest.raises(StampShapeError, match="check stamps"):
         quantize_int8(package, np.zeros((4, 3, 40, 40), np.float32))
     with pytest.raises(ConfigError, match="threads"):
         Scorer(package, threads=0)
-    assert isinstance(export_onnx(package), bytes) and not isinstance(export_onnx(package), Int8Model)
+    assert isinstance(export_onnx(package), bytes) and not isinstance(
+        export_onnx(package), Int8Model
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -153,4 +172,9 @@ def test_gpu_scores_equal_cpu_within_1e5(package, rng):
     data = rng.normal(scale=50, size=(5000, 3, 51, 51)).astype(np.float32)
     gpu = Scorer(package)
     assert gpu.backend == "torch" and gpu.device.type == "cuda" and gpu.batch_size == 4096
-    np.testing.assert_allclose(gpu.predict(data), Scorer(package, backend="onnx", device="cpu").predict(data), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        gpu.predict(data),
+        Scorer(package, backend="onnx", device="cpu").predict(data),
+        rtol=0,
+        atol=1e-5,
+    )

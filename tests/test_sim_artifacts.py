@@ -43,7 +43,9 @@ def test_noise_patch_rms_on_the_snr_map() -> None:
     image = rng.standard_normal((600, 600)) * sky
     cfg = ArtifactConfig(noise_patch_amp=(1.0, 1.0))
     log = art.ArtifactLog()
-    art.add_noise_patches(image, 1, fwhm_px=fwhm, sky_sigma=sky, cfg=cfg, rng=np.random.default_rng(9), log=log)
+    art.add_noise_patches(
+        image, 1, fwhm_px=fwhm, sky_sigma=sky, cfg=cfg, rng=np.random.default_rng(9), log=log
+    )
     x0, y0 = log.seg[0][:2]
     r = log.radius[0]
     y, x = np.mgrid[-15:16, -15:16]
@@ -67,7 +69,15 @@ def test_crosstalk_copies_each_saturated_star_into_the_other_three_amplifiers() 
     saturated = art.saturate(image, 30.0, bleed=True)
     clipped = image.copy()
     log = art.ArtifactLog()
-    art.add_crosstalk(image, saturated, background=5.0, coefficient=(1e-2, 1e-2), margin=4, rng=np.random.default_rng(0), log=log)
+    art.add_crosstalk(
+        image,
+        saturated,
+        background=5.0,
+        coefficient=(1e-2, 1e-2),
+        margin=4,
+        rng=np.random.default_rng(0),
+        log=log,
+    )
     assert log.kind == ["crosstalk"] * 3
     centres = sorted((round(y), round(x)) for x, y, *_ in log.seg)
     assert centres == sorted([(30, 120 - 1 - 20), (100 - 1 - 30, 20), (100 - 1 - 30, 120 - 1 - 20)])

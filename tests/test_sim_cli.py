@@ -23,8 +23,23 @@ def test_simulate_command_writes_dataset_and_preview(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["simulate", "--visits", "1", "--seed", "2", "--out", str(out),
-                                      "--config", str(config), "--save-images", "--workers", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--visits",
+            "1",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--save-images",
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (out / "preview.png").stat().st_size > 1000
     assert len(open_dataset(out)) > 0
@@ -36,7 +51,9 @@ def test_simulate_command_rejects_bad_config(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("seeing: [2.0, 1.0]\n")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["simulate", "--visits", "1", "--out", str(out), "--config", str(config)])
+    result = CliRunner().invoke(
+        app, ["simulate", "--visits", "1", "--out", str(out), "--config", str(config)]
+    )
     assert result.exit_code == 1
     assert "seeing" in result.output and "bad.yaml" in result.output
     assert not out.exists()

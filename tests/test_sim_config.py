@@ -23,10 +23,15 @@ def test_presets_match_the_surveys() -> None:
 def test_yaml_overrides_are_nested_and_partial(tmp_path: Path) -> None:
     """A YAML file overrides single nested keys and keeps the rest of the preset."""
     path = tmp_path / "c.yaml"
-    path.write_text("survey: ztf\nseeing: [2.0, 2.5]\ninjection:\n  n_fakes: 7\nsubtraction:\n  method: zogy\n")
+    path.write_text(
+        "survey: ztf\nseeing: [2.0, 2.5]\ninjection:\n  n_fakes: 7\nsubtraction:\n  method: zogy\n"
+    )
     cfg = load_config(path)
     assert cfg.name == "ztf" and cfg.seeing == (2.0, 2.5)
-    assert cfg.injection.n_fakes == 7 and cfg.injection.negative_fraction == preset("ztf").injection.negative_fraction
+    assert (
+        cfg.injection.n_fakes == 7
+        and cfg.injection.negative_fraction == preset("ztf").injection.negative_fraction
+    )
     assert cfg.subtraction.method == "zogy"
     assert SimConfig(**cfg.to_dict()) == cfg  # round trip
 

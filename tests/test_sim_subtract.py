@@ -15,8 +15,18 @@ SKY_SIGMA = 10.0
 
 
 def _psf(profile: str, fwhm: float, beta: float = 3.5, g1: float = 0.0) -> PSFModel:
-    return PSFModel(profile=profile, fwhm=fwhm, beta=beta, g1=g1, g2=0.0, grad_fwhm=(0.0, 0.0),
-                    grad_g=(0.0, 0.0, 0.0, 0.0), shift=(0.0, 0.0), shape=(SIZE, SIZE), pixel_scale=0.2)
+    return PSFModel(
+        profile=profile,
+        fwhm=fwhm,
+        beta=beta,
+        g1=g1,
+        g2=0.0,
+        grad_fwhm=(0.0, 0.0),
+        grad_g=(0.0, 0.0, 0.0, 0.0),
+        shift=(0.0, 0.0),
+        shape=(SIZE, SIZE),
+        pixel_scale=0.2,
+    )
 
 
 def _stars(rng: np.random.Generator, n: int = 40):
@@ -60,9 +70,13 @@ def _diff_psf(result, psf_s, psf_t, size=31):
 
 def _subtract(method, sci, tpl, var_s, var_t, psf_s, psf_t, x, y):
     if method == "al":
-        return subtract_al(sci, tpl, var_s, var_t, np.round(x), np.round(y), fwhm_science=5.0, fwhm_template=3.5)
+        return subtract_al(
+            sci, tpl, var_s, var_t, np.round(x), np.round(y), fwhm_science=5.0, fwhm_template=3.5
+        )
     c = (SIZE - 1) / 2
-    return subtract_zogy(sci, tpl, var_s, var_t, psf_s.image(c, c, size=31), psf_t.image(c, c, size=31))
+    return subtract_zogy(
+        sci, tpl, var_s, var_t, psf_s.image(c, c, size=31), psf_t.image(c, c, size=31)
+    )
 
 
 @pytest.mark.parametrize("method", ["al", "zogy"])
@@ -79,7 +93,9 @@ def test_psf_only_difference_subtracts_to_noise(method: str) -> None:
     s = snr[inner]
     assert 0.9 < 1.4826 * np.median(np.abs(s - np.median(s))) < 1.1
     # No star leaves a 5-sigma residual.
-    assert np.abs(s).max() < 5.0, f"{method}: max |SNR| {np.abs(s).max():.2f} at a pure-PSF difference"
+    assert np.abs(s).max() < 5.0, (
+        f"{method}: max |SNR| {np.abs(s).max():.2f} at a pure-PSF difference"
+    )
     if method == "al":
         assert abs(result.kernel_sum - 1.0) < 0.03
 
@@ -93,7 +109,8 @@ def test_injected_source_recovered_with_flux_and_sign(method: str, sign: int) ->
     fx, fy, flux = np.array([131.3]), np.array([97.6]), np.array([4000.0])
     extra = (fx, fy, flux)
     sci, tpl, var_s, var_t, psf_s, psf_t, x, y = _pair(
-        rng, science_extra=extra if sign > 0 else None, template_extra=extra if sign < 0 else None)
+        rng, science_extra=extra if sign > 0 else None, template_extra=extra if sign < 0 else None
+    )
     result = _subtract(method, sci, tpl, var_s, var_t, psf_s, psf_t, x, y)
     pd = _diff_psf(result, psf_s, psf_t)
     snr = snr_map(result.difference, result.variance, pd)
@@ -107,12 +124,14 @@ def test_injected_source_recovered_with_flux_and_sign(method: str, sign: int) ->
 
     k = 31
     stamp = np.zeros((1, k, k))
-    stamp[0] = pd / pd.sum() if pd.shape[0] == k else pd[: k, : k]
+    stamp[0] = pd / pd.sum() if pd.shape[0] == k else pd[:k, :k]
     ix, iy = np.floor(fx + 0.5), np.floor(fy + 0.5)
     model = shift_stamps(stamp, fx - ix, fy - iy)
     f, err = forced_psf_flux(result.difference, result.variance, fx, fy, model)
     scale = result.kernel_sum if (sign < 0 and result.convolved == "template") else 1.0
-    assert abs(f[0] / (sign * flux[0] * scale) - 1) < 0.05, f"flux {f[0]:.0f} vs {sign * flux[0]:.0f}"
+    assert abs(f[0] / (sign * flux[0] * scale) - 1) < 0.05, (
+        f"flux {f[0]:.0f} vs {sign * flux[0]:.0f}"
+    )
     assert 0 < err[0] < 0.05 * flux[0]
 
 
@@ -140,7 +159,17 @@ def test_subtraction_input_errors() -> None:
     """Mismatched shapes and too few kernel candidates raise InputError."""
     a = np.zeros((64, 64))
     with pytest.raises(InputError, match="same shape"):
-        subtract_al(a, np.zeros((32, 32)), a + 1, a + 1, np.array([30.0]), np.array([30.0]),
-                    fwhm_science=4, fwhm_template=3)
+        subtract_al(
+            a,
+            np.zeros((32, 32)),
+            a + 1,
+            a + 1,
+            np.array([30.0]),
+            np.array([30.0]),
+            fwhm_science=4,
+            fwhm_template=3,
+        )
     with pytest.raises(InputError, match="kernel candidates"):
-        subtract_al(a, a, a + 1, a + 1, np.array([30.0]), np.array([30.0]), fwhm_science=4, fwhm_template=3)
+        subtract_al(
+            a, a, a + 1, a + 1, np.array([30.0]), np.array([30.0]), fwhm_science=4, fwhm_template=3
+        )

@@ -18,7 +18,12 @@ TINY = {
     "epochs_per_field": 2,
     "scene": {"n_stars": 45, "n_galaxies": 20, "n_bright_stars": 0.5},
     "injection": {"n_fakes": 10, "n_asteroids": 1.0, "n_transients": 1.0},
-    "artifacts": {"n_cosmic_rays": 3.0, "n_hot_pixels": 2.0, "n_noise_patches": 0.5, "p_nan_rowcol": 0.8},
+    "artifacts": {
+        "n_cosmic_rays": 3.0,
+        "n_hot_pixels": 2.0,
+        "n_noise_patches": 0.5,
+        "p_nan_rowcol": 0.8,
+    },
     "subtraction": {"n_candidates": 30},
 }
 
@@ -27,8 +32,15 @@ TINY = {
 def tiny_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim") / "tiny"
     calls: list[tuple[int, int]] = []
-    simulate_survey(TINY, n_visits=3, seed=5, out=out, workers=1, save_images=True,
-                    progress=lambda d, t: calls.append((d, t)))
+    simulate_survey(
+        TINY,
+        n_visits=3,
+        seed=5,
+        out=out,
+        workers=1,
+        save_images=True,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert calls[-1] == (3, 3) and [c[0] for c in calls] == [1, 2, 3]
     return out
 
@@ -45,11 +57,18 @@ def test_dataset_has_the_contract_columns(tiny_survey: Path) -> None:
     assert set(table["origin"].unique()) <= {"ss", "gaia", "galaxy", "tns", "injection", "none"}
     assert sorted(table["field"].unique()) == [0, 1]  # 3 visits, 2 per field
     real = table[table["label"] == 1]
-    assert real["truthFlux"].notna().all() and table.loc[table["label"] == 0, "truthFlux"].isna().all()
+    assert (
+        real["truthFlux"].notna().all() and table.loc[table["label"] == 0, "truthFlux"].isna().all()
+    )
     # Real detections match their truth source's sign.
     assert ((real["truthFlux"] < 0) == real["isNegative"]).all()
     # Both classes in both polarities, several artifact kinds, some stamps with NaN rows/columns.
-    assert set(zip(table["label"], table["isNegative"])) == {(0, False), (0, True), (1, False), (1, True)}
+    assert set(zip(table["label"], table["isNegative"], strict=True)) == {
+        (0, False),
+        (0, True),
+        (1, False),
+        (1, True),
+    }
     assert table.loc[table["label"] == 0, "truthKind"].nunique() >= 6
     assert table["hasNanRowCol"].any() and not table["hasNanRowCol"].all()
     # Stamps: finite, channel 0 is the difference image around the detection.
@@ -88,13 +107,19 @@ def test_saved_images_and_catalog(tiny_survey: Path) -> None:
 
 def test_same_seed_same_data_whatever_the_workers(tmp_path: Path, tiny_survey: Path) -> None:
     """A seed fixes the dataset (2 processes give the same bytes as 1); another seed differs."""
-    again = simulate_survey(TINY, n_visits=3, seed=5, out=tmp_path / "again", workers=2, preview=False)
+    again = simulate_survey(
+        TINY, n_visits=3, seed=5, out=tmp_path / "again", workers=2, preview=False
+    )
     a, b = open_dataset(tiny_survey), open_dataset(again)
     pd.testing.assert_frame_equal(a.table(), b.table())
     assert np.array_equal(a.stamps().data, b.stamps().data)
-    other = simulate_survey(TINY, n_visits=1, seed=6, out=tmp_path / "other", workers=1, preview=False)
+    other = simulate_survey(
+        TINY, n_visits=1, seed=6, out=tmp_path / "other", workers=1, preview=False
+    )
     first = a.table()
-    assert not open_dataset(other).table()[["x", "y"]].equals(first[first["visit"] == 0][["x", "y"]])
+    assert (
+        not open_dataset(other).table()[["x", "y"]].equals(first[first["visit"] == 0][["x", "y"]])
+    )
 
 
 def test_arguments_are_validated(tmp_path: Path, tiny_survey: Path) -> None:
@@ -119,7 +144,9 @@ def test_plan_fields_groups_visits() -> None:
 def test_sparse_field_falls_back_to_zogy(tmp_path: Path) -> None:
     """A field without kernel candidates (no stars) is still subtracted, by ZOGY, and says so."""
     sparse = {**TINY, "scene": {"n_stars": 0, "n_galaxies": 10, "n_bright_stars": 0.0}}
-    out = simulate_survey(sparse, n_visits=1, seed=3, out=tmp_path / "sparse", workers=1, preview=False)
+    out = simulate_survey(
+        sparse, n_visits=1, seed=3, out=tmp_path / "sparse", workers=1, preview=False
+    )
     table = open_dataset(out).table()
     assert len(table) > 0 and set(table["subtraction"]) == {"zogy"}
     assert pd.read_parquet(out / "visits.parquet")["subtraction"].tolist() == ["zogy"]

@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realbogus.errors import InputError, StampShapeError
-from realbogus.stamps import CHANNELS, check_stamps, cut_stamps, fit_stamp, resize_stamps, robust_noise
+from realbogus.stamps import (
+    CHANNELS,
+    check_stamps,
+    cut_stamps,
+    fit_stamp,
+    resize_stamps,
+    robust_noise,
+)
 
 
 def naive_cut(images, x, y, size):
@@ -151,7 +158,9 @@ def test_resize_stamps_counts_valid_pixels_and_nans(rng):
     cutouts[1, 1, 5, :] = np.nan
     s = resize_stamps(cutouts, 51)
     assert s.data.shape == (4, 3, 51, 51) and np.isfinite(s.data).all()
-    np.testing.assert_allclose(s.valid_fraction, [2700 / 7803, 2670 / 7803, 2700 / 7803, 2700 / 7803], rtol=1e-6)
+    np.testing.assert_allclose(
+        s.valid_fraction, [2700 / 7803, 2670 / 7803, 2700 / 7803, 2700 / 7803], rtol=1e-6
+    )
     assert s.edge.all()
     as_list = resize_stamps([list(c) for c in cutouts], 51)
     np.testing.assert_array_equal(as_list.data, s.data)

@@ -1,5 +1,7 @@
 """Training: learns a separable toy problem, fine-tunes with a parent, resumes exactly."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,14 @@ from realbogus.errors import ConfigError
 from realbogus.package import load_package
 from realbogus.scoring import Scorer
 from realbogus.stamps import Stamps
-from realbogus.train import StampTorchDataset, TrainConfig, epoch_lr, mask_blocks, stamp_memmap, train
+from realbogus.train import (
+    StampTorchDataset,
+    TrainConfig,
+    epoch_lr,
+    mask_blocks,
+    stamp_memmap,
+    train,
+)
 
 SIZE = 36
 
@@ -24,20 +33,34 @@ def toy_dataset(path, n=600, seed=0):
     label = rng.integers(0, 2, n)
     data = rng.normal(size=(n, 3, SIZE, SIZE)).astype(np.float32)
     amp = rng.uniform(3, 8, n)[:, None, None]
-    data[:, 0] += np.where(label[:, None, None] == 1, amp * blob, amp * dipole * (rng.uniform(size=n) < 0.7)[:, None, None])
+    data[:, 0] += np.where(
+        label[:, None, None] == 1,
+        amp * blob,
+        amp * dipole * (rng.uniform(size=n) < 0.7)[:, None, None],
+    )
     data[:, 1] += np.where(label[:, None, None] == 1, amp * blob, 0)
-    table = pd.DataFrame({
-        "diaSourceId": np.arange(n), "label": label, "origin": rng.choice(["injection", "gaia"], n),
-        "field": rng.integers(0, 30, n), "snr": rng.uniform(5, 20, n),
-    })
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.arange(n),
+            "label": label,
+            "origin": rng.choice(["injection", "gaia"], n),
+            "field": rng.integers(0, 30, n),
+            "snr": rng.uniform(5, 20, n),
+        }
+    )
     stamps = Stamps(data, np.ones(n, np.float32), np.zeros(n, bool))
     return write_dataset(path, table, stamps)
 
 
 def test_split_groups_never_cross_and_keep_mix(rng):
     """No field on two sides; fractions and label mix roughly kept."""
-    table = pd.DataFrame({"field": rng.integers(0, 200, 20_000), "label": rng.integers(0, 2, 20_000),
-                          "origin": rng.choice(["a", "b", "c"], 20_000)})
+    table = pd.DataFrame(
+        {
+            "field": rng.integers(0, 200, 20_000),
+            "label": rng.integers(0, 2, 20_000),
+            "origin": rng.choice(["a", "b", "c"], 20_000),
+        }
+    )
     split = split_by_group(table, seed=3)
     per_field = pd.Series(split).groupby(table["field"]).nunique()
     assert (per_field == 1).all()
@@ -75,13 +98,22 @@ def test_train_learns_and_fine_tunes_with_parent(tmp_path):
     data = toy_dataset(tmp_path / "toy")
     config = TrainConfig(epochs=6, batch_size=32, lr=1e-3, seed=1)
     reports = []
-    pkg = load_package(train(data, tmp_path / "m1", config=config, version="toy-v1", on_epoch=reports.append))
+    pkg = load_package(
+        train(data, tmp_path / "m1", config=config, version="toy-v1", on_epoch=reports.append)
+    )
     assert [r.epoch for r in reports] == list(range(6))
     assert pkg.card.metrics["test_roc_auc"] > 0.95
     assert pkg.card.parent is None and pkg.card.training_data["n_train"] > 0
     assert not (tmp_path / "m1.train").exists()
-    child = load_package(train(data, tmp_path / "m2", config=TrainConfig(epochs=1, batch_size=32, seed=2),
-                               parent=tmp_path / "m1", version="toy-v2"))
+    child = load_package(
+        train(
+            data,
+            tmp_path / "m2",
+            config=TrainConfig(epochs=1, batch_size=32, seed=2),
+            parent=tmp_path / "m1",
+            version="toy-v2",
+        )
+    )
     assert child.card.parent == "toy-v1"
 
 
@@ -89,7 +121,15 @@ def test_train_learns_and_fine_tunes_with_parent(tmp_path):
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule, masks):
     """Stop after epoch 1 of 3, rerun: the weights equal an uninterrupted run's exactly."""
     data = toy_dataset(tmp_path / "toy", n=300)
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, seed=4, patience=10, lr_schedule=schedule, mask_augment=masks)
+    config = TrainConfig(
+        epochs=3,
+        batch_size=32,
+        lr=1e-3,
+        seed=4,
+        patience=10,
+        lr_schedule=schedule,
+        mask_augment=masks,
+    )
     full = load_package(train(data, tmp_path / "full", config=config, version="v"))
 
     class Interrupted(Exception):
@@ -101,9 +141,19 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule, masks)
 
     with pytest.raises(Interrupted):
         train(data, tmp_path / "resumed", config=config, version="v", on_epoch=stop_after_first)
-    assert (tmp_path / "resumed.train" / "state.pt").is_file() and not (tmp_path / "resumed").exists()
+    assert (tmp_path / "resumed.train" / "state.pt").is_file() and not (
+        tmp_path / "resumed"
+    ).exists()
     epochs = []
-    resumed = load_package(train(data, tmp_path / "resumed", config=config, version="v", on_epoch=lambda r: epochs.append(r.epoch)))
+    resumed = load_package(
+        train(
+            data,
+            tmp_path / "resumed",
+            config=config,
+            version="v",
+            on_epoch=lambda r: epochs.append(r.epoch),
+        )
+    )
     assert epochs == [2]
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -116,8 +166,12 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, schedule, masks)
 def test_cosine_schedule_runs_from_lr_to_a_hundredth():
     config = TrainConfig(epochs=5, lr=1e-3, lr_schedule="cosine")
     rates = [epoch_lr(config, e) for e in range(5)]
-    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5) and rates[2] == pytest.approx(0.505e-3)
-    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert (
+        rates[0] == pytest.approx(1e-3)
+        and rates[-1] == pytest.approx(1e-5)
+        and rates[2] == pytest.approx(0.505e-3)
+    )
+    assert all(a > b for a, b in itertools.pairwise(rates))
     assert {epoch_lr(TrainConfig(epochs=5, lr=1e-3), e) for e in range(5)} == {1e-3}
 
 
@@ -153,7 +207,9 @@ def test_input_scale_is_folded_exactly_into_conv1(rng):
 
     torch.manual_seed(0)
     model = DMTN337CNN(SIZE).eval()
-    raw = (rng.normal(size=(6, 3, SIZE, SIZE)) * [[[[300.0]], [[120.0]], [[40.0]]]]).astype(np.float32)
+    raw = (rng.normal(size=(6, 3, SIZE, SIZE)) * [[[[300.0]], [[120.0]], [[40.0]]]]).astype(
+        np.float32
+    )
     scale = robust_channel_scale(raw, np.arange(6))
     np.testing.assert_allclose(scale, [300, 120, 40], rtol=0.1)
     want = model(torch.from_numpy(raw / scale[None, :, None, None])).detach()
@@ -176,7 +232,11 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
     pkg = load_package(train(data, tmp_path / "m", config=config, version="raw"))
     assert pkg.card.metrics["test_roc_auc"] > 0.95
     assert pkg.card.preprocessing == preprocessing
-    scale = pkg.card.preprocessing_scale if preprocessing != "none" else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
+    scale = (
+        pkg.card.preprocessing_scale
+        if preprocessing != "none"
+        else pkg.card.hyperparameters["input_scale_folded_into_conv1"]
+    )
     if preprocessing == "asinh-noise":  # dimensionless: each channel's noise over the difference's
         assert scale[0] == 1.0 and all(0.05 < s < 20 for s in scale)
     else:
@@ -186,19 +246,36 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
 
     for backend in ("torch", "onnx"):
         scores = Scorer(pkg, backend=backend).predict(raw.data[rows])
-        assert abs(roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"]) < 1e-4
+        assert (
+            abs(roc_auc(table.label.to_numpy()[rows], scores) - pkg.card.metrics["test_roc_auc"])
+            < 1e-4
+        )
 
 
 def test_fine_tuning_keeps_the_parent_preprocessing(tmp_path):
     """A child reuses its parent's preprocessing and scale (asinh-noise by default); asking for
     another preprocessing is refused."""
     data = toy_dataset(tmp_path / "toy", n=300)
-    parent = load_package(train(data, tmp_path / "p", config=TrainConfig(epochs=1, batch_size=32, seed=1), version="p"))
-    child = load_package(train(data, tmp_path / "c", config=TrainConfig(epochs=1, batch_size=32, seed=2), parent=parent, version="c"))
+    parent = load_package(
+        train(
+            data, tmp_path / "p", config=TrainConfig(epochs=1, batch_size=32, seed=1), version="p"
+        )
+    )
+    child = load_package(
+        train(
+            data,
+            tmp_path / "c",
+            config=TrainConfig(epochs=1, batch_size=32, seed=2),
+            parent=parent,
+            version="c",
+        )
+    )
     assert parent.card.preprocessing == child.card.preprocessing == "asinh-noise"
     assert child.card.preprocessing_scale == parent.card.preprocessing_scale
     with pytest.raises(ConfigError, match="uses preprocessing 'asinh-noise', not 'none'"):
-        train(data, tmp_path / "x", config=TrainConfig(epochs=1, preprocessing="none"), parent=parent)
+        train(
+            data, tmp_path / "x", config=TrainConfig(epochs=1, preprocessing="none"), parent=parent
+        )
 
 
 def test_mask_blocks_zero_rectangles_in_all_planes_but_never_the_centre(rng):
@@ -222,11 +299,23 @@ def test_training_batches_show_mirror_images_and_with_rotations_quarter_turns(ro
     from realbogus.train import _batches
 
     stamp = np.arange(3 * 9 * 9, dtype=np.float32).reshape(3, 9, 9)  # no symmetry
-    orientations = [np.rot90(stamp, k, axes=(1, 2))[:, :, ::-1] if f else np.rot90(stamp, k, axes=(1, 2)) for k in range(4) for f in (0, 1)]
+    orientations = [
+        np.rot90(stamp, k, axes=(1, 2))[:, :, ::-1] if f else np.rot90(stamp, k, axes=(1, 2))
+        for k in range(4)
+        for f in (0, 1)
+    ]
     n = 4000
     stamps, labels = np.repeat(stamp[None], n, axis=0), np.zeros(n, np.int64)
     counts = np.zeros(8, int)
-    for x, _ in _batches(stamps, labels, np.arange(n), batch_size=500, rng=np.random.default_rng(0), flips=True, rotations=rotations):
+    for x, _ in _batches(
+        stamps,
+        labels,
+        np.arange(n),
+        batch_size=500,
+        rng=np.random.default_rng(0),
+        flips=True,
+        rotations=rotations,
+    ):
         for s in x.numpy():
             counts[[i for i, o in enumerate(orientations) if np.array_equal(s, o)][0]] += 1
     quarter_turned = counts[[2, 3, 6, 7]]  # odd k: not reachable by flips alone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-package_app = typer.Typer(help="Create model packages and move them to and from Rubin's layout.", no_args_is_help=True)
+package_app = typer.Typer(
+    help="Create model packages and move them to and from Rubin's layout.", no_args_is_help=True
+)
 app.add_typer(package_app, name="package")
 console = Console(stderr=True, soft_wrap=True)
 
@@ -57,7 +59,10 @@ def fail(error: Exception) -> typer.Exit:
 
 @app.command()
 def models(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Package directories or .zip files to list besides the built-in ones.")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Package directories or .zip files to list besides the built-in ones."),
+    ] = None,
 ) -> None:
     """List built-in and given model packages: version, parent, cutoff, stamp size, pixel
     preprocessing and any observing-condition correction of the scores."""
@@ -66,41 +71,104 @@ def models(
     table = Table(title="realbogus model packages")
     for column in ("name", "version", "parent", "cutoff", "stamp px", "pixels", "source"):
         table.add_column(column, overflow="fold")
-    sources = [(name, "built-in") for name in builtin_models()] + [(str(p), str(p)) for p in paths or []]
+    sources = [(name, "built-in") for name in builtin_models()] + [
+        (str(p), str(p)) for p in paths or []
+    ]
     corrected: list[str] = []
     for ref, where in sources:
         try:
             card = load_package(ref).card
         except RealBogusError as exc:
             raise fail(exc) from exc
-        table.add_row(card.name, card.version, card.parent or "-", f"{card.cutoff:.3f}", str(card.stamp_size), card.preprocessing, where)
+        table.add_row(
+            card.name,
+            card.version,
+            card.parent or "-",
+            f"{card.cutoff:.3f}",
+            str(card.stamp_size),
+            card.preprocessing,
+            where,
+        )
         if card.conditions is not None:
-            corrected.append(f"{card.version} (template/difference noise ratio < {card.conditions.knee:g})")
+            corrected.append(
+                f"{card.version} (template/difference noise ratio < {card.conditions.knee:g})"
+            )
     if not sources:
-        console.print("no built-in model packages are installed yet; pass package paths to list them")
+        console.print(
+            "no built-in model packages are installed yet; pass package paths to list them"
+        )
     Console().print(table)
     if corrected:
-        Console().print("scores corrected for observing conditions (thick cloud): " + ", ".join(corrected))
+        Console().print(
+            "scores corrected for observing conditions (thick cloud): " + ", ".join(corrected)
+        )
 
 
 @app.command()
 def score(
-    model: Annotated[str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")],
-    out: Annotated[Path, typer.Option(help="Score table to write: .parquet, .csv or .fits (by extension); with --scheduler, an output directory.")],
-    data: Annotated[Optional[Path], typer.Option(help="A realbogus stamp dataset directory.")] = None,
-    science: Annotated[Optional[Path], typer.Option(help="Science image (FITS).")] = None,
-    template: Annotated[Optional[Path], typer.Option(help="Template image (FITS), warped to the science image.")] = None,
-    difference: Annotated[Optional[Path], typer.Option(help="Difference image (FITS).")] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Stamps per forward pass (default: the backend's best).")] = None,
+    model: Annotated[
+        str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Score table to write: .parquet, .csv or .fits (by extension); with --scheduler, an output directory."
+        ),
+    ],
+    data: Annotated[Path | None, typer.Option(help="A realbogus stamp dataset directory.")] = None,
+    science: Annotated[Path | None, typer.Option(help="Science image (FITS).")] = None,
+    template: Annotated[
+        Path | None, typer.Option(help="Template image (FITS), warped to the science image.")
+    ] = None,
+    difference: Annotated[Path | None, typer.Option(help="Difference image (FITS).")] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Stamps per forward pass (default: the backend's best).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
-    backend: Annotated[str, typer.Option(help="auto (torch on a GPU, else ONNX Runtime), torch or onnx.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU cores to score on (default: all; per task with --scheduler).")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.")] = False,
-    scheduler: Annotated[Optional[str], typer.Option(help="Score --data on Dask, one output part per input part, resumable: 'local' or tcp://HOST:PORT.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes of --scheduler local (default 1); for alert packets, decoding processes (default: one per core).")] = None,
-    write_alerts: Annotated[Optional[Path], typer.Option("--write-alerts", help="With alert packets: a folder to write them back to, reliability filled in.")] = None,
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Alert packets: Avro container files, Confluent .msg files (Rubin, ZTF), or folders of them.", show_default=False)] = None,
+    backend: Annotated[
+        str, typer.Option(help="auto (torch on a GPU, else ONNX Runtime), torch or onnx.")
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU cores to score on (default: all; per task with --scheduler)."),
+    ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.",
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Score --data on Dask, one output part per input part, resumable: 'local' or tcp://HOST:PORT."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes of --scheduler local (default 1); for alert packets, decoding processes (default: one per core)."
+        ),
+    ] = None,
+    write_alerts: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-alerts",
+            help="With alert packets: a folder to write them back to, reliability filled in.",
+        ),
+    ] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Alert packets: Avro container files, Confluent .msg files (Rubin, ZTF), or folders of them.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score detections: alert packets (PATH...), a stamp dataset (--data), or FITS images plus a catalog.
 
@@ -112,20 +180,40 @@ def score(
     from .scoring import Scorer, sample_check_stamps
     from .tables import write_table
 
-    image_args = {"science": science, "template": template, "difference": difference, "catalog": catalog}
+    image_args = {
+        "science": science,
+        "template": template,
+        "difference": difference,
+        "catalog": catalog,
+    }
     given = [k for k, v in image_args.items() if v is not None]
     if paths:
         if data is not None or given or scheduler is not None:
-            console.print("[bold red]error:[/] alert packets (PATH...) go alone, without --data, FITS images or --scheduler")
+            console.print(
+                "[bold red]error:[/] alert packets (PATH...) go alone, without --data, FITS images or --scheduler"
+            )
             raise typer.Exit(code=2)
-        _score_alert_files(paths, model=model, out=out, write_alerts=write_alerts, workers=workers,
-                           batch_size=batch_size, device=device, backend=backend, threads=threads)
+        _score_alert_files(
+            paths,
+            model=model,
+            out=out,
+            write_alerts=write_alerts,
+            workers=workers,
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+        )
         return
     if (data is None) == (not given) or (given and len(given) != 4):
-        console.print("[bold red]error:[/] give alert packets (PATH...), --data DIR, or all of --science --template --difference --catalog")
+        console.print(
+            "[bold red]error:[/] give alert packets (PATH...), --data DIR, or all of --science --template --difference --catalog"
+        )
         raise typer.Exit(code=2)
     if (scheduler is not None or workers is not None) and data is None:
-        console.print("[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR")
+        console.print(
+            "[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR"
+        )
         raise typer.Exit(code=2)
     if workers is not None and scheduler != "local":
         console.print("[bold red]error:[/] --workers sets the processes of --scheduler local")
@@ -139,8 +227,18 @@ def score(
             check = sample_check_stamps(dataset) if int8 else None
             with progress_bar(f"scoring with {package.version} on {scheduler}") as progress:
                 run = score_distributed(
-                    dataset.path, out, package=package, scheduler=scheduler, workers=workers, threads=threads,
-                    backend=backend, device=device, batch_size=batch_size, int8=int8, check_stamps=check, progress=progress,
+                    dataset.path,
+                    out,
+                    package=package,
+                    scheduler=scheduler,
+                    workers=workers,
+                    threads=threads,
+                    backend=backend,
+                    device=device,
+                    batch_size=batch_size,
+                    int8=int8,
+                    check_stamps=check,
+                    progress=progress,
                 )
             console.print(
                 f"scored {run.n_rows} detections in {len(run.scored) + len(run.skipped)} parts with {package.version} "
@@ -148,16 +246,32 @@ def score(
             )
             return
         if int8:
-            check = sample_check_stamps(open_dataset(data)) if data is not None else stamps_from_files(size=package.card.stamp_size, **image_args)[1]
-        scorer = Scorer(package, batch_size=batch_size, device=device, backend=backend, threads=threads, int8=int8, check_stamps=check if int8 else None)
+            check = (
+                sample_check_stamps(open_dataset(data))
+                if data is not None
+                else stamps_from_files(size=package.card.stamp_size, **image_args)[1]
+            )
+        scorer = Scorer(
+            package,
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+            int8=int8,
+            check_stamps=check if int8 else None,
+        )
         if scorer.int8_model is not None:
-            console.print(f"int8 accepted: at most {scorer.int8_model.max_deviation:.4f} from fp32 on {scorer.int8_model.n_check} check stamps")
+            console.print(
+                f"int8 accepted: at most {scorer.int8_model.max_deviation:.4f} from fp32 on {scorer.int8_model.n_check} check stamps"
+            )
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
                 scores = scorer.score_dataset(open_dataset(data), progress=progress)
             else:
                 table, stamps = stamps_from_files(size=scorer.card.stamp_size, **image_args)
-                scores = scorer.score_stamps(stamps, table["diaSourceId"].to_numpy(), progress=progress)
+                scores = scorer.score_stamps(
+                    stamps, table["diaSourceId"].to_numpy(), progress=progress
+                )
         write_table(scores, out)
     except RealBogusError as exc:
         raise fail(exc) from exc
@@ -170,29 +284,81 @@ def score(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Labelled stamp dataset directory (needs `label`; `field` groups the split).")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Labelled stamp dataset directory (needs `label`; `field` groups the split)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Model package directory to write.")],
-    from_: Annotated[Optional[str], typer.Option("--from", help="Parent package to fine-tune from (directory, .zip or built-in name).")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 30,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Parent package to fine-tune from (directory, .zip or built-in name)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int, typer.Option(help="Maximum epochs (early stopping on validation loss).")
+    ] = 30,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
     weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 3.6e-2,
-    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (lr down to lr/100 over --epochs).")] = "constant",
-    mask_augment: Annotated[float, typer.Option(help="Probability that a training stamp gets masked blocks, as flagged pixels in survey cutouts.")] = 0.0,
-    rotations: Annotated[bool, typer.Option(help="Also train on quarter-turned stamps (all 8 orientations), not only mirrored ones.")] = False,
-    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")] = 0,
+    lr_schedule: Annotated[
+        str, typer.Option(help="constant, or cosine (lr down to lr/100 over --epochs).")
+    ] = "constant",
+    mask_augment: Annotated[
+        float,
+        typer.Option(
+            help="Probability that a training stamp gets masked blocks, as flagged pixels in survey cutouts."
+        ),
+    ] = 0.0,
+    rotations: Annotated[
+        bool,
+        typer.Option(
+            help="Also train on quarter-turned stamps (all 8 orientations), not only mirrored ones."
+        ),
+    ] = False,
+    patience: Annotated[
+        int, typer.Option(help="Epochs without validation improvement before stopping.")
+    ] = 5,
+    seed: Annotated[
+        int, typer.Option(help="Seed of split, order, flips, dropout and initialisation.")
+    ] = 0,
     name: Annotated[str, typer.Option(help="Model name for the card.")] = "realbogus",
-    version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: derived from data and seed).")] = None,
-    cutoff: Annotated[str, typer.Option(help="Cutoff for the card: a number, or auto (chosen on the validation split).")] = "auto",
-    preprocessing: Annotated[Optional[str], typer.Option(help="asinh-noise (default for new models: stamps in units of their own difference noise, depth- and unit-free), asinh (fixed scale) or none (raw pixels, Rubin's convention); fine-tuning keeps the parent's.")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(help="Version string for the card (default: derived from data and seed)."),
+    ] = None,
+    cutoff: Annotated[
+        str,
+        typer.Option(
+            help="Cutoff for the card: a number, or auto (chosen on the validation split)."
+        ),
+    ] = "auto",
+    preprocessing: Annotated[
+        str | None,
+        typer.Option(
+            help="asinh-noise (default for new models: stamps in units of their own difference noise, depth- and unit-free), asinh (fixed scale) or none (raw pixels, Rubin's convention); fine-tuning keeps the parent's."
+        ),
+    ] = None,
 ) -> None:
     """Train a model package (or fine-tune one with --from); rerun the same command to resume."""
     from .train import TrainConfig
     from .train import train as run_training
 
     try:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule, mask_augment=mask_augment, rotations=rotations, patience=patience, seed=seed, preprocessing=preprocessing)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            lr_schedule=lr_schedule,
+            mask_augment=mask_augment,
+            rotations=rotations,
+            patience=patience,
+            seed=seed,
+            preprocessing=preprocessing,
+        )
 
         def show(report) -> None:
             mark = " [green]best[/]" if report.best else ""
@@ -203,7 +369,17 @@ def train(
 
         with progress_bar("training") as progress:
             chosen = cutoff if cutoff == "auto" else float(cutoff)
-            path = run_training(data, out, config=config, parent=from_, name=name, version=version, cutoff=chosen, on_epoch=show, progress=progress)
+            path = run_training(
+                data,
+                out,
+                config=config,
+                parent=from_,
+                name=name,
+                version=version,
+                cutoff=chosen,
+                on_epoch=show,
+                progress=progress,
+            )
     except RealBogusError as exc:
         raise fail(exc) from exc
     console.print(f"wrote {path}")
@@ -227,11 +403,24 @@ def package_init(
 
 @package_app.command("fit-conditions")
 def package_fit_conditions(
-    model: Annotated[str, typer.Argument(help="Model package whose scores to correct: directory, .zip or built-in name.")],
-    data: Annotated[Path, typer.Argument(help="Labelled simulation with cloudy visits (realbogus dataset) to fit on.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model package whose scores to correct: directory, .zip or built-in name."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Labelled simulation with cloudy visits (realbogus dataset) to fit on."
+        ),
+    ],
     out: Annotated[Path, typer.Argument(help="Package directory (or .zip) to write.")],
     version: Annotated[str, typer.Option(help="Version of the new package (its parent is MODEL).")],
-    knee: Annotated[float, typer.Option(help="Template/difference noise ratio below which scores are corrected.")] = 0.1,
+    knee: Annotated[
+        float,
+        typer.Option(help="Template/difference noise ratio below which scores are corrected."),
+    ] = 0.1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT.")] = False,
 ) -> None:
     """Fit an observing-condition correction (thick cloud) of MODEL's scores on a simulation.
@@ -246,7 +435,9 @@ def package_fit_conditions(
 
     try:
         with progress_bar("fitting the condition correction") as progress:
-            path = condition_package(model, data, out, version=version, knee=knee, overwrite=overwrite, progress=progress)
+            path = condition_package(
+                model, data, out, version=version, knee=knee, overwrite=overwrite, progress=progress
+            )
         fit = load_package(path).card.conditions
     except RealBogusError as exc:
         raise fail(exc) from exc
@@ -260,7 +451,9 @@ def package_fit_conditions(
 @package_app.command("export-rubin")
 def package_export_rubin(
     model: Annotated[str, typer.Argument(help="Model package: directory, .zip or built-in name.")],
-    out: Annotated[Path, typer.Argument(help="Rubin package directory, or a .zip for the Butler payload.")],
+    out: Annotated[
+        Path, typer.Argument(help="Rubin package directory, or a .zip for the Butler payload.")
+    ],
 ) -> None:
     """Export a package to Rubin's meas_transiNet layout (arch.py, checkpoint.pt, meta.yaml)."""
     from .package import export_rubin, load_package
@@ -274,7 +467,9 @@ def package_export_rubin(
 
 @package_app.command("import-rubin")
 def package_import_rubin(
-    rubin: Annotated[Path, typer.Argument(help="Rubin package directory (*.pt + meta.yaml) or payload .zip.")],
+    rubin: Annotated[
+        Path, typer.Argument(help="Rubin package directory (*.pt + meta.yaml) or payload .zip.")
+    ],
     out: Annotated[Path, typer.Argument(help="realbogus package directory (or .zip) to write.")],
     cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
 ) -> None:
@@ -293,10 +488,25 @@ def package_import_rubin(
 
 @app.command("evaluate")
 def evaluate_command(
-    model: Annotated[list[str], typer.Option("--model", help="Model package (directory, .zip or built-in name); repeat to compare several.")],
-    data: Annotated[Path, typer.Option(help="Labelled stamp dataset directory (realbogus dataset).")],
-    out: Annotated[Path, typer.Option(help="Report directory to write: metrics.json, report.html, figures/, curves/.")],
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")] = 200,
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="Model package (directory, .zip or built-in name); repeat to compare several.",
+        ),
+    ],
+    data: Annotated[
+        Path, typer.Option(help="Labelled stamp dataset directory (realbogus dataset).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Report directory to write: metrics.json, report.html, figures/, curves/."
+        ),
+    ],
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")
+    ] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
 ) -> None:
@@ -307,10 +517,16 @@ def evaluate_command(
     from .evaluate import evaluate_packages
 
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=console,
-        ) as bar, warnings.catch_warnings(record=True) as caught:
+        with (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar,
+            warnings.catch_warnings(record=True) as caught,
+        ):
             warnings.simplefilter("always", RealBogusWarning)
             tasks: dict[str, int] = {}
 
@@ -319,11 +535,20 @@ def evaluate_command(
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            result = evaluate_packages(model, data, out, n_boot=n_boot, seed=seed, overwrite=overwrite, progress=update)
+            result = evaluate_packages(
+                model, data, out, n_boot=n_boot, seed=seed, overwrite=overwrite, progress=update
+            )
     except RealBogusError as exc:
         raise fail(exc) from exc
     table = Table(title="requirement window (purity >= 0.95, completeness >= 0.90)")
-    for column in ("model", "population", "Real/Bogus", "window", "P = C (threshold: value)", "AUC"):
+    for column in (
+        "model",
+        "population",
+        "Real/Bogus",
+        "window",
+        "P = C (threshold: value)",
+        "AUC",
+    ):
         table.add_column(column)
     for name, entry in result.metrics["models"].items():
         for pop, s in entry["populations"].items():
@@ -332,7 +557,9 @@ def evaluate_command(
                 continue
             win, cross = s["window"], s["crossing"]
             table.add_row(
-                name, pop, f"{s['n_real']}/{s['n_bogus']}",
+                name,
+                pop,
+                f"{s['n_real']}/{s['n_bogus']}",
                 "none" if win is None else f"[{win['low']:.3f}, {win['high']:.3f}]",
                 "-" if cross is None else f"{cross['threshold']:.3f}: {cross['value']:.3f}",
                 "-" if s["auc"] is None else f"{s['auc']:.3f}",
@@ -340,7 +567,9 @@ def evaluate_command(
     console.print(table)
     n_warn = sum(issubclass(w.category, RealBogusWarning) for w in caught)
     if result.metrics["warnings"]:
-        console.print(f"[yellow]{len(result.metrics['warnings'])} degenerate slice(s)/population(s)[/]: see 'warnings' in metrics.json")
+        console.print(
+            f"[yellow]{len(result.metrics['warnings'])} degenerate slice(s)/population(s)[/]: see 'warnings' in metrics.json"
+        )
     elif n_warn:
         console.print(f"[yellow]{n_warn} warning(s)[/]")
     console.print(f"report -> {result.report}")
@@ -349,10 +578,21 @@ def evaluate_command(
 # --- alert packets (issue 7/9) ------------------------------------------------------------
 
 
-def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts: Path | None, workers: int | None,
-                       batch_size: int | None, device: str, backend: str, threads: int | None) -> None:
+def _score_alert_files(
+    paths: list[Path],
+    *,
+    model: str,
+    out: Path,
+    write_alerts: Path | None,
+    workers: int | None,
+    batch_size: int | None,
+    device: str,
+    backend: str,
+    threads: int | None,
+) -> None:
     """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
-    from .alerts import ALERT_SUFFIXES, expand_sources, score_alerts, write_alerts as write_packets
+    from .alerts import ALERT_SUFFIXES, expand_sources, score_alerts
+    from .alerts import write_alerts as write_packets
     from .errors import InputError
     from .package import load_package
     from .scoring import Scorer
@@ -361,10 +601,20 @@ def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts
     try:
         for path in paths:
             if path.is_dir() and not expand_sources(path):
-                hint = "; it is a stamp dataset: score it with --data" if (path / "manifest.json").is_file() else ""
+                hint = (
+                    "; it is a stamp dataset: score it with --data"
+                    if (path / "manifest.json").is_file()
+                    else ""
+                )
                 msg = f"{path}: no alert files (names ending in {', '.join(ALERT_SUFFIXES)}) in this folder{hint}"
                 raise InputError(msg)
-        scorer = Scorer(load_package(model), batch_size=batch_size, device=device, backend=backend, threads=threads)
+        scorer = Scorer(
+            load_package(model),
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+        )
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
             result = score_alerts(scorer, paths, workers=workers, progress=progress)
         write_table(result.table, out)
@@ -390,12 +640,25 @@ def _score_alert_files(paths: list[Path], *, model: str, out: Path, write_alerts
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Output directory (replaced if it exists).")] = Path("realbogus-demo"),
-    retrain: Annotated[bool, typer.Option("--retrain", help="Also simulate a training survey and train a model on the spot.")] = False,
-    model: Annotated[str, typer.Option(help="Model to score with (ignored with --retrain).")] = "rubin-v0.1",
+    out: Annotated[Path, typer.Option(help="Output directory (replaced if it exists).")] = Path(
+        "realbogus-demo"
+    ),
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain", help="Also simulate a training survey and train a model on the spot."
+        ),
+    ] = False,
+    model: Annotated[
+        str, typer.Option(help="Model to score with (ignored with --retrain).")
+    ] = "rubin-v0.1",
     visits: Annotated[int, typer.Option(help="Visits of the simulated survey to score.")] = 6,
-    seed: Annotated[int, typer.Option(help="Survey seed (the default was never used to build a model).")] = 20261126,
-    workers: Annotated[Optional[int], typer.Option(help="Processes for the simulation (default: all cores).")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Survey seed (the default was never used to build a model).")
+    ] = 20261126,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes for the simulation (default: all cores).")
+    ] = None,
 ) -> None:
     """Simulate a small survey, score it with rubin-v0.1, evaluate it and write a report."""
     from .demo import run_demo
@@ -403,8 +666,16 @@ def demo(
     bar_context = progress_bar("demo")
     try:
         with bar_context as progress:
-            result = run_demo(out, model=model, visits=visits, seed=seed, retrain=retrain, workers=workers,
-                              stage=lambda text: console.print(f"[bold]>[/] {text}"), progress=progress)
+            result = run_demo(
+                out,
+                model=model,
+                visits=visits,
+                seed=seed,
+                retrain=retrain,
+                workers=workers,
+                stage=lambda text: console.print(f"[bold]>[/] {text}"),
+                progress=progress,
+            )
     except RealBogusError as exc:
         raise fail(exc) from exc
     overall = result.metrics["populations"]["overall"] or {}
@@ -425,19 +696,29 @@ def demo(
 
 
 # --- crowd: Zooniverse exports, SWAP, simulated volunteers, label sets (issue 6) -------------
-crowd_app = typer.Typer(help="Crowd labels: simulate volunteers, aggregate Panoptes exports, make subjects and training sets.",
-                        no_args_is_help=True)
+crowd_app = typer.Typer(
+    help="Crowd labels: simulate volunteers, aggregate Panoptes exports, make subjects and training sets.",
+    no_args_is_help=True,
+)
 app.add_typer(crowd_app, name="crowd")
 
 
 @crowd_app.command("simulate")
 def crowd_simulate(
-    dataset: str = typer.Argument(..., help="realbogus dataset directory (needs label; snr, origin used if present)"),
+    dataset: str = typer.Argument(
+        ..., help="realbogus dataset directory (needs label; snr, origin used if present)"
+    ),
     out: str = typer.Option(..., "--out", help="classification export CSV to write"),
     volunteers: int = typer.Option(400, help="number of volunteers"),
-    reference_fraction: float = typer.Option(0.05, help="fraction of subjects with a reference (feedback) answer"),
-    reference_rate: float = typer.Option(0.02, help="extra feedback views, as a fraction of classifications"),
-    faint_snr: float = typer.Option(5.5, help="SNR at which real sources are called Real half as often"),
+    reference_fraction: float = typer.Option(
+        0.05, help="fraction of subjects with a reference (feedback) answer"
+    ),
+    reference_rate: float = typer.Option(
+        0.02, help="extra feedback views, as a fraction of classifications"
+    ),
+    faint_snr: float = typer.Option(
+        5.5, help="SNR at which real sources are called Real half as often"
+    ),
     faint_width: float = typer.Option(0.6, help="width of the low-SNR bias in SNR (0 = no bias)"),
     logged_out: float = typer.Option(0.2, help="fraction of volunteers not logged in"),
     truth: str | None = typer.Option(None, help="also write the subjects' truth table (CSV) here"),
@@ -450,17 +731,24 @@ def crowd_simulate(
 
     try:
         table = open_dataset(dataset).table()
-        cfg = CrowdConfig(n_volunteers=volunteers, reference_fraction=reference_fraction,
-                          reference_rate=reference_rate, faint_snr=faint_snr, faint_width=faint_width,
-                          logged_out_fraction=logged_out)
+        cfg = CrowdConfig(
+            n_volunteers=volunteers,
+            reference_fraction=reference_fraction,
+            reference_rate=reference_rate,
+            faint_snr=faint_snr,
+            faint_width=faint_width,
+            logged_out_fraction=logged_out,
+        )
         sim = simulate_crowd(table, config=cfg, seed=seed)
         write_export(sim, out, seed=seed)
         if truth:
             sim.subjects.to_csv(truth, index=False)
     except RealBogusError as exc:
         raise fail(exc) from exc
-    console.print(f"wrote {len(sim.votes)} classifications of {len(sim.subjects)} subjects by "
-                  f"{len(sim.volunteers)} volunteers to {out}")
+    console.print(
+        f"wrote {len(sim.votes)} classifications of {len(sim.subjects)} subjects by "
+        f"{len(sim.volunteers)} volunteers to {out}"
+    )
 
 
 @crowd_app.command("aggregate")
@@ -468,19 +756,33 @@ def crowd_aggregate(
     export: str = typer.Argument(..., help="Panoptes classification export CSV"),
     out: str = typer.Option(..., "--out", help="labels Parquet file to write"),
     method: str = typer.Option("swap", help="swap | majority | dawid-skene"),
-    reference: str | None = typer.Option(None, help="reference CSV (subject_id, label 1/0 or answer); default: #feedback_1_answer"),
+    reference: str | None = typer.Option(
+        None, help="reference CSV (subject_id, label 1/0 or answer); default: #feedback_1_answer"
+    ),
     task: str = typer.Option("T0", help="question task key"),
     answers: str = typer.Option("Real,Bogus", help="answer labels in index order"),
-    real_answer: str | None = typer.Option(None, help="the answer meaning Real (default: the first)"),
-    workflow_export: str | None = typer.Option(None, help="workflows CSV: take the answer labels from it (needs --workflow-id)"),
+    real_answer: str | None = typer.Option(
+        None, help="the answer meaning Real (default: the first)"
+    ),
+    workflow_export: str | None = typer.Option(
+        None, help="workflows CSV: take the answer labels from it (needs --workflow-id)"
+    ),
     workflow_id: int | None = typer.Option(None, help="workflow to keep"),
-    workflow_version: str | None = typer.Option(None, help="major ('12') or exact ('12.3') version"),
+    workflow_version: str | None = typer.Option(
+        None, help="major ('12') or exact ('12.3') version"
+    ),
     prior: float = typer.Option(0.5, help="SWAP prior Pr(Real)"),
-    pseudo_count: float = typer.Option(0.0, help="SWAP pseudo-count gamma (0 = DMTN raw fractions)"),
+    pseudo_count: float = typer.Option(
+        0.0, help="SWAP pseudo-count gamma (0 = DMTN raw fractions)"
+    ),
     mode: str = typer.Option("online", help="SWAP online | offline"),
     stability: str = typer.Option("dmtn", help="dmtn | analysis-code"),
-    min_used: int = typer.Option(0, help="SWAP: subjects with fewer used classifications get no label set"),
-    volunteers_out: str | None = typer.Option(None, help="also write the volunteer table (Parquet)"),
+    min_used: int = typer.Option(
+        0, help="SWAP: subjects with fewer used classifications get no label set"
+    ),
+    volunteers_out: str | None = typer.Option(
+        None, help="also write the volunteer table (Parquet)"
+    ),
 ) -> None:
     """Aggregate a Panoptes export into per-subject labels (Pr(Real), stable and unstable sets)."""
     from .crowd.aggregate import aggregate_export
@@ -495,29 +797,46 @@ def crowd_aggregate(
         if workflow_export:
             if workflow_id is None:
                 raise ConfigError("--workflow-export needs --workflow-id")
-            labels_in_order = workflow_answers(workflow_export, workflow_id=workflow_id, task=task,
-                                               workflow_version=workflow_version)
+            labels_in_order = workflow_answers(
+                workflow_export,
+                workflow_id=workflow_id,
+                task=task,
+                workflow_version=workflow_version,
+            )
         labels, dropped = aggregate_export(
-            export, method=method, reference=reference, task=task,
-            answers=labels_in_order, real_answer=real_answer, workflow_id=workflow_id,
-            workflow_version=workflow_version, **options)
+            export,
+            method=method,
+            reference=reference,
+            task=task,
+            answers=labels_in_order,
+            real_answer=real_answer,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            **options,
+        )
         labels.to_parquet(out)
         if volunteers_out:
             labels.volunteers.to_parquet(volunteers_out, index=False)
     except RealBogusError as exc:
         raise fail(exc) from exc
     s = labels.subjects
-    console.print(f"{method}: {len(s)} subjects; unstable set {int(s.unstable.sum())} "
-                  f"(Real {int((s.unstable & (s.p_real >= 0.5)).sum())}), stable set {int(s.stable.sum())} "
-                  f"(Real {int((s.stable & (s.p_real >= 0.5)).sum())}); dropped rows {dropped}; wrote {out}")
+    console.print(
+        f"{method}: {len(s)} subjects; unstable set {int(s.unstable.sum())} "
+        f"(Real {int((s.unstable & (s.p_real >= 0.5)).sum())}), stable set {int(s.stable.sum())} "
+        f"(Real {int((s.stable & (s.p_real >= 0.5)).sum())}); dropped rows {dropped}; wrote {out}"
+    )
 
 
 @crowd_app.command("subjects")
 def crowd_subjects(
     dataset: str = typer.Argument(..., help="realbogus dataset directory"),
     out: str = typer.Option(..., "--out", help="output directory (PNGs and manifests)"),
-    reference_fraction: float = typer.Option(0.0, help="fraction of labelled detections made reference subjects"),
-    scores: str | None = typer.Option(None, help="previous model's scores (Parquet or CSV: diaSourceId, reliability)"),
+    reference_fraction: float = typer.Option(
+        0.0, help="fraction of labelled detections made reference subjects"
+    ),
+    scores: str | None = typer.Option(
+        None, help="previous model's scores (Parquet or CSV: diaSourceId, reliability)"
+    ),
     scale: int = typer.Option(4, help="panel enlargement factor"),
     seed: int = typer.Option(0, help="seed of the reference draw"),
     overwrite: bool = typer.Option(False, help="replace an existing output directory"),
@@ -532,12 +851,22 @@ def crowd_subjects(
         table = None
         if scores:
             try:
-                table = pd.read_parquet(scores) if scores.endswith(".parquet") else pd.read_csv(scores)
+                table = (
+                    pd.read_parquet(scores) if scores.endswith(".parquet") else pd.read_csv(scores)
+                )
             except (OSError, ValueError) as exc:
                 raise InputError(f"{scores}: unreadable score table ({exc})") from exc
         with progress_bar("subjects") as progress:
-            manifest = write_subjects(dataset, out, reference_fraction=reference_fraction, scores=table,
-                                      scale=scale, seed=seed, overwrite=overwrite, progress=progress)
+            manifest = write_subjects(
+                dataset,
+                out,
+                reference_fraction=reference_fraction,
+                scores=table,
+                scale=scale,
+                seed=seed,
+                overwrite=overwrite,
+                progress=progress,
+            )
     except RealBogusError as exc:
         raise fail(exc) from exc
     counts = manifest["subject_set"].value_counts().to_dict()
@@ -563,26 +892,50 @@ def crowd_labels(
 
     try:
         table, _ = read_labels(labels)
-        path = training_dataset(table, data, out, which=label_set, balance=balance,
-                                include_reference=include_reference, seed=seed, overwrite=overwrite)
+        path = training_dataset(
+            table,
+            data,
+            out,
+            which=label_set,
+            balance=balance,
+            include_reference=include_reference,
+            seed=seed,
+            overwrite=overwrite,
+        )
         counts = open_dataset(path).manifest["counts"]
     except RealBogusError as exc:
         raise fail(exc) from exc
     console.print(f"wrote {out}: {counts}")
+
+
 # --- end crowd ----------------------------------------------------------------------------
 
 
 # --- simulate (realbogus.sim) -------------------------------------------------------------------
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Output dataset directory (must not exist unless --overwrite).")],
-    survey: Annotated[str, typer.Option(help="Survey preset: rubin, ztf, rubin-small or ztf-small.")] = "rubin",
-    visits: Annotated[int, typer.Option(help="Science visits to simulate (grouped into fields).")] = 20,
-    seed: Annotated[int, typer.Option(help="Survey seed: the same seed gives the same dataset.")] = 1,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file overriding the preset (nested keys).")] = None,
-    save_images: Annotated[bool, typer.Option("--save-images", help="Also write FITS images + catalogs per visit.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
+    out: Annotated[
+        Path, typer.Option(help="Output dataset directory (must not exist unless --overwrite).")
+    ],
+    survey: Annotated[
+        str, typer.Option(help="Survey preset: rubin, ztf, rubin-small or ztf-small.")
+    ] = "rubin",
+    visits: Annotated[
+        int, typer.Option(help="Science visits to simulate (grouped into fields).")
+    ] = 20,
+    seed: Annotated[
+        int, typer.Option(help="Survey seed: the same seed gives the same dataset.")
+    ] = 1,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file overriding the preset (nested keys).")
+    ] = None,
+    save_images: Annotated[
+        bool, typer.Option("--save-images", help="Also write FITS images + catalogs per visit.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output directory.")
+    ] = False,
 ) -> None:
     """Simulate a DIA survey and write a labelled stamp dataset with DIR/preview.png."""
     import json
@@ -593,8 +946,14 @@ def simulate(
         cfg = load_config(config, survey=survey)
         with progress_bar(f"simulating {cfg.name} visits") as progress:
             path = simulate_survey(
-                cfg, n_visits=visits, seed=seed, out=out, workers=workers,
-                save_images=save_images, overwrite=overwrite, progress=progress,
+                cfg,
+                n_visits=visits,
+                seed=seed,
+                out=out,
+                workers=workers,
+                save_images=save_images,
+                overwrite=overwrite,
+                progress=progress,
             )
     except RealBogusError as exc:
         raise fail(exc) from exc

@@ -28,7 +28,14 @@ from scipy.optimize import minimize
 from .errors import ConfigError
 from .stamps import robust_noise
 
-__all__ = ["ConditionCorrection", "cloud_depth", "condition_features", "condition_package", "fit_correction", "noise_ratio"]
+__all__ = [
+    "ConditionCorrection",
+    "cloud_depth",
+    "condition_features",
+    "condition_package",
+    "fit_correction",
+    "noise_ratio",
+]
 
 #: Half side of the central box whose template flux says "on a star".
 _CENTRE = 2
@@ -44,9 +51,15 @@ class ConditionCorrection(BaseModel):
 
     knee: float = Field(gt=0.0, le=1.0, description="noise ratio below which the correction acts")
     cloud: float = Field(description="a: shift of the logit per decade below the knee")
-    cloud_logit: float = Field(description="b: change of the logit's slope per decade below the knee")
-    cloud_template_snr: float = Field(description="s: per decade below the knee and decade of template S/N")
-    fitted_on: dict = Field(default_factory=dict, description="the simulation it was fitted on, and the fit")
+    cloud_logit: float = Field(
+        description="b: change of the logit's slope per decade below the knee"
+    )
+    cloud_template_snr: float = Field(
+        description="s: per decade below the knee and decade of template S/N"
+    )
+    fitted_on: dict = Field(
+        default_factory=dict, description="the simulation it was fitted on, and the fit"
+    )
 
     @field_validator("cloud", "cloud_logit", "cloud_template_snr")
     @classmethod
@@ -62,7 +75,9 @@ class ConditionCorrection(BaseModel):
         ratio, template_snr = condition_features(stamps)
         return self.apply_features(reliability, ratio, template_snr)
 
-    def apply_features(self, reliability: np.ndarray, ratio: np.ndarray, template_snr: np.ndarray) -> np.ndarray:
+    def apply_features(
+        self, reliability: np.ndarray, ratio: np.ndarray, template_snr: np.ndarray
+    ) -> np.ndarray:
         """`apply` given the features of `condition_features`, all of shape (N,)."""
         reliability = np.asarray(reliability, dtype=np.float32)
         depth = cloud_depth(ratio, self.knee)
@@ -71,7 +86,9 @@ class ConditionCorrection(BaseModel):
         if acts.any():
             z = _logit(reliability[acts])
             snr = np.log10(template_snr[acts])
-            shift = depth[acts] * (self.cloud + self.cloud_logit * z + self.cloud_template_snr * snr)
+            shift = depth[acts] * (
+                self.cloud + self.cloud_logit * z + self.cloud_template_snr * snr
+            )
             out[acts] = _sigmoid(z + shift)
         return out
 
@@ -98,9 +115,16 @@ def condition_features(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = slice(start, start + _BLOCK)
         difference[rows], n_difference[rows] = robust_noise(stamps[rows, 0])
         template[rows], n_template[rows] = robust_noise(stamps[rows, 2])
-    measurable = (n_difference >= _MIN_PIXELS) & (n_template >= _MIN_PIXELS) & (difference > 0) & (template > 0)
+    measurable = (
+        (n_difference >= _MIN_PIXELS)
+        & (n_template >= _MIN_PIXELS)
+        & (difference > 0)
+        & (template > 0)
+    )
     c = stamps.shape[-1] // 2
-    centre = stamps[:, 2, c - _CENTRE : c + _CENTRE + 1, c - _CENTRE : c + _CENTRE + 1].sum(axis=(1, 2), dtype=np.float64)
+    centre = stamps[:, 2, c - _CENTRE : c + _CENTRE + 1, c - _CENTRE : c + _CENTRE + 1].sum(
+        axis=(1, 2), dtype=np.float64
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(measurable, template / difference, np.nan)
         snr = np.where(measurable, centre / ((2 * _CENTRE + 1) * template.astype(np.float64)), 1.0)
@@ -152,7 +176,9 @@ def fit_correction(
         scores.append(np.asarray(predict(stamps), dtype=np.float32))
         depths.append(cloud_depth(ratio, knee))
         snrs.append(np.log10(snr))
-    y, score, depth, log_snr = (np.concatenate(a) if a else np.empty(0) for a in (labels, scores, depths, snrs))
+    y, score, depth, log_snr = (
+        np.concatenate(a) if a else np.empty(0) for a in (labels, scores, depths, snrs)
+    )
     acts = depth > 0
     if not (acts.any() and 0 < y[acts].sum() < acts.sum()):
         msg = (
@@ -166,7 +192,9 @@ def fit_correction(
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         a = z + features @ w
         p = 1.0 / (1.0 + np.exp(-np.clip(a, -50, 50)))
-        return float(np.sum(np.logaddexp(0.0, a) - y * a) + 0.5 * l2 * w @ w), features.T @ (p - y) + l2 * w
+        return float(np.sum(np.logaddexp(0.0, a) - y * a) + 0.5 * l2 * w @ w), features.T @ (
+            p - y
+        ) + l2 * w
 
     result = minimize(loss, np.zeros(3), jac=True, method="L-BFGS-B")
     a, b, s = (float(v) for v in result.x)
@@ -179,7 +207,9 @@ def fit_correction(
         "roc_auc": [round(roc_auc(y, score), 5), round(roc_auc(y, corrected), 5)],
         "converged": bool(result.success),
     }
-    return ConditionCorrection(knee=knee, cloud=a, cloud_logit=b, cloud_template_snr=s, fitted_on=fit)
+    return ConditionCorrection(
+        knee=knee, cloud=a, cloud_logit=b, cloud_template_snr=s, fitted_on=fit
+    )
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -241,17 +271,25 @@ def condition_package(
                 progress(done, total)
 
     correction = fit_correction(labelled_parts(), scorer.predict, knee=knee)
-    fitted_on = {"dataset": str(data), "content_hash": dataset.manifest.get("content_hash"), **correction.fitted_on}
-    card = ModelCard(**{
-        **package.card.model_dump(exclude={"created"}),
-        "version": version,
-        "parent": package.version,
-        "conditions": {**correction.model_dump(), "fitted_on": fitted_on},
-        # The network's own metrics stay on the parent's card; this card gets its own evaluations.
-        "metrics": {"cutoff_choice": f"{package.version}'s: scores at noise ratio >= {knee:g} are its scores"},
-        "description": (
-            f"{package.version}'s network and cutoff, its scores corrected for observing conditions "
-            f"(noise ratio below {knee:g}) as fitted on {Path(data).name}. {package.card.description}"
-        ).strip(),
-    })
+    fitted_on = {
+        "dataset": str(data),
+        "content_hash": dataset.manifest.get("content_hash"),
+        **correction.fitted_on,
+    }
+    card = ModelCard(
+        **{
+            **package.card.model_dump(exclude={"created"}),
+            "version": version,
+            "parent": package.version,
+            "conditions": {**correction.model_dump(), "fitted_on": fitted_on},
+            # The network's own metrics stay on the parent's card; this card gets its own evaluations.
+            "metrics": {
+                "cutoff_choice": f"{package.version}'s: scores at noise ratio >= {knee:g} are its scores"
+            },
+            "description": (
+                f"{package.version}'s network and cutoff, its scores corrected for observing conditions "
+                f"(noise ratio below {knee:g}) as fitted on {Path(data).name}. {package.card.description}"
+            ).strip(),
+        }
+    )
     return save_package(out, package.model, card, overwrite=overwrite)

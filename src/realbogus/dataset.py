@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +115,7 @@ def write_dataset(
             "counts": _counts(table),
             "provenance": provenance or {},
             "content_hash": "sha256:" + digest.hexdigest(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
     return path
@@ -257,7 +257,11 @@ def split_by_group(
         msg = f"fractions must be three non-negative numbers summing to 1; got {fractions.tolist()}"
         raise InputError(msg)
     present = [c for c in stratify if c in table]
-    strata = table[present].astype(str).agg("|".join, axis=1) if present else pd.Series("all", index=table.index)
+    strata = (
+        table[present].astype(str).agg("|".join, axis=1)
+        if present
+        else pd.Series("all", index=table.index)
+    )
     counts = pd.crosstab(table[group], strata)  # groups x strata
     order = np.random.default_rng(seed).permutation(len(counts))
     target = np.outer(fractions, counts.sum(axis=0).to_numpy(float))  # splits x strata
@@ -325,8 +329,19 @@ def concat_datasets(
             tables.append(table[keep].drop(columns=["valid_fraction", "edge"], errors="ignore"))
             pieces.append(Stamps(stamps.data[keep], stamps.valid_fraction[keep], stamps.edge[keep]))
     stamps = Stamps.concat(pieces, sizes.pop())
-    record = {"concatenated": [{"path": str(ds.path), "content_hash": ds.manifest["content_hash"], "query": q} for ds, q in sources]}
+    record = {
+        "concatenated": [
+            {"path": str(ds.path), "content_hash": ds.manifest["content_hash"], "query": q}
+            for ds, q in sources
+        ]
+    }
     units = {ds.manifest.get("provenance", {}).get("pixel_units") for ds, _ in sources}
     if len(units) == 1 and None not in units:
         record["pixel_units"] = units.pop()
-    return write_dataset(out, pd.concat(tables, ignore_index=True), stamps, provenance={**record, **(provenance or {})}, overwrite=overwrite)
+    return write_dataset(
+        out,
+        pd.concat(tables, ignore_index=True),
+        stamps,
+        provenance={**record, **(provenance or {})},
+        overwrite=overwrite,
+    )

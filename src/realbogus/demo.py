@@ -81,19 +81,39 @@ def run_demo(
 
     package = None if retrain else load_package(model)  # fail before any work
     say(f"simulating {visits} {survey} visits (seed {seed})")
-    data = simulate_survey(survey=survey, n_visits=visits, seed=seed, out=out / "data",
-                           workers=workers, progress=progress, overwrite=True)
+    data = simulate_survey(
+        survey=survey,
+        n_visits=visits,
+        seed=seed,
+        out=out / "data",
+        workers=workers,
+        progress=progress,
+        overwrite=True,
+    )
     if retrain:
         from .train import TrainConfig, train
 
         say(f"simulating {train_visits} training visits (seed {seed + 1})")
-        train_data = simulate_survey(survey=survey, n_visits=train_visits, seed=seed + 1,
-                                     out=out / "train-data", workers=workers, progress=progress,
-                                     overwrite=True, preview=False)
+        train_data = simulate_survey(
+            survey=survey,
+            n_visits=train_visits,
+            seed=seed + 1,
+            out=out / "train-data",
+            workers=workers,
+            progress=progress,
+            overwrite=True,
+            preview=False,
+        )
         say(f"training for up to {epochs} epochs")
         shutil.rmtree(out / "model", ignore_errors=True)
-        package_path = train(train_data, out / "model", config=TrainConfig(epochs=epochs, seed=seed, lr=1e-3),
-                             name="demo", version=f"demo-retrained-s{seed}", progress=progress)
+        package_path = train(
+            train_data,
+            out / "model",
+            config=TrainConfig(epochs=epochs, seed=seed, lr=1e-3),
+            name="demo",
+            version=f"demo-retrained-s{seed}",
+            progress=progress,
+        )
         package = load_package(package_path)
 
     say(f"scoring with {package.version}")
@@ -106,11 +126,22 @@ def run_demo(
     with warnings.catch_warnings():
         # One-class slices (truth kinds are all Real or all Bogus) are listed in metrics.json.
         warnings.simplefilter("ignore", RealBogusWarning)
-        result = evaluate(table, {package.version: scores["reliability"].to_numpy()}, out / "evaluation",
-                          cutoffs={package.version: package.card.cutoff}, overwrite=True,
-                          provenance={"demo_seed": seed, "survey": survey, "visits": visits})
+        result = evaluate(
+            table,
+            {package.version: scores["reliability"].to_numpy()},
+            out / "evaluation",
+            cutoffs={package.version: package.card.cutoff},
+            overwrite=True,
+            provenance={"demo_seed": seed, "survey": survey, "visits": visits},
+        )
     report = out / "report.html"
     with atomic_path(report) as tmp:
         shutil.copyfile(result.report, tmp)
-    return DemoResult(out=out, report=report, scores=scores_path, model_version=package.version,
-                      n_detections=len(table), metrics=result.metrics["models"][package.version])
+    return DemoResult(
+        out=out,
+        report=report,
+        scores=scores_path,
+        model_version=package.version,
+        n_detections=len(table),
+        metrics=result.metrics["models"][package.version],
+    )

@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +44,13 @@ from .package import ModelPackage
 from .scoring import SCORE_COLUMNS, Int8Model, Scorer, available_cores
 from .tables import atomic_path
 
-__all__ = ["SCORES_MANIFEST", "DistributedRun", "part_fingerprint", "read_scores", "score_distributed"]
+__all__ = [
+    "SCORES_MANIFEST",
+    "DistributedRun",
+    "part_fingerprint",
+    "read_scores",
+    "score_distributed",
+]
 
 SCORES_MANIFEST = "manifest.json"
 _META_KEY = b"realbogus.scores"
@@ -127,6 +133,7 @@ def _is_complete(out_part: Path, source: dict, scorer_fingerprint: str) -> bool:
 
 # --- the worker side ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _ScorerSpec:
     """What a worker needs to build the same Scorer (sent once per worker by Dask)."""
@@ -173,7 +180,9 @@ def _scorer_for(spec: _ScorerSpec) -> Scorer:
     return scorer
 
 
-def _score_one(spec: _ScorerSpec, part: str, out_part: str, first_row: int, source: dict, stamp_size: int) -> int:
+def _score_one(
+    spec: _ScorerSpec, part: str, out_part: str, first_row: int, source: dict, stamp_size: int
+) -> int:
     """Score one input part and write its output part atomically; returns its row count."""
     table, stamps = read_part(part, stamp_size)
     if len(table) != source["rows"]:
@@ -181,8 +190,15 @@ def _score_one(spec: _ScorerSpec, part: str, out_part: str, first_row: int, sour
         raise InputError(msg)
     scores = _scorer_for(spec).score_part(table, stamps, first_row=first_row)
     arrow = pa.Table.from_pandas(scores, preserve_index=False)
-    record = {"input": source, "scorer": spec.fingerprint, "first_row": first_row, "model_version": spec.package.version}
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), _META_KEY: json.dumps(record).encode()})
+    record = {
+        "input": source,
+        "scorer": spec.fingerprint,
+        "first_row": first_row,
+        "model_version": spec.package.version,
+    }
+    arrow = arrow.replace_schema_metadata(
+        {**(arrow.schema.metadata or {}), _META_KEY: json.dumps(record).encode()}
+    )
     with atomic_path(out_part) as tmp:
         pq.write_table(arrow, tmp)
     return len(scores)
@@ -194,7 +210,9 @@ _ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ucx://")
 
 
 def _check_scheduler(scheduler: str, workers: int | None) -> None:
-    if not isinstance(scheduler, str) or not (scheduler == "local" or scheduler.startswith(_ADDRESS_PREFIXES)):
+    if not isinstance(scheduler, str) or not (
+        scheduler == "local" or scheduler.startswith(_ADDRESS_PREFIXES)
+    ):
         msg = f"scheduler must be 'local' or a scheduler address like 'tcp://HOST:8786'; got {scheduler!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -211,13 +229,16 @@ def _client(scheduler: str, workers: int | None) -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        with LocalCluster(
-            n_workers=workers or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
     else:
         with Client(scheduler) as client:
@@ -286,15 +307,25 @@ def score_distributed(
         threads = max(1, available_cores() // (workers or 1))
     # Built here first: validates every option and runs the int8 check once, before any work.
     scorer = Scorer(
-        package, batch_size=batch_size, device=device, backend=backend, threads=threads,
-        int8=int8, check_stamps=check_stamps,
+        package,
+        batch_size=batch_size,
+        device=device,
+        backend=backend,
+        threads=threads,
+        int8=int8,
+        check_stamps=check_stamps,
     )
     if dataset.stamp_size != scorer.card.stamp_size:
         msg = f"{dataset.path}: stamps are {dataset.stamp_size} px but model {scorer.version} takes {scorer.card.stamp_size} px"
         raise StampShapeError(msg)
     spec = _ScorerSpec(
-        package=package, backend=scorer.backend, device=str(scorer.device), batch_size=scorer.batch_size,
-        threads=threads, int8=scorer.int8_model, fingerprint=scorer.fingerprint,
+        package=package,
+        backend=scorer.backend,
+        device=str(scorer.device),
+        batch_size=scorer.batch_size,
+        threads=threads,
+        int8=scorer.int8_model,
+        fingerprint=scorer.fingerprint,
     )
     sources = [part_fingerprint(p) for p in dataset.parts]
     first_rows = list(itertools.accumulate((s["rows"] for s in sources), initial=0))[:-1]
@@ -314,21 +345,32 @@ def score_distributed(
 
     scored: list[str] = []
     if todo:
-        context = contextlib.nullcontext(client) if client is not None else _client(scheduler, workers)
+        context = (
+            contextlib.nullcontext(client) if client is not None else _client(scheduler, workers)
+        )
         with context as active:
             scored = _run(active, spec, todo, out, dataset, done_rows, total, progress)
     _write_manifest(out, dataset, sources, first_rows, scorer)
     return DistributedRun(out=out, scored=scored, skipped=skipped, n_rows=total)
 
 
-def _run(client, spec, todo, out: Path, dataset: Dataset, done_rows: int, total: int, progress) -> list[str]:
+def _run(
+    client, spec, todo, out: Path, dataset: Dataset, done_rows: int, total: int, progress
+) -> list[str]:
     from distributed import as_completed
 
     [spec_future] = client.scatter([spec], broadcast=True, hash=False)
     futures = {
         client.submit(
-            _score_one, spec_future, str(part), str(out / part.name), first, source, dataset.stamp_size,
-            key=f"realbogus-score-{part.name}-{uuid.uuid4().hex}", pure=False,
+            _score_one,
+            spec_future,
+            str(part),
+            str(out / part.name),
+            first,
+            source,
+            dataset.stamp_size,
+            key=f"realbogus-score-{part.name}-{uuid.uuid4().hex}",
+            pure=False,
         ): part.name
         for part, source, first in todo
     }
@@ -344,7 +386,9 @@ def _run(client, spec, todo, out: Path, dataset: Dataset, done_rows: int, total:
     return sorted(scored)
 
 
-def _write_manifest(out: Path, dataset: Dataset, sources: list[dict], first_rows: list[int], scorer: Scorer) -> None:
+def _write_manifest(
+    out: Path, dataset: Dataset, sources: list[dict], first_rows: list[int], scorer: Scorer
+) -> None:
     manifest = {
         "kind": "realbogus scores",
         "input": str(dataset.path),
@@ -359,7 +403,7 @@ def _write_manifest(out: Path, dataset: Dataset, sources: list[dict], first_rows
         "backend": scorer.backend,
         "precision": scorer.precision,
         "scorer": scorer.fingerprint,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_path(out / SCORES_MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -22,7 +22,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,8 @@ import pyarrow.csv as pacsv
 from . import __version__
 from . import metrics as M
 from .errors import ConfigError, InputError, PackageError, RealBogusWarning
-from .tables import atomic_directory
 from .report import FigureData, render_html, write_figures
+from .tables import atomic_directory
 
 __all__ = [
     "METRICS_SCHEMA_VERSION",
@@ -74,8 +74,10 @@ class EvaluationResult:
 
 def _floats(column: pd.Series) -> np.ndarray:
     """A column as float64 with NaN for missing or non-numeric values (nullable dtypes too)."""
-    return pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(
-        dtype=np.float64, na_value=np.nan
+    return (
+        pd.to_numeric(column, errors="coerce")
+        .astype("Float64")
+        .to_numpy(dtype=np.float64, na_value=np.nan)
     )
 
 
@@ -250,11 +252,7 @@ def evaluate(
 
     labelled = ~np.isnan(labels)
     y_all = labels == 1.0
-    snr = (
-        _floats(table["snr"])
-        if "snr" in table.columns
-        else None
-    )
+    snr = _floats(table["snr"]) if "snr" in table.columns else None
     if snr is not None:
         pops = {
             "overall": labelled & (snr > 5.0),
@@ -305,8 +303,14 @@ def evaluate(
                     step(n_boot)
                     continue
                 entry["populations"][pop] = M.summarize(
-                    y_all[mask], r[mask], cutoff=cut[m], n_boot=n_boot, seed=seed, level=level,
-                    name=f"{m}, population {pop}", **common,
+                    y_all[mask],
+                    r[mask],
+                    cutoff=cut[m],
+                    n_boot=n_boot,
+                    seed=seed,
+                    level=level,
+                    name=f"{m}, population {pop}",
+                    **common,
                 )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RealBogusWarning)  # already warned above
@@ -325,14 +329,20 @@ def evaluate(
             }
             entry["slices"] = {
                 by: M.slice_summaries(
-                    y_all[labelled], r[labelled], groups[labelled], by=f"{m}: {by}",
-                    cutoff=cut[m], **common,
+                    y_all[labelled],
+                    r[labelled],
+                    groups[labelled],
+                    by=f"{m}: {by}",
+                    cutoff=cut[m],
+                    **common,
                 )
                 for by, groups in slice_groups.items()
             }
             entry["type_table"] = {
                 col: M.type_table(
-                    y_all[labelled], r[labelled], table[col].to_numpy(object)[labelled],
+                    y_all[labelled],
+                    r[labelled],
+                    table[col].to_numpy(object)[labelled],
                     cutoff=cut[m],
                 )
                 for col in type_columns
@@ -356,7 +366,7 @@ def evaluate(
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "realbogus_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "requirement": {"min_purity": min_purity, "min_completeness": min_completeness},
         "bootstrap": {"n_boot": int(n_boot), "seed": int(seed), "level": level},
         "calibration_bins": int(n_bins),
@@ -443,7 +453,12 @@ def _write_curves(
             )
         )
     cols = [
-        "population", "threshold", "purity", "completeness", "n_real_passing", "n_bogus_passing",
+        "population",
+        "threshold",
+        "purity",
+        "completeness",
+        "n_real_passing",
+        "n_bogus_passing",
     ]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), path)  # fast, full precision
@@ -487,8 +502,14 @@ def evaluate_packages(
     if not packages:
         msg = "give at least one model package"
         raise ConfigError(msg)
-    allowed = set(inspect.signature(evaluate).parameters) - {"table", "scores", "out", "cutoffs",
-                                                             "provenance", "progress"}
+    allowed = set(inspect.signature(evaluate).parameters) - {
+        "table",
+        "scores",
+        "out",
+        "cutoffs",
+        "provenance",
+        "progress",
+    }
     unknown = sorted(set(options) - allowed)
     if unknown:
         msg = f"unknown option(s) {unknown} for evaluate; allowed: {sorted(allowed)}"
@@ -535,7 +556,11 @@ def evaluate_packages(
         "packages": sources,
     }
     return evaluate(
-        table, scores, out, cutoffs=cutoffs, provenance=provenance,
+        table,
+        scores,
+        out,
+        cutoffs=cutoffs,
+        provenance=provenance,
         progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
         **options,
     )

@@ -86,7 +86,11 @@ def read_image(path: str | os.PathLike) -> Image:
             wcs = _celestial_wcs(header) or _celestial_wcs(hdus[0].header)
             data = _native_float32(image.data)
             var = _native_float32(variance.data) if variance is not None else None
-            msk = np.asarray(mask.data).astype(mask.data.dtype.newbyteorder("=")) if mask is not None else None
+            msk = (
+                np.asarray(mask.data).astype(mask.data.dtype.newbyteorder("="))
+                if mask is not None
+                else None
+            )
     except InputError:
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError for bad files

@@ -382,8 +382,9 @@ def roc_auc(
     """
     _, tp, fp, n_real, n_bogus = _weighted_counts(*_check_inputs(y_true, y_score, sample_weight))
     if n_real == 0 or n_bogus == 0:
-        warnings.warn("only one class present: ROC AUC is undefined (NaN)", RealBogusWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "only one class present: ROC AUC is undefined (NaN)", RealBogusWarning, stacklevel=2
+        )
     return _auc_from_counts(tp, fp, n_real, n_bogus)
 
 
@@ -537,8 +538,12 @@ def _groups(y: np.ndarray, s: np.ndarray, n_bins: int) -> _Groups:
     scores = s_sorted[last]
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     return _Groups(
-        inverse, y_sorted.astype(np.float64), last, scores,
-        _bin_index(np.clip(scores, 0.0, 1.0), edges), n_bins,
+        inverse,
+        y_sorted.astype(np.float64),
+        last,
+        scores,
+        _bin_index(np.clip(scores, 0.0, 1.0), edges),
+        n_bins,
     )
 
 
@@ -694,8 +699,11 @@ def summarize(
     n_real = int(y.sum())
     n_bogus = int(len(y) - n_real)
     if n_real == 0 and n_bogus == 0:
-        warnings.warn(f"{name}: empty sample: every number is undefined (NaN/None)",
-                      RealBogusWarning, stacklevel=2)
+        warnings.warn(
+            f"{name}: empty sample: every number is undefined (NaN/None)",
+            RealBogusWarning,
+            stacklevel=2,
+        )
     elif n_real == 0 or n_bogus == 0:
         warnings.warn(
             f"{name}: one-class sample ({n_real} Real, {n_bogus} Bogus): AUC, crossing and "
@@ -738,8 +746,15 @@ def summarize(
     }
     if n_boot and len(y):
         out["intervals"] = bootstrap_intervals(
-            y, s, cutoff=cutoff, n_boot=n_boot, seed=seed, level=level, min_purity=min_purity,
-            min_completeness=min_completeness, n_bins=n_bins,
+            y,
+            s,
+            cutoff=cutoff,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            min_purity=min_purity,
+            min_completeness=min_completeness,
+            n_bins=n_bins,
         )
     return out
 
@@ -766,7 +781,9 @@ def snr_bin_labels(snr: npt.ArrayLike, edges: tuple[float, ...] = SNR_BINS) -> n
         msg = f"SNR bin edges must be strictly increasing with at least two; got {edges!r}"
         raise ConfigError(msg)
     x = np.asarray(snr, dtype=np.float64)
-    names = np.array([f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in zip(e[:-1], e[1:])] + ["missing"])
+    names = np.array(
+        [f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in zip(e[:-1], e[1:], strict=True)] + ["missing"]
+    )
     idx = np.searchsorted(e, x, side="right") - 1
     idx = np.where(np.isnan(x) | (idx < 0) | (idx >= len(e) - 1), len(names) - 1, idx)
     return names[idx]
@@ -824,8 +841,15 @@ def slice_summaries(
     for key in sorted(set(keys.tolist())):
         m = keys == key
         out[key] = summarize(
-            y[m], s[m], cutoff=cutoff, min_purity=min_purity, min_completeness=min_completeness,
-            n_bins=n_bins, n_boot=n_boot, seed=seed, name=f"slice {by}={key}",
+            y[m],
+            s[m],
+            cutoff=cutoff,
+            min_purity=min_purity,
+            min_completeness=min_completeness,
+            n_bins=n_bins,
+            n_boot=n_boot,
+            seed=seed,
+            name=f"slice {by}={key}",
         )
     return out
 
@@ -879,4 +903,3 @@ def type_table(
             }
         )
     return rows
-

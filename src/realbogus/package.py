@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,9 @@ FORMAT_VERSION = 1
 PREPROCESSING = ("none", "asinh", "asinh-noise")
 #: `stamp_noise` reads every NOISE_STEP-th pixel of the difference along each axis.
 NOISE_STEP = 2
-NOISE_FLOOR = 1e-20  # keeps x / sigma finite in float32 for |x| < 3e18 when a difference has no valid pixel
+NOISE_FLOOR = (
+    1e-20  # keeps x / sigma finite in float32 for |x| < 3e18 when a difference has no valid pixel
+)
 _MAX_CARD_BYTES = 1 << 20
 _MAX_WEIGHTS_BYTES = 256 << 20
 _BUILTIN_ROOT = "models"
@@ -96,9 +98,7 @@ class ModelCard(BaseModel):
     training_data: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
-    created: str = Field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
-    )
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @field_validator("format_version")
     @classmethod
@@ -132,12 +132,15 @@ class ModelCard(BaseModel):
             raise ValueError(msg)
         return value
 
-
     @model_validator(mode="after")
     def _scale_fits_preprocessing(self) -> ModelCard:
         scale = self.preprocessing_scale
         if self.preprocessing != "none":
-            if scale is None or len(scale) != len(self.channels) or not all(math.isfinite(v) and v > 0 for v in scale):
+            if (
+                scale is None
+                or len(scale) != len(self.channels)
+                or not all(math.isfinite(v) and v > 0 for v in scale)
+            ):
                 msg = f"preprocessing {self.preprocessing!r} needs preprocessing_scale: {len(self.channels)} positive numbers; got {scale}"
                 raise ValueError(msg)
         elif scale is not None:
@@ -345,7 +348,9 @@ def save_package(
         msg = f"{path} already exists; choose another path or pass overwrite=True"
         raise PackageError(msg)
     reference = build_model(card.architecture, card.stamp_size, len(card.channels)).state_dict()
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
     if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in reference):
         msg = f"model does not match card architecture {card.architecture!r} at stamp_size {card.stamp_size}"
         raise PackageError(msg)
@@ -443,9 +448,13 @@ def _rubin_files(package: ModelPackage) -> dict[str, bytes]:
     buffer_name = {"asinh": _RUBIN_SCALE, "asinh-noise": _RUBIN_NOISE_SCALE}.get(card.preprocessing)
     init = forward = noise_function = ""
     if buffer_name is not None:
-        state[buffer_name] = torch.tensor(card.preprocessing_scale, dtype=torch.float32).view(1, -1, 1, 1)
-        init = (f"\n        # realbogus preprocessing {card.preprocessing!r}\n"
-                f"        self.register_buffer('{buffer_name}', torch.ones(1, {len(card.channels)}, 1, 1))")
+        state[buffer_name] = torch.tensor(card.preprocessing_scale, dtype=torch.float32).view(
+            1, -1, 1, 1
+        )
+        init = (
+            f"\n        # realbogus preprocessing {card.preprocessing!r}\n"
+            f"        self.register_buffer('{buffer_name}', torch.ones(1, {len(card.channels)}, 1, 1))"
+        )
         forward = f"\n        x = torch.asinh(x / self.{buffer_name})"
     if card.preprocessing == "asinh-noise":
         # The exported file is self-contained: our own stamp_noise, with its constants.
@@ -554,7 +563,12 @@ def import_rubin(
         msg = f"{rubin}: meta.yaml needs keys {list(required)}"
         raise PackageError(msg)
     shape = meta["input_shape"]
-    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] == shape[1] and shape[2] == len(CHANNELS)):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and shape[0] == shape[1]
+        and shape[2] == len(CHANNELS)
+    ):
         msg = f"{rubin}: input_shape must be [S, S, {len(CHANNELS)}] (height, width, channels); got {shape}"
         raise PackageError(msg)
     try:
@@ -572,7 +586,10 @@ def import_rubin(
     preprocessing, scale_buffer = "none", None
     if asinh_scale is not None or noise_scale is not None:
         preprocessing = "asinh" if noise_scale is None else "asinh-noise"
-        scale_buffer = [float(v) for v in torch.as_tensor(asinh_scale if noise_scale is None else noise_scale).flatten()]
+        scale_buffer = [
+            float(v)
+            for v in torch.as_tensor(asinh_scale if noise_scale is None else noise_scale).flatten()
+        ]
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -61,7 +61,14 @@ BACKENDS = ("auto", "torch", "onnx")
 #: Largest accepted |int8 score - fp32 score| on the check stamps.
 INT8_TOLERANCE = 0.01
 
-SCORE_COLUMNS = ("diaSourceId", "reliability", "reliabilityVersion", "valid_fraction", "edge", "passes_cutoff")
+SCORE_COLUMNS = (
+    "diaSourceId",
+    "reliability",
+    "reliabilityVersion",
+    "valid_fraction",
+    "edge",
+    "passes_cutoff",
+)
 Progress = Callable[[int, int], None]
 Prepare = Callable[[np.ndarray], np.ndarray]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
@@ -116,7 +123,11 @@ def score_table(
 
 
 def export_onnx(
-    package: ModelPackage, path: str | os.PathLike | None = None, *, crop: bool = True, preprocessed_input: bool = False
+    package: ModelPackage,
+    path: str | os.PathLike | None = None,
+    *,
+    crop: bool = True,
+    preprocessed_input: bool = False,
 ) -> bytes:
     """The package's network as an ONNX graph (opset 17), built directly from its weights.
 
@@ -140,12 +151,18 @@ def export_onnx(
     kernel, pool = 5, 2
     constants = {"axis0": [0]}
     nodes, current, side = [], "stamps", size
-    if package.card.preprocessing != "none" and not preprocessed_input:  # the card's preprocessing, inside the graph
-        state["preprocessing_scale"] = np.asarray(package.card.preprocessing_scale, dtype=np.float32).reshape(1, -1, 1, 1)
+    if (
+        package.card.preprocessing != "none" and not preprocessed_input
+    ):  # the card's preprocessing, inside the graph
+        state["preprocessing_scale"] = np.asarray(
+            package.card.preprocessing_scale, dtype=np.float32
+        ).reshape(1, -1, 1, 1)
         scale = "preprocessing_scale"
         if package.card.preprocessing == "asinh-noise":
             nodes += _noise_nodes(size, constants)
-            nodes.append(helper.make_node("Mul", ["preprocessing_scale", "noise4"], ["noise_scale"]))
+            nodes.append(
+                helper.make_node("Mul", ["preprocessing_scale", "noise4"], ["noise_scale"])
+            )
             scale = "noise_scale"
         nodes += [
             helper.make_node("Div", ["stamps", scale], ["scaled"]),
@@ -156,12 +173,21 @@ def export_onnx(
         used = (side - kernel + 1) // pool * pool + kernel - 1  # input side the pooled outputs read
         if crop and used < side:
             constants.update({"hw_axes": [2, 3], "hw_start": [0, 0], f"hw_end{i}": [used, used]})
-            nodes.append(helper.make_node("Slice", [current, "hw_start", f"hw_end{i}", "hw_axes"], [f"s{i}"]))
+            nodes.append(
+                helper.make_node("Slice", [current, "hw_start", f"hw_end{i}", "hw_axes"], [f"s{i}"])
+            )
             current = f"s{i}"
         nodes += [
-            helper.make_node("Conv", [current, f"conv{i}.weight", f"conv{i}.bias"], [f"c{i}"], kernel_shape=[kernel] * 2),
+            helper.make_node(
+                "Conv",
+                [current, f"conv{i}.weight", f"conv{i}.bias"],
+                [f"c{i}"],
+                kernel_shape=[kernel] * 2,
+            ),
             helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
-            helper.make_node("MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[pool] * 2, strides=[pool] * 2),
+            helper.make_node(
+                "MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[pool] * 2, strides=[pool] * 2
+            ),
         ]
         current, side = f"p{i}", (side - kernel + 1) // pool
     nodes += [
@@ -175,7 +201,9 @@ def export_onnx(
     ]
     initializers = [numpy_helper.from_array(v, name=k) for k, v in state.items()]
     initializers += [
-        numpy_helper.from_array(v if isinstance(v, np.ndarray) else np.array(v, dtype=np.int64), name=k)
+        numpy_helper.from_array(
+            v if isinstance(v, np.ndarray) else np.array(v, dtype=np.int64), name=k
+        )
         for k, v in constants.items()
     ]
     graph = helper.make_graph(
@@ -185,7 +213,9 @@ def export_onnx(
         [helper.make_tensor_value_info("reliability", TensorProto.FLOAT, ["n"])],
         initializers,
     )
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="realbogus")
+    onnx_model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="realbogus"
+    )
     onnx_model.ir_version = 8
     onnx.checker.check_model(onnx_model)
     data = onnx_model.SerializeToString()
@@ -200,17 +230,28 @@ def _noise_nodes(size: int, constants: dict) -> list:
     from onnx import helper
 
     n = len(range(0, size, NOISE_STEP)) ** 2
-    constants.update({
-        "d_start": [0, 0, 0], "d_end": [1, size, size], "d_axes": [1, 2, 3], "d_steps": [1, NOISE_STEP, NOISE_STEP],
-        "n_pixels": [n], "n_last": [n - 1], "two": [2], "axis1": [1], "shape4": [-1, 1, 1, 1],
-    })
+    constants.update(
+        {
+            "d_start": [0, 0, 0],
+            "d_end": [1, size, size],
+            "d_axes": [1, 2, 3],
+            "d_steps": [1, NOISE_STEP, NOISE_STEP],
+            "n_pixels": [n],
+            "n_last": [n - 1],
+            "two": [2],
+            "axis1": [1],
+            "shape4": [-1, 1, 1, 1],
+        }
+    )
     floats = {"zero": 0.0, "mad_factor": 1.4826, "noise_floor": NOISE_FLOOR}
     constants.update({name: np.array([value], np.float32) for name, value in floats.items()})
     return [
         helper.make_node("Slice", ["stamps", "d_start", "d_end", "d_axes", "d_steps"], ["d_sub"]),
         helper.make_node("Abs", ["d_sub"], ["d_abs4"]),
         helper.make_node("Flatten", ["d_abs4"], ["d_abs"], axis=1),
-        helper.make_node("TopK", ["d_abs", "n_pixels"], ["d_sorted", "d_order"], axis=1, largest=0, sorted=1),
+        helper.make_node(
+            "TopK", ["d_abs", "n_pixels"], ["d_sorted", "d_order"], axis=1, largest=0, sorted=1
+        ),
         helper.make_node("Equal", ["d_abs", "zero"], ["d_is_zero"]),
         helper.make_node("Cast", ["d_is_zero"], ["d_zero_int"], to=7),  # int64
         helper.make_node("ReduceSum", ["d_zero_int", "axis1"], ["zeros"], keepdims=1),
@@ -265,10 +306,14 @@ def _check_finite(batch: np.ndarray, start: int) -> None:
     raise StampShapeError(msg)
 
 
-def _run_batch(session, data: np.ndarray, start: int, batch_size: int, out: np.ndarray, prepare: Prepare | None) -> int:
+def _run_batch(
+    session, data: np.ndarray, start: int, batch_size: int, out: np.ndarray, prepare: Prepare | None
+) -> int:
     batch = np.ascontiguousarray(data[start : start + batch_size])
     _check_finite(batch, start)
-    out[start : start + len(batch)] = session.run(None, {"stamps": batch if prepare is None else prepare(batch)})[0]
+    out[start : start + len(batch)] = session.run(
+        None, {"stamps": batch if prepare is None else prepare(batch)}
+    )[0]
     return len(batch)
 
 
@@ -285,11 +330,15 @@ class _OnnxRunner:
         self.prepare = prepare
         self.sessions = [_session(model, 1) for _ in range(workers)]
 
-    def run(self, data: np.ndarray, out: np.ndarray, batch_size: int, progress: Progress | None) -> None:
+    def run(
+        self, data: np.ndarray, out: np.ndarray, batch_size: int, progress: Progress | None
+    ) -> None:
         n = len(data)
         if self.workers == 1 or n <= batch_size:
             for start in range(0, n, batch_size):
-                done = start + _run_batch(self.sessions[0], data, start, batch_size, out, self.prepare)
+                done = start + _run_batch(
+                    self.sessions[0], data, start, batch_size, out, self.prepare
+                )
                 if progress is not None:
                     progress(done, n)
             return
@@ -304,7 +353,9 @@ class _OnnxRunner:
                     return
                 done[i] += _run_batch(self.sessions[i], data, start, batch_size, out, self.prepare)
 
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="realbogus-onnx") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="realbogus-onnx"
+        ) as pool:
             pending = {pool.submit(work, i) for i in range(self.workers)}
             try:
                 while pending:
@@ -395,14 +446,22 @@ def quantize_int8(
     if not _onnx_available():
         msg = "int8 scoring needs the onnx and onnxruntime packages"
         raise ConfigError(msg)
-    check = _checked(check_stamps.data if isinstance(check_stamps, Stamps) else check_stamps, package)
+    check = _checked(
+        check_stamps.data if isinstance(check_stamps, Stamps) else check_stamps, package
+    )
     if len(check) < 2:
         msg = f"int8 needs at least 2 check stamps to calibrate and verify on; got {len(check)}"
         raise ConfigError(msg)
     import logging
 
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.quant_utils import add_pre_process_metadata
 
     fp32 = export_onnx(package, preprocessed_input=True)
@@ -556,7 +615,10 @@ class Scorer:
         self.backend = backend
         self.threads = threads or available_cores()
         if isinstance(int8, Int8Model):
-            if int8.fp32_sha256 != hashlib.sha256(export_onnx(package, preprocessed_input=True)).hexdigest():
+            if (
+                int8.fp32_sha256
+                != hashlib.sha256(export_onnx(package, preprocessed_input=True)).hexdigest()
+            ):
                 msg = f"the given Int8Model was quantised from other weights than package {package.version}"
                 raise ConfigError(msg)
             self.int8_model: Int8Model | None = int8
@@ -572,8 +634,14 @@ class Scorer:
     def _start(self) -> None:
         """Build the sessions (onnx) or place the model (torch); also run after unpickling."""
         if self.backend == "onnx":
-            self._onnx = self.int8_model.onnx if self.int8_model is not None else export_onnx(self.package, preprocessed_input=True)
-            self._runner = _OnnxRunner(self._onnx, self.threads, functools.partial(preprocess_array, self.card))
+            self._onnx = (
+                self.int8_model.onnx
+                if self.int8_model is not None
+                else export_onnx(self.package, preprocessed_input=True)
+            )
+            self._runner = _OnnxRunner(
+                self._onnx, self.threads, functools.partial(preprocess_array, self.card)
+            )
         else:
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
@@ -645,7 +713,9 @@ class Scorer:
                 batch = data[start : start + self.batch_size]
                 _check_finite(batch, start)
                 tensor = _as_tensor(np.ascontiguousarray(batch)).to(self.device, non_blocking=False)
-                out[start : start + len(batch)] = self._model(preprocess(self.card, tensor)).float().cpu().numpy()
+                out[start : start + len(batch)] = (
+                    self._model(preprocess(self.card, tensor)).float().cpu().numpy()
+                )
                 if progress is not None:
                     progress(start + len(batch), n)
         return self._corrected(out, data)
@@ -656,7 +726,9 @@ class Scorer:
             return reliability
         return self.card.conditions.apply(reliability, data)
 
-    def score_stamps(self, stamps: Stamps, ids: np.ndarray, *, progress: Progress | None = None) -> pd.DataFrame:
+    def score_stamps(
+        self, stamps: Stamps, ids: np.ndarray, *, progress: Progress | None = None
+    ) -> pd.DataFrame:
         """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,)."""
         ids = np.asarray(ids)
         if ids.shape != (len(stamps),):
@@ -672,7 +744,9 @@ class Scorer:
             edge=stamps.edge,
         )
 
-    def score_part(self, table: pd.DataFrame, stamps: Stamps, *, first_row: int = 0) -> pd.DataFrame:
+    def score_part(
+        self, table: pd.DataFrame, stamps: Stamps, *, first_row: int = 0
+    ) -> pd.DataFrame:
         """The score table of one dataset part; ids are `diaSourceId`, else global row numbers.
 
         `first_row` is the dataset row number of the part's first row.
@@ -699,7 +773,11 @@ class Scorer:
                 progress(done, total)
         if not tables:
             return score_table(
-                np.empty(0, np.int64), np.empty(0, np.float32), version=self.version,
-                cutoff=self.card.cutoff, valid_fraction=np.empty(0), edge=np.empty(0, bool),
+                np.empty(0, np.int64),
+                np.empty(0, np.float32),
+                version=self.version,
+                cutoff=self.card.cutoff,
+                valid_fraction=np.empty(0),
+                edge=np.empty(0, bool),
             )
         return pd.concat(tables, ignore_index=True)

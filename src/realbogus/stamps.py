@@ -71,7 +71,9 @@ class Stamps:
         if len(pieces) == 1:
             return pieces[0]
         if not pieces:
-            return cls(np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+            return cls(
+                np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
+            )
         return cls(
             data=np.concatenate([p.data for p in pieces]),
             valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
@@ -98,7 +100,9 @@ def robust_noise(planes: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndar
     return median * np.float32(1.4826), n - zeros
 
 
-def check_stamps(stamps: np.ndarray, *, size: int | None = None, name: str = "stamps") -> np.ndarray:
+def check_stamps(
+    stamps: np.ndarray, *, size: int | None = None, name: str = "stamps"
+) -> np.ndarray:
     """Check the (N, 3, S, S) float32 contract and return the array (no copy).
 
     Raises `StampShapeError` naming the expected and received shapes or dtype, and for
@@ -120,7 +124,9 @@ def check_stamps(stamps: np.ndarray, *, size: int | None = None, name: str = "st
         msg = f"{name} must be float32; got {stamps.dtype}"
         raise StampShapeError(msg)
     if not np.isfinite(stamps).all():
-        msg = f"{name} contain non-finite pixels; cut them with cut_stamps/fit_stamp, which zero them"
+        msg = (
+            f"{name} contain non-finite pixels; cut them with cut_stamps/fit_stamp, which zero them"
+        )
         raise StampShapeError(msg)
     return stamps
 
@@ -147,7 +153,9 @@ def _as_native_float32(image: np.ndarray, name: str) -> np.ndarray:
         msg = f"{name} image must hold real numbers; got dtype {image.dtype}"
         raise InputError(msg)
     # astype handles big-endian FITS data; no copy when already native float32.
-    return image.astype(np.float32, copy=False) if image.dtype.isnative else image.astype(np.float32)
+    return (
+        image.astype(np.float32, copy=False) if image.dtype.isnative else image.astype(np.float32)
+    )
 
 
 def cut_stamps(
@@ -219,7 +227,9 @@ def cut_stamps(
         # Clipped index grids; pixels whose index was clipped are off the image and set to 0.
         rows = y0[idx_edge, None] + np.arange(size)
         cols = x0[idx_edge, None] + np.arange(size)
-        keep = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+        keep = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[
+            :, None, :
+        ]
         rows_c = np.clip(rows, 0, height - 1)[:, :, None]
         cols_c = np.clip(cols, 0, width - 1)[:, None, :]
 
@@ -352,7 +362,9 @@ def resize_stamps(
     return Stamps(data=out, valid_fraction=valid_fraction, edge=edge)
 
 
-def _place(plane: np.ndarray, stamp: np.ndarray, centre, blank_limit: float | None, count: int) -> tuple[int, bool]:
+def _place(
+    plane: np.ndarray, stamp: np.ndarray, centre, blank_limit: float | None, count: int
+) -> tuple[int, bool]:
     """Copy the part of `plane` that falls in `stamp` (source pixel at its centre) as float32.
 
     Returns (`count` + pixels copied, whether the plane covers the whole stamp).
@@ -364,7 +376,12 @@ def _place(plane: np.ndarray, stamp: np.ndarray, centre, blank_limit: float | No
     h, w = plane.shape
     size = stamp.shape[0]
     crow, ccol = (h // 2, w // 2) if centre is None else (int(centre[0]), int(centre[1]))
-    covers = crow >= size // 2 and ccol >= size // 2 and h - crow >= size - size // 2 and w - ccol >= size - size // 2
+    covers = (
+        crow >= size // 2
+        and ccol >= size // 2
+        and h - crow >= size - size // 2
+        and w - ccol >= size - size // 2
+    )
     shift_r, shift_c = size // 2 - crow, size // 2 - ccol  # stamp[i] = plane[i - shift]
     r0, r1 = max(0, shift_r), min(size, h + shift_r)
     c0, c1 = max(0, shift_c), min(size, w + shift_c)
@@ -372,7 +389,9 @@ def _place(plane: np.ndarray, stamp: np.ndarray, centre, blank_limit: float | No
         return count, covers
     piece = plane[r0 - shift_r : r1 - shift_r, c0 - shift_c : c1 - shift_c]
     if blank_limit is not None and piece.dtype.kind == "f" and piece.dtype.itemsize > 4:
-        piece = np.where(np.abs(piece) > blank_limit, np.nan, piece)  # judged before float32 rounding
+        piece = np.where(
+            np.abs(piece) > blank_limit, np.nan, piece
+        )  # judged before float32 rounding
     stamp[r0:r1, c0:c1] = piece
     return count + (r1 - r0) * (c1 - c0), covers
 

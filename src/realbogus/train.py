@@ -30,10 +30,27 @@ from . import metrics
 from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from .errors import ConfigError, InputError
 from .model import build_model
-from .package import PREPROCESSING, ModelCard, ModelPackage, load_package, preprocess_pixels, save_package
+from .package import (
+    PREPROCESSING,
+    ModelCard,
+    ModelPackage,
+    load_package,
+    preprocess_pixels,
+    save_package,
+)
 from .tables import atomic_path
 
-__all__ = ["TrainConfig", "EpochReport", "StampTorchDataset", "choose_cutoff", "epoch_lr", "mask_blocks", "robust_channel_scale", "stamp_memmap", "train"]
+__all__ = [
+    "TrainConfig",
+    "EpochReport",
+    "StampTorchDataset",
+    "choose_cutoff",
+    "epoch_lr",
+    "mask_blocks",
+    "robust_channel_scale",
+    "stamp_memmap",
+    "train",
+]
 
 STATE = "state.pt"
 
@@ -165,8 +182,19 @@ class StampTorchDataset(torch.utils.data.Dataset):
         each, drawn from ``default_rng([flip_seed, e, i])``; call `set_epoch` each epoch.
     """
 
-    def __init__(self, stamps: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, flip_seed: int | None = None) -> None:
-        self.stamps, self.labels, self.indices = stamps, np.asarray(labels, np.float32), np.asarray(indices)
+    def __init__(
+        self,
+        stamps: np.ndarray,
+        labels: np.ndarray,
+        indices: np.ndarray,
+        *,
+        flip_seed: int | None = None,
+    ) -> None:
+        self.stamps, self.labels, self.indices = (
+            stamps,
+            np.asarray(labels, np.float32),
+            np.asarray(indices),
+        )
         self.flip_seed, self.epoch = flip_seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -179,17 +207,25 @@ class StampTorchDataset(torch.utils.data.Dataset):
         row = int(self.indices[i])
         stamp = np.array(self.stamps[row], dtype=np.float32)
         if self.flip_seed is not None:
-            vertical, horizontal = np.random.default_rng([self.flip_seed, self.epoch, i]).random(2) < 0.5
+            vertical, horizontal = (
+                np.random.default_rng([self.flip_seed, self.epoch, i]).random(2) < 0.5
+            )
             stamp = stamp[:, ::-1] if vertical else stamp
             stamp = stamp[:, :, ::-1] if horizontal else stamp
         return torch.from_numpy(np.ascontiguousarray(stamp)), torch.tensor(self.labels[row])
 
 
-def robust_channel_scale(stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0, n: int = 2000) -> np.ndarray:
+def robust_channel_scale(
+    stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0, n: int = 2000
+) -> np.ndarray:
     """Per-channel noise level of stamps: 1.4826 x the median absolute deviation of the
     non-zero pixels of up to `n` sampled rows. Shape (3,), float32, > 0."""
     sample = np.sort(np.random.default_rng(seed).choice(rows, min(n, len(rows)), replace=False))
-    pixels = np.asarray(stamps[sample], dtype=np.float32).transpose(1, 0, 2, 3).reshape(stamps.shape[1], -1)
+    pixels = (
+        np.asarray(stamps[sample], dtype=np.float32)
+        .transpose(1, 0, 2, 3)
+        .reshape(stamps.shape[1], -1)
+    )
     scale = np.ones(stamps.shape[1], dtype=np.float32)
     for c, values in enumerate(pixels):
         values = values[values != 0]
@@ -199,7 +235,9 @@ def robust_channel_scale(stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0,
     return scale
 
 
-def input_transform(preprocessing: str, scale: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
+def input_transform(
+    preprocessing: str, scale: np.ndarray | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
     """What the network is fed in training, batch (N, C, S, S) -> same shape, for a preprocessing
     and its scale (for "none", the input scale that is folded into conv1 afterwards, or None)."""
     if preprocessing != "none":
@@ -248,10 +286,15 @@ def _batches(
         if rng is not None and rotations:
             transposed = rng.random(len(rows)) < 0.5
             x[transposed] = x[transposed].transpose(0, 1, 3, 2)
-        yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels[rows].astype(np.float32))
+        yield (
+            torch.from_numpy(np.ascontiguousarray(x)),
+            torch.from_numpy(labels[rows].astype(np.float32)),
+        )
 
 
-def mask_blocks(x: np.ndarray, which: np.ndarray, rng: np.random.Generator, *, keep: int = 3) -> None:
+def mask_blocks(
+    x: np.ndarray, which: np.ndarray, rng: np.random.Generator, *, keep: int = 3
+) -> None:
     """Zero 1-3 random rectangles (sides 3 px to half the stamp) in all planes of stamps `which`.
 
     x : (N, C, S, S), changed in place; which : (N,) bool. Blocks stay `keep` px clear of the
@@ -269,13 +312,23 @@ def mask_blocks(x: np.ndarray, which: np.ndarray, rng: np.random.Generator, *, k
             x[i, :, y0 : y0 + h, x0 : x0 + w] = 0
 
 
-def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, transform=None) -> tuple[float, np.ndarray]:
+def _evaluate(
+    model: nn.Module, stamps, labels, indices, *, batch_size: int = 1024, transform=None
+) -> tuple[float, np.ndarray]:
     """Mean BCE loss and reliabilities (N,) of `indices`, in their order."""
     model.eval()
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total, scores = 0.0, []
     with torch.inference_mode():
-        for x, y in _batches(stamps, labels, np.sort(indices), batch_size=batch_size, rng=None, flips=False, transform=transform):
+        for x, y in _batches(
+            stamps,
+            labels,
+            np.sort(indices),
+            batch_size=batch_size,
+            rng=None,
+            flips=False,
+            transform=transform,
+        ):
             logits = model.logits(x)
             total += float(loss_fn(logits, y))
             scores.append(torch.sigmoid(logits).numpy())
@@ -284,7 +337,9 @@ def _evaluate(model: nn.Module, stamps, labels, indices, *, batch_size: int = 10
     return total / max(len(indices), 1), reliability[order]
 
 
-def choose_cutoff(labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None = None) -> tuple[float, str]:
+def choose_cutoff(
+    labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None = None
+) -> tuple[float, str]:
     """A cutoff from held-out (validation) scores, and how it was chosen.
 
     On detections with SNR > 5 (all when `snr` is None): the middle of the OSS-REQ-0353 window
@@ -301,14 +356,18 @@ def choose_cutoff(labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None
         curve = metrics.purity_completeness(labels[keep], scores[keep])
         window = metrics.requirement_window(curve) if len(curve.thresholds) else None
         if window is not None:
-            return float((window.low + window.high) / 2), "middle of the requirement window on validation"
+            return float(
+                (window.low + window.high) / 2
+            ), "middle of the requirement window on validation"
         cross = metrics.crossing(curve) if len(curve.thresholds) else None
     if cross is not None:
         return float(cross.threshold), "P = C crossing on validation (no requirement window)"
     return 0.5, "default 0.5 (no window or crossing on validation)"
 
 
-def _purity_completeness(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
+def _purity_completeness(
+    labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> tuple[float, float]:
     selected = scores >= threshold
     tp = float(np.sum(selected & (labels == 1)))
     purity = tp / selected.sum() if selected.any() else float("nan")
@@ -378,7 +437,11 @@ def train(
         msg = f"{dataset.path}: too few labelled groups for a train/validation split ({len(train_rows)}/{len(val_rows)} rows)"
         raise InputError(msg)
 
-    parent_package = load_package(parent) if parent is not None and not isinstance(parent, ModelPackage) else parent
+    parent_package = (
+        load_package(parent)
+        if parent is not None and not isinstance(parent, ModelPackage)
+        else parent
+    )
     if parent_package is not None and parent_package.card.stamp_size != dataset.stamp_size:
         msg = f"parent {parent_package.version} takes {parent_package.card.stamp_size} px; dataset stamps are {dataset.stamp_size} px"
         raise InputError(msg)
@@ -388,7 +451,9 @@ def train(
     torch.manual_seed(config.seed)
     model = build_model("dmtn337-cnn", dataset.stamp_size)
     stamps = stamp_memmap(dataset)
-    preprocessing = config.preprocessing or (parent_package.card.preprocessing if parent_package else "asinh-noise")
+    preprocessing = config.preprocessing or (
+        parent_package.card.preprocessing if parent_package else "asinh-noise"
+    )
     if parent_package is not None and parent_package.card.preprocessing != preprocessing:
         msg = f"parent {parent_package.version} uses preprocessing {parent_package.card.preprocessing!r}, not {preprocessing!r}"
         raise ConfigError(msg)
@@ -405,15 +470,20 @@ def train(
     if parent_package is not None:
         model.load_state_dict(parent_package.model.state_dict())
         if fold is not None:
-            _fold_scale(model, fold, inverse=True)  # the parent takes raw pixels; we feed scaled ones
+            _fold_scale(
+                model, fold, inverse=True
+            )  # the parent takes raw pixels; we feed scaled ones
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
 
     state_dir = out.with_name(out.name + ".train")
     state_path = state_dir / STATE
     fingerprint = json.dumps(
-        {"config": dataclasses.asdict(config), "data": dataset.manifest["content_hash"],
-         "parent": parent_package.version if parent_package else None},
+        {
+            "config": dataclasses.asdict(config),
+            "data": dataset.manifest["content_hash"],
+            "parent": parent_package.version if parent_package else None,
+        },
         sort_keys=True,
     )
     start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
@@ -424,7 +494,11 @@ def train(
             raise ConfigError(msg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_loss"], state["bad_epochs"]
+        start_epoch, best_loss, bad_epochs = (
+            state["epoch"] + 1,
+            state["best_loss"],
+            state["bad_epochs"],
+        )
         best_state, history = state["best_model"], json.loads(state["history"])
 
     n_batches = -(-len(train_rows) // config.batch_size)
@@ -437,7 +511,19 @@ def train(
         rng = np.random.default_rng([config.seed, epoch])
         model.train()
         running = 0.0
-        for b, (x, y) in enumerate(_batches(stamps, labels, train_rows, batch_size=config.batch_size, rng=rng, flips=config.flips, transform=transform, mask_augment=config.mask_augment, rotations=config.rotations)):
+        for b, (x, y) in enumerate(
+            _batches(
+                stamps,
+                labels,
+                train_rows,
+                batch_size=config.batch_size,
+                rng=rng,
+                flips=config.flips,
+                transform=transform,
+                mask_augment=config.mask_augment,
+                rotations=config.rotations,
+            )
+        ):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model.logits(x), y)
             loss.backward()
@@ -453,13 +539,23 @@ def train(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        report = EpochReport(epoch, running / len(train_rows), val_loss, purity, completeness, improved)
+        report = EpochReport(
+            epoch, running / len(train_rows), val_loss, purity, completeness, improved
+        )
         history.append(dataclasses.asdict(report))
-        _save_state(state_path, {
-            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "best_loss": best_loss, "bad_epochs": bad_epochs,
-            "best_model": best_state, "history": json.dumps(history),
-        })
+        _save_state(
+            state_path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best_loss": best_loss,
+                "bad_epochs": bad_epochs,
+                "best_model": best_state,
+                "history": json.dumps(history),
+            },
+        )
         if on_epoch is not None:
             on_epoch(report)
 
@@ -480,11 +576,16 @@ def train(
     if len(test_rows):
         _, test_scores = _evaluate(model, stamps, labels, test_rows, transform=transform)
         purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
-        test_metrics = {"test_rows": int(len(test_rows)), "test_roc_auc": metrics.roc_auc(labels[test_rows], test_scores),
-                        "test_purity_at_cutoff": purity, "test_completeness_at_cutoff": completeness}
+        test_metrics = {
+            "test_rows": int(len(test_rows)),
+            "test_roc_auc": metrics.roc_auc(labels[test_rows], test_scores),
+            "test_purity_at_cutoff": purity,
+            "test_completeness_at_cutoff": completeness,
+        }
     card = ModelCard(
         name=name,
-        version=version or f"{name}-{dataset.manifest['content_hash'].split(':')[-1][:8]}-s{config.seed}",
+        version=version
+        or f"{name}-{dataset.manifest['content_hash'].split(':')[-1][:8]}-s{config.seed}",
         parent=parent_package.version if parent_package else None,
         architecture="dmtn337-cnn",
         stamp_size=dataset.stamp_size,
@@ -492,19 +593,32 @@ def train(
         preprocessing_scale=[float(v) for v in scale] if preprocessing != "none" else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
-        hyperparameters={**dataclasses.asdict(config), "optimizer": "Adam", "loss": "BCE",
-                         "input_scale_folded_into_conv1": None if fold is None else [float(v) for v in fold]},
-        training_data={
-            "dataset": str(dataset.path), "content_hash": dataset.manifest["content_hash"],
-            "counts": dataset.manifest.get("counts", {}), "n_train": int(len(train_rows)),
-            "n_validation": int(len(val_rows)), "n_test": int(len(test_rows)),
-            "split": "grouped by field, stratified by label and origin", "split_seed": config.seed,
+        hyperparameters={
+            **dataclasses.asdict(config),
+            "optimizer": "Adam",
+            "loss": "BCE",
+            "input_scale_folded_into_conv1": None if fold is None else [float(v) for v in fold],
         },
-        metrics={"cutoff_choice": cutoff_note, "best_val_loss": best_loss, "epochs_run": len(history), "history": history, **test_metrics},
+        training_data={
+            "dataset": str(dataset.path),
+            "content_hash": dataset.manifest["content_hash"],
+            "counts": dataset.manifest.get("counts", {}),
+            "n_train": int(len(train_rows)),
+            "n_validation": int(len(val_rows)),
+            "n_test": int(len(test_rows)),
+            "split": "grouped by field, stratified by label and origin",
+            "split_seed": config.seed,
+        },
+        metrics={
+            "cutoff_choice": cutoff_note,
+            "best_val_loss": best_loss,
+            "epochs_run": len(history),
+            "history": history,
+            **test_metrics,
+        },
     )
     if fold is not None:
         _fold_scale(model, fold)  # the package takes raw pixels
     path = save_package(out, model, card, overwrite=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     return path
-

@@ -5,9 +5,16 @@ No torch here: decoding runs in worker processes that never load a model.
 
 from ._avro import rubin_schema, rubin_schema_ids
 from ._fits import decode_fits, decode_fits_hdus
+from .reader import (
+    ALERT_SUFFIXES,
+    AlertBatch,
+    AlertFailure,
+    expand_sources,
+    iter_alert_batches,
+    read_alerts,
+)
 from .score import PASS_THROUGH, AlertScores, score_alerts, score_batch
 from .writer import rewrite_alert_bytes, write_alerts
-from .reader import ALERT_SUFFIXES, AlertBatch, AlertFailure, expand_sources, iter_alert_batches, read_alerts
 
 __all__ = [
     "ALERT_SUFFIXES",

@@ -17,7 +17,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import fastavro
@@ -139,7 +139,9 @@ class ContainerFile:
             msg = f"{where}: corrupt Avro container header ({type(exc).__name__}: {exc})"
             raise InputError(msg) from exc
 
-    def records(self, keep: frozenset[str] | None = None) -> Iterator[tuple[int, dict | InputError]]:
+    def records(
+        self, keep: frozenset[str] | None = None
+    ) -> Iterator[tuple[int, dict | InputError]]:
         """Yield (index, record) in file order; a bad record or block yields (index, InputError).
 
         `keep` names the top-level fields to decode (all when None). A record that cannot be
@@ -157,12 +159,23 @@ class ContainerFile:
             try:
                 count, pos = _read_long(buf, pos)
                 size, pos = _read_long(buf, pos)
-                if not 0 < count <= _MAX_BLOCK_RECORDS or size < 0 or pos + size + _SYNC_SIZE > len(buf):
-                    raise ValueError(f"block of {count} records, {size} bytes does not fit the file")
+                if (
+                    not 0 < count <= _MAX_BLOCK_RECORDS
+                    or size < 0
+                    or pos + size + _SYNC_SIZE > len(buf)
+                ):
+                    raise ValueError(
+                        f"block of {count} records, {size} bytes does not fit the file"
+                    )
                 if buf[pos + size : pos + size + _SYNC_SIZE] != self.sync:
                     raise ValueError("sync marker after the block does not match the header's")
             except (IndexError, ValueError) as exc:
-                yield index, InputError(f"{self.where}: truncated or corrupt Avro block at record {index} ({exc})")
+                yield (
+                    index,
+                    InputError(
+                        f"{self.where}: truncated or corrupt Avro block at record {index} ({exc})"
+                    ),
+                )
                 return
             block = buf[pos : pos + size]
             pos += size + _SYNC_SIZE
@@ -170,7 +183,12 @@ class ContainerFile:
                 try:
                     block = zlib.decompress(block, -15)
                 except zlib.error as exc:
-                    yield index, InputError(f"{self.where}: corrupt deflate block at record {index} ({exc})")
+                    yield (
+                        index,
+                        InputError(
+                            f"{self.where}: corrupt deflate block at record {index} ({exc})"
+                        ),
+                    )
                     index += count
                     continue
             if count == 1 and plan is not None and (record := decode_tail(block, plan)) is not None:
@@ -196,7 +214,12 @@ class ContainerFile:
                 yield index, record
                 index += 1
         except Exception as exc:  # noqa: BLE001
-            yield index, InputError(f"{self.where}: record {index} does not decode ({type(exc).__name__}: {exc})")
+            yield (
+                index,
+                InputError(
+                    f"{self.where}: record {index} does not decode ({type(exc).__name__}: {exc})"
+                ),
+            )
 
 
 def container_blocks(path: str, *, probe: int = 1 << 16) -> tuple[int, list[tuple[int, int, int]]]:
@@ -266,14 +289,14 @@ def rubin_schema_ids() -> list[int]:
     return sorted(_rubin_schema_files())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rubin_projection(schema_id: int, keep: frozenset[str]) -> dict | None:
     from lsst.alert.packet import Schema
 
     return _project(Schema.from_file(os.fspath(_rubin_schema_files()[schema_id])).definition, keep)
 
 
-@lru_cache(maxsize=None)
+@cache
 def rubin_schema(schema_id: int) -> dict:
     """The fastavro-parsed Rubin alert schema for a Confluent schema id (major * 100 + minor).
 
@@ -293,7 +316,9 @@ def rubin_schema(schema_id: int) -> dict:
     return fastavro.parse_schema(Schema.from_file(os.fspath(files[schema_id])).definition)
 
 
-def decode_confluent(buf: bytes, *, where: str, keep: frozenset[str] | None = None) -> tuple[int, dict]:
+def decode_confluent(
+    buf: bytes, *, where: str, keep: frozenset[str] | None = None
+) -> tuple[int, dict]:
     """Decode one Confluent wire-format Rubin alert message -> (schema id, record).
 
     `keep` names the top-level fields to decode (all when None); the rest are skipped.

@@ -108,7 +108,22 @@ def _value(raw: bytes) -> str | bool | int | float:
 
 
 _STRUCTURAL = frozenset(
-    {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BSCALE", "BZERO", "BLANK", "PCOUNT", "GCOUNT", "GROUPS", "EXTEND", "EXTNAME"}
+    {
+        "SIMPLE",
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "BSCALE",
+        "BZERO",
+        "BLANK",
+        "PCOUNT",
+        "GCOUNT",
+        "GROUPS",
+        "EXTEND",
+        "EXTNAME",
+    }
 )
 
 
@@ -135,7 +150,9 @@ def _parse_header(buf: bytes, start: int, keys: frozenset[str] | None = None) ->
                     header[name] = _value(block[i + 10 : i + _CARD])
 
 
-def _image_hdu(buf: bytes, start: int, primary: bool, keys: frozenset[str] | None = None) -> tuple[np.ndarray, dict, int]:
+def _image_hdu(
+    buf: bytes, start: int, primary: bool, keys: frozenset[str] | None = None
+) -> tuple[np.ndarray, dict, int]:
     """Decode the image HDU at `start`; returns (data, header, offset of the next HDU)."""
     header, data_start = _parse_header(buf, start, None if keys is None else keys | _STRUCTURAL)
     if primary:
@@ -150,13 +167,20 @@ def _image_hdu(buf: bytes, start: int, primary: bool, keys: frozenset[str] | Non
     if header.get("PCOUNT", 0) != 0 or header.get("GCOUNT", 1) != 1 or header.get("GROUPS"):
         raise _Unrecognised("PCOUNT/GCOUNT/GROUPS")
     width, height = header.get("NAXIS1"), header.get("NAXIS2")
-    if not (isinstance(width, int) and isinstance(height, int) and 0 < width < _MAX_AXIS and 0 < height < _MAX_AXIS):
+    if not (
+        isinstance(width, int)
+        and isinstance(height, int)
+        and 0 < width < _MAX_AXIS
+        and 0 < height < _MAX_AXIS
+    ):
         raise _Unrecognised(f"NAXIS1/NAXIS2 {width!r}/{height!r}")
     dtype = np.dtype(_BITPIX_DTYPES[bitpix])
     nbytes = width * height * dtype.itemsize
     if data_start + nbytes > len(buf):
         raise _Unrecognised("data shorter than the header says")
-    raw = np.frombuffer(buf, dtype=dtype, count=width * height, offset=data_start).reshape(height, width)
+    raw = np.frombuffer(buf, dtype=dtype, count=width * height, offset=data_start).reshape(
+        height, width
+    )
     data = _scale(raw, bitpix, header)
     next_hdu = data_start + -(-nbytes // _BLOCK) * _BLOCK
     return data, header, next_hdu
@@ -200,7 +224,11 @@ def _astropy_hdus(buf: bytes, where: str, reason: str) -> list[FitsImage]:
                     data = hdu.data
                     if data is None and not out:
                         continue  # empty primary before image extensions
-                    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype.kind not in "uif":
+                    if (
+                        not isinstance(data, np.ndarray)
+                        or data.ndim != 2
+                        or data.dtype.kind not in "uif"
+                    ):
                         raise InputError(f"HDU {len(out)} is not a 2-D numeric image")
                     header = {k: v for k, v in hdu.header.items() if k}
                     out.append(FitsImage(data.astype(data.dtype.newbyteorder("=")), header))
@@ -217,7 +245,11 @@ def _astropy_hdus(buf: bytes, where: str, reason: str) -> list[FitsImage]:
 
 
 def decode_fits_hdus(
-    buf: bytes, *, where: str = "cutout", first_only: bool = False, keys: frozenset[str] | None = None
+    buf: bytes,
+    *,
+    where: str = "cutout",
+    first_only: bool = False,
+    keys: frozenset[str] | None = None,
 ) -> list[FitsImage]:
     """Decode the image HDUs of a (possibly gzip-compressed) FITS file held in memory.
 
@@ -263,7 +295,9 @@ def decode_fits_hdus(
         return hdus[:1] if first_only else hdus
 
 
-def decode_fits(buf: bytes, *, where: str = "cutout", keys: frozenset[str] | None = None) -> FitsImage:
+def decode_fits(
+    buf: bytes, *, where: str = "cutout", keys: frozenset[str] | None = None
+) -> FitsImage:
     """The first image HDU of a (possibly gzip-compressed) FITS file: (data, header).
 
     See `decode_fits_hdus`; data has shape (NAXIS2, NAXIS1) and astropy's dtype and values.

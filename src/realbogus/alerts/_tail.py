@@ -100,7 +100,12 @@ def _cutout_bytes(t: object) -> tuple[bytes, bytes] | None:
     if [f.get("name") for f in fields] != ["fileName", "stampData"]:
         return None
     name, data = _branch(fields[0]["type"]), _branch(fields[1]["type"])
-    if name is None or data is None or _primitive(name[0]) != "string" or _primitive(data[0]) != "bytes":
+    if (
+        name is None
+        or data is None
+        or _primitive(name[0]) != "string"
+        or _primitive(data[0]) != "bytes"
+    ):
         return None
     return outer + name[1], data[1]
 
@@ -135,7 +140,11 @@ def tail_plan(schema_json: bytes, keep: frozenset[str]) -> TailPlan | None:
         expanded = fastavro.parse_schema(schema, expand=True)
     except Exception:  # noqa: BLE001 - the full decoder reports bad schemas
         return None
-    if not isinstance(expanded, dict) or expanded.get("type") != "record" or not TAIL_CUTOUTS <= keep:
+    if (
+        not isinstance(expanded, dict)
+        or expanded.get("type") != "record"
+        or not TAIL_CUTOUTS <= keep
+    ):
         return None
     fields = expanded["fields"]
     names = [f["name"] for f in fields]
@@ -291,7 +300,9 @@ def _chain(buf: bytes, end: int, plan: TailPlan) -> tuple[list[tuple[str, int, i
     return (out, trailing) if stream.tell() == len(buf) else None
 
 
-def _chains_from(buf: bytes, lo: int, p: int, plan: TailPlan) -> list[tuple[list[tuple[str, int, int]], dict]]:
+def _chains_from(
+    buf: bytes, lo: int, p: int, plan: TailPlan
+) -> list[tuple[list[tuple[str, int, int]], dict]]:
     """Every exact chain of all cutouts (and trailing fields) whose first stampData starts at `p`."""
     mark, found = plan.data_marks[0], []
     for v, length in _length_prefixes(buf, lo, p):

@@ -29,7 +29,13 @@ import pandas as pd
 
 from ..errors import ConfigError, InputError
 from ..stamps import CHANNELS, Stamps, resize_stamps
-from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, container_blocks, decode_confluent, read_container
+from ._avro import (
+    CONFLUENT_MAGIC,
+    CONTAINER_MAGIC,
+    container_blocks,
+    decode_confluent,
+    read_container,
+)
 from .rubin import RUBIN_CUTOUTS, RUBIN_FIELDS, rubin_cutouts, rubin_row
 from .ztf import ZTF_CUTOUTS, ZTF_FIELDS, ztf_cutouts, ztf_row
 
@@ -51,14 +57,61 @@ __all__ = [
 ALERT_SUFFIXES = (".avro", ".msg", ".kafka", ".bin")
 #: Columns every alert table has, besides the survey's own fields.
 BASE_COLUMNS = ("file", "index", "survey", "schema", "stampUnits", "cutoutShape")
-_INT = ("index", "diaSourceId", "candid", "diaObjectId", "ssObjectId", "visit", "detector", "pid", "field", "rcid", "fid", "programid", "nbad", "nneg", "ndethist")
+_INT = (
+    "index",
+    "diaSourceId",
+    "candid",
+    "diaObjectId",
+    "ssObjectId",
+    "visit",
+    "detector",
+    "pid",
+    "field",
+    "rcid",
+    "fid",
+    "programid",
+    "nbad",
+    "nneg",
+    "ndethist",
+)
 _BOOL = ("isNegative", "isDipole")
-_STR = ("file", "survey", "schema", "stampUnits", "cutoutShape", "objectId", "band", "isdiffpos", "rbversion", "drbversion", "ssnamenr", "reliabilityVersion")
+_STR = (
+    "file",
+    "survey",
+    "schema",
+    "stampUnits",
+    "cutoutShape",
+    "objectId",
+    "band",
+    "isdiffpos",
+    "rbversion",
+    "drbversion",
+    "ssnamenr",
+    "reliabilityVersion",
+)
 #: Every column of an alert table, in order; ids are nullable Int64 (exact 64-bit values).
 ALERT_COLUMNS = tuple(
-    dict.fromkeys((*BASE_COLUMNS, "diaSourceId", "candid", "objectId", "x", "y", "ra", "dec", "isNegative", "band", *RUBIN_FIELDS, *ZTF_FIELDS))
+    dict.fromkeys(
+        (
+            *BASE_COLUMNS,
+            "diaSourceId",
+            "candid",
+            "objectId",
+            "x",
+            "y",
+            "ra",
+            "dec",
+            "isNegative",
+            "band",
+            *RUBIN_FIELDS,
+            *ZTF_FIELDS,
+        )
+    )
 )
-_DTYPES = {c: "Int64" if c in _INT else "boolean" if c in _BOOL else "string" if c in _STR else "Float64" for c in ALERT_COLUMNS}
+_DTYPES = {
+    c: "Int64" if c in _INT else "boolean" if c in _BOOL else "string" if c in _STR else "Float64"
+    for c in ALERT_COLUMNS
+}
 
 #: Pixels beyond this magnitude are blanks, not data (ZTF fills blank template pixels with
 #: -3.4e38 = -FLT_MAX); like NaN they become 0 and count out of `valid_fraction`.
@@ -121,7 +174,9 @@ def _empty_stamps(size: int) -> Stamps:
 
 def _table(rows: list[dict]) -> pd.DataFrame:
     """Rows -> a table with every `ALERT_COLUMNS` column and fixed dtypes (so chunks concatenate)."""
-    return pd.DataFrame({c: pd.array([r.get(c) for r in rows], dtype=_DTYPES[c]) for c in ALERT_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.array([r.get(c) for r in rows], dtype=_DTYPES[c]) for c in ALERT_COLUMNS}
+    )
 
 
 def _empty_table() -> pd.DataFrame:
@@ -151,7 +206,16 @@ def _decode_record(record: dict, where: str) -> tuple[dict, list, list, str]:
 
 #: Top-level record fields the reader needs; the others are skipped while decoding.
 READ_FIELDS = frozenset(
-    {"diaSourceId", "diaSource", "candid", "objectId", "schemavsn", "candidate", *RUBIN_CUTOUTS, *ZTF_CUTOUTS}
+    {
+        "diaSourceId",
+        "diaSource",
+        "candid",
+        "objectId",
+        "schemavsn",
+        "candidate",
+        *RUBIN_CUTOUTS,
+        *ZTF_CUTOUTS,
+    }
 )
 
 
@@ -208,7 +272,11 @@ def _read_source(source: str | tuple[str, bytes] | _Slice) -> tuple[str, bytes, 
             with open(source.path, "rb") as handle:
                 header = handle.read(source.header_end)
                 handle.seek(source.start)
-                return source.path, header + handle.read(source.end - source.start), source.first_index
+                return (
+                    source.path,
+                    header + handle.read(source.end - source.start),
+                    source.first_index,
+                )
         except OSError as exc:
             msg = f"{source.path}: cannot be read ({exc.strerror or exc})"
             raise InputError(msg) from exc
@@ -222,7 +290,9 @@ def _read_source(source: str | tuple[str, bytes] | _Slice) -> tuple[str, bytes, 
         raise InputError(msg) from exc
 
 
-def decode_chunk(sources: list, size: int, convert: Convert | None = None) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
+def decode_chunk(
+    sources: list, size: int, convert: Convert | None = None
+) -> tuple[pd.DataFrame, Stamps, list[AlertFailure]]:
     """Worker: decode a list of sources into (table, stamps, failures), then `convert` them.
     Never raises InputError."""
     rows, triplets, centres, failures = [], [], [], []
@@ -252,14 +322,18 @@ def decode_chunk(sources: list, size: int, convert: Convert | None = None) -> tu
             failures.append(AlertFailure(label, None, str(exc)))
     if not rows:
         return _empty_table(), _empty_stamps(size), failures
-    stamps = resize_stamps(triplets, size, centres=np.asarray(centres, dtype=np.int64), blank_limit=BLANK_LIMIT)
+    stamps = resize_stamps(
+        triplets, size, centres=np.asarray(centres, dtype=np.int64), blank_limit=BLANK_LIMIT
+    )
     if convert is None:
         return _table(rows), stamps, failures
     batch = convert(AlertBatch(_table(rows), stamps, failures))
     return batch.table, batch.stamps, batch.failures
 
 
-def expand_sources(sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES) -> list:
+def expand_sources(
+    sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES
+) -> list:
     """Flatten paths, folders and message bytes into a list of file paths and (label, bytes).
 
     Folders are walked recursively in sorted order and contribute files whose name ends in one
@@ -357,7 +431,9 @@ def _check_options(stamp_size: int, workers: int | None, chunk_size: int) -> int
         msg = f"stamp_size must be a positive integer; got {stamp_size!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, int) or workers < 0):
-        msg = f"workers must be None (one per CPU), 0 or 1 (in this process) or more; got {workers!r}"
+        msg = (
+            f"workers must be None (one per CPU), 0 or 1 (in this process) or more; got {workers!r}"
+        )
         raise ConfigError(msg)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         msg = f"chunk_size must be a positive integer; got {chunk_size!r}"
@@ -365,7 +441,9 @@ def _check_options(stamp_size: int, workers: int | None, chunk_size: int) -> int
     return os.cpu_count() or 1 if workers is None else max(1, workers)
 
 
-def plan_chunks(sources: Source | Iterable[Source], *, stamp_size: int, workers: int | None, chunk_size: int) -> tuple[list[list], int, int]:
+def plan_chunks(
+    sources: Source | Iterable[Source], *, stamp_size: int, workers: int | None, chunk_size: int
+) -> tuple[list[list], int, int]:
     """Work units for `workers` processes: (chunks of sources, number of processes, total weight).
 
     Large container files are split into slices of blocks when there is more than one process;
@@ -383,7 +461,14 @@ def chunk_weight(chunk: list) -> int:
     return sum(_weight(i) for i in chunk)
 
 
-def in_order(pool: Executor, work: Callable, chunks: list, depth: int, progress: Progress | None = None, total: int = 0) -> Iterator:
+def in_order(
+    pool: Executor,
+    work: Callable,
+    chunks: list,
+    depth: int,
+    progress: Progress | None = None,
+    total: int = 0,
+) -> Iterator:
     """`work(chunk)` for every chunk on `pool`, results in chunk order, at most `depth` in flight."""
     pending: deque = deque()
     queue = iter(chunks)
@@ -421,12 +506,22 @@ def iter_alert_batches(
     decoded chunk by the worker, while its stamps are in cache: it returns the batch to yield,
     with any alerts it refuses moved to the failures.
     """
-    chunks, n_workers, total = plan_chunks(sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size)
-    return iter_planned_batches(chunks, n_workers, total, stamp_size=int(stamp_size), progress=progress, convert=convert)
+    chunks, n_workers, total = plan_chunks(
+        sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size
+    )
+    return iter_planned_batches(
+        chunks, n_workers, total, stamp_size=int(stamp_size), progress=progress, convert=convert
+    )
 
 
 def iter_planned_batches(
-    chunks: list[list], n_workers: int, total: int, *, stamp_size: int, progress: Progress | None = None, convert: Convert | None = None
+    chunks: list[list],
+    n_workers: int,
+    total: int,
+    *,
+    stamp_size: int,
+    progress: Progress | None = None,
+    convert: Convert | None = None,
 ) -> Iterator[AlertBatch]:
     """`iter_alert_batches` on the work units of `plan_chunks`."""
     done = 0
@@ -441,8 +536,12 @@ def iter_planned_batches(
     folder = _handoff_folder()
     try:
         with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
-            work = functools.partial(_decode_chunk_handoff, size=stamp_size, folder=folder, convert=convert)
-            for table, stamps, failures in in_order(pool, work, chunks, 2 * n_workers, progress, total):
+            work = functools.partial(
+                _decode_chunk_handoff, size=stamp_size, folder=folder, convert=convert
+            )
+            for table, stamps, failures in in_order(
+                pool, work, chunks, 2 * n_workers, progress, total
+            ):
                 yield AlertBatch(table, _received(stamps), failures)
     finally:
         if folder is not None:
@@ -523,7 +622,9 @@ def concat_batches(batches: Iterable[AlertBatch], stamp_size: int) -> AlertBatch
     full = [b for b in batches if len(b)]
     if not full:
         return AlertBatch(_empty_table(), _empty_stamps(stamp_size), failures)
-    table = pd.concat([b.table for b in full], ignore_index=True) if len(full) > 1 else full[0].table
+    table = (
+        pd.concat([b.table for b in full], ignore_index=True) if len(full) > 1 else full[0].table
+    )
     stamps = Stamps.concat([b.stamps for b in full], stamp_size)
     return AlertBatch(table.reset_index(drop=True), stamps, failures)
 
@@ -568,5 +669,7 @@ def read_alerts(
     ConfigError
         An option is out of range.
     """
-    batches = iter_alert_batches(sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size, progress=progress)
+    batches = iter_alert_batches(
+        sources, stamp_size=stamp_size, workers=workers, chunk_size=chunk_size, progress=progress
+    )
     return concat_batches(batches, int(stamp_size))

@@ -29,10 +29,32 @@ RUBIN_FIELDS = (
     "scienceFluxErr", "templateFlux", "templateFluxErr", "isNegative", "isDipole", "trailLength",
     "reliability", "reliabilityVersion",
 )  # fmt: skip
-_ALIASES = {"dec": "decl", "psfFlux": "psFlux", "psfFluxErr": "psFluxErr", "midpointMjdTai": "midPointTai", "band": "filterName"}
+_ALIASES = {
+    "dec": "decl",
+    "psfFlux": "psFlux",
+    "psfFluxErr": "psFluxErr",
+    "midpointMjdTai": "midPointTai",
+    "band": "filterName",
+}
 _DEFAULT_UNIT = "nJy"
 _HEADER_KEYS = frozenset(
-    {"BUNIT", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "CD1_1", "CD1_2", "CD2_1", "CD2_2"}
+    {
+        "BUNIT",
+        "CRPIX1",
+        "CRPIX2",
+        "CRVAL1",
+        "CRVAL2",
+        "CDELT1",
+        "CDELT2",
+        "PC1_1",
+        "PC1_2",
+        "PC2_1",
+        "PC2_2",
+        "CD1_1",
+        "CD1_2",
+        "CD2_1",
+        "CD2_2",
+    }
 )
 
 
@@ -69,23 +91,43 @@ def wcs_pixel(header: dict, ra: float | None, dec: float | None) -> tuple[float,
     try:
         ra0, dec0 = math.radians(float(header["CRVAL1"])), math.radians(float(header["CRVAL2"]))
         if "CD1_1" in header:
-            cd = np.array([[header["CD1_1"], header.get("CD1_2", 0.0)], [header.get("CD2_1", 0.0), header["CD2_2"]]], dtype=float)
+            cd = np.array(
+                [
+                    [header["CD1_1"], header.get("CD1_2", 0.0)],
+                    [header.get("CD2_1", 0.0), header["CD2_2"]],
+                ],
+                dtype=float,
+            )
         else:
-            pc = np.array([[header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)], [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)]], dtype=float)
-            cd = pc * np.array([[header.get("CDELT1", 1.0)], [header.get("CDELT2", 1.0)]], dtype=float)
+            pc = np.array(
+                [
+                    [header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
+                    [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)],
+                ],
+                dtype=float,
+            )
+            cd = pc * np.array(
+                [[header.get("CDELT1", 1.0)], [header.get("CDELT2", 1.0)]], dtype=float
+            )
         ra1, dec1 = math.radians(ra), math.radians(dec)
-        cos_c = math.sin(dec0) * math.sin(dec1) + math.cos(dec0) * math.cos(dec1) * math.cos(ra1 - ra0)
+        cos_c = math.sin(dec0) * math.sin(dec1) + math.cos(dec0) * math.cos(dec1) * math.cos(
+            ra1 - ra0
+        )
         if cos_c <= 0:
             return None
         xi = math.cos(dec1) * math.sin(ra1 - ra0) / cos_c
-        eta = (math.cos(dec0) * math.sin(dec1) - math.sin(dec0) * math.cos(dec1) * math.cos(ra1 - ra0)) / cos_c
+        eta = (
+            math.cos(dec0) * math.sin(dec1) - math.sin(dec0) * math.cos(dec1) * math.cos(ra1 - ra0)
+        ) / cos_c
         dx, dy = np.linalg.solve(cd, np.degrees([xi, eta]))
     except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
         return crpix1 - 1.0, crpix2 - 1.0
     return crpix1 - 1.0 + float(dx), crpix2 - 1.0 + float(dy)
 
 
-def rubin_cutouts(record: dict, row: dict, *, where: str) -> tuple[list[np.ndarray], list[tuple[int, int]], str]:
+def rubin_cutouts(
+    record: dict, row: dict, *, where: str
+) -> tuple[list[np.ndarray], list[tuple[int, int]], str]:
     """Decode the three cutouts -> (planes in CHANNELS order, (row, col) source pixels, unit).
 
     Raises

@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 
 from ..stamps import Stamps
-from .reader import AlertBatch, AlertFailure, Source, decode_chunk, in_order, iter_planned_batches, plan_chunks
+from .reader import (
+    AlertBatch,
+    AlertFailure,
+    Source,
+    decode_chunk,
+    in_order,
+    iter_planned_batches,
+    plan_chunks,
+)
 from .units import to_units
 
 __all__ = ["PASS_THROUGH", "AlertScores", "score_alerts", "score_batch"]
@@ -59,7 +67,9 @@ class AlertScores:
     failures: list[AlertFailure]
 
 
-def score_batch(scorer, batch: AlertBatch, *, owned: bool = False, converted: bool = False) -> AlertScores:
+def score_batch(
+    scorer, batch: AlertBatch, *, owned: bool = False, converted: bool = False
+) -> AlertScores:
     """Score decoded alerts in the card's pixel units (`to_units`); unconvertible ones become failures.
 
     `owned`: the batch is this call's to change (its stamps are converted in place).
@@ -70,7 +80,9 @@ def score_batch(scorer, batch: AlertBatch, *, owned: bool = False, converted: bo
     if expected and len(batch) and not converted:
         batch, refused = to_units(batch, expected, scorer.card.version, in_place=owned)
         failures.extend(refused)
-    ids = batch.table["diaSourceId"].to_numpy(dtype=np.int64) if len(batch) else np.zeros(0, np.int64)
+    ids = (
+        batch.table["diaSourceId"].to_numpy(dtype=np.int64) if len(batch) else np.zeros(0, np.int64)
+    )
     table = scorer.score_stamps(batch.stamps, ids)
     for source, target in PASS_THROUGH.items():
         if source in batch.table:
@@ -110,12 +122,22 @@ def score_alerts(
     """
     size = int(scorer.card.stamp_size)
     expected = getattr(scorer.card, "pixel_units", None)
-    convert = functools.partial(_converted, expected=expected, version=scorer.card.version) if expected else None
-    chunks, n_workers, total = plan_chunks(sources, stamp_size=size, workers=workers, chunk_size=chunk_size)
+    convert = (
+        functools.partial(_converted, expected=expected, version=scorer.card.version)
+        if expected
+        else None
+    )
+    chunks, n_workers, total = plan_chunks(
+        sources, stamp_size=size, workers=workers, chunk_size=chunk_size
+    )
     if n_workers > 1 and len(chunks) > 1 and getattr(scorer, "backend", None) == "onnx":
-        results = _score_in_workers(scorer, chunks, min(n_workers, len(chunks)), convert, progress, total)
+        results = _score_in_workers(
+            scorer, chunks, min(n_workers, len(chunks)), convert, progress, total
+        )
     else:  # one process, or a GPU in this one: workers decode, this process scores
-        batches = iter_planned_batches(chunks, n_workers, total, stamp_size=size, progress=progress, convert=convert)
+        batches = iter_planned_batches(
+            chunks, n_workers, total, stamp_size=size, progress=progress, convert=convert
+        )
         results = (score_batch(scorer, batch, converted=True) for batch in batches)
     tables, failures = [], []
     for scored in results:
@@ -123,7 +145,10 @@ def score_alerts(
         if len(scored.table):
             tables.append(scored.table)
     if not tables:
-        empty = score_batch(scorer, AlertBatch(pd.DataFrame({"diaSourceId": np.zeros(0, np.int64)}), _no_stamps(size), []))
+        empty = score_batch(
+            scorer,
+            AlertBatch(pd.DataFrame({"diaSourceId": np.zeros(0, np.int64)}), _no_stamps(size), []),
+        )
         return AlertScores(empty.table, failures)
     return AlertScores(pd.concat(tables, ignore_index=True), failures)
 
@@ -144,12 +169,16 @@ def _score_chunk(sources: list, size: int, convert) -> AlertScores:
     return score_batch(_WORKER_SCORER, batch, converted=True)
 
 
-def _score_in_workers(scorer, chunks: list, n_workers: int, convert, progress, total: int) -> Iterator[AlertScores]:
+def _score_in_workers(
+    scorer, chunks: list, n_workers: int, convert, progress, total: int
+) -> Iterator[AlertScores]:
     """Each worker process decodes, converts and scores whole chunks with its own single-threaded
     copy of the scorer; only score tables come back. On CPUs this beats decoding in workers and
     scoring here: the stamps (~48 kB an alert) never cross processes (docs/benchmarks.md)."""
     state = {**scorer.__getstate__(), "threads": 1}
-    with ProcessPoolExecutor(max_workers=n_workers, initializer=_start_worker, initargs=(type(scorer), state)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=n_workers, initializer=_start_worker, initargs=(type(scorer), state)
+    ) as pool:
         work = functools.partial(_score_chunk, size=int(scorer.card.stamp_size), convert=convert)
         yield from in_order(pool, work, chunks, 2 * n_workers, progress, total)
 
@@ -161,4 +190,6 @@ def _converted(batch: AlertBatch, expected: str, version: str) -> AlertBatch:
 
 
 def _no_stamps(size: int) -> Stamps:
-    return Stamps(np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+    return Stamps(
+        np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
+    )

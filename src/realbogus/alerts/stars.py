@@ -57,7 +57,12 @@ class StarConfig:
     negative_fraction: float = 0.3
 
     def __post_init__(self) -> None:
-        if not (self.min_peak_snr > 0 and self.box >= 1 and self.border >= self.box and 0 < self.snr[0] < self.snr[1]):
+        if not (
+            self.min_peak_snr > 0
+            and self.box >= 1
+            and self.border >= self.box
+            and 0 < self.snr[0] < self.snr[1]
+        ):
             msg = f"StarConfig out of range: {self}"
             raise ConfigError(msg)
 
@@ -87,8 +92,14 @@ def find_stars(stamps: np.ndarray, config: StarConfig = StarConfig()) -> pd.Data
             continue
         b = config.border
         inner = sci[b : size - b, b : size - b]
-        around = np.stack([np.roll(np.roll(sci, dy, 0), dx, 1)[b : size - b, b : size - b]
-                           for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+        around = np.stack(
+            [
+                np.roll(np.roll(sci, dy, 0), dx, 1)[b : size - b, b : size - b]
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+                if dy or dx
+            ]
+        )
         peaks = (inner > around.max(axis=0)) & (inner > config.min_peak_snr * noise)
         peaks &= tmpl[b : size - b, b : size - b] > config.min_peak_snr * noise
         for y, x in zip(*np.nonzero(peaks), strict=True):
@@ -103,7 +114,12 @@ def find_stars(stamps: np.ndarray, config: StarConfig = StarConfig()) -> pd.Data
 
 
 def star_samples(
-    stamps: np.ndarray, stars: pd.DataFrame, *, size: int, seed: int, config: StarConfig = StarConfig()
+    stamps: np.ndarray,
+    stars: pd.DataFrame,
+    *,
+    size: int,
+    seed: int,
+    config: StarConfig = StarConfig(),
 ) -> tuple[pd.DataFrame, Stamps]:
     """Two samples per star, centred on it: as it is (Bogus) and made variable (Real).
 
@@ -130,7 +146,9 @@ def star_samples(
     noise = stamp_noise_array(stamps) if len(stamps) else np.zeros(0, np.float32)
     rows, pieces = [], []
     for star in stars.itertuples(index=False):
-        diff, sci, tmpl = (np.where(p == 0, np.nan, p).astype(np.float32) for p in stamps[star.cutout])
+        diff, sci, tmpl = (
+            np.where(p == 0, np.nan, p).astype(np.float32) for p in stamps[star.cutout]
+        )
         image = np.nan_to_num(sci[star.y - r : star.y + r + 1, star.x - r : star.x + r + 1])
         snr = float(np.exp(rng.uniform(*np.log(config.snr))))
         negative = rng.random() < config.negative_fraction
@@ -147,5 +165,7 @@ def star_samples(
         achieved = amplitude * float(np.sqrt(np.sum(image**2))) / float(noise[star.cutout])
         rows.append((star.cutout, star.x, star.y, 0, "star_residual", np.nan, 0.0))
         rows.append((star.cutout, star.x, star.y, 1, "variable", achieved, signed))
-    table = pd.DataFrame(rows, columns=["cutout", "x", "y", "label", "truthKind", "snr", "amplitude"])
+    table = pd.DataFrame(
+        rows, columns=["cutout", "x", "y", "label", "truthKind", "snr", "amplitude"]
+    )
     return table, Stamps.concat(pieces, size)

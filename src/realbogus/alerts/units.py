@@ -27,7 +27,15 @@ from ..errors import InputError
 from ..stamps import Stamps
 from .reader import AlertBatch, AlertFailure
 
-__all__ = ["DIFFERENCE_INVERTED_WHEN_NEGATIVE", "NJY_AB_ZEROPOINT", "SKY_IN_CUTOUTS", "SKY_RING", "stamp_sky", "unit_factors", "to_units"]
+__all__ = [
+    "DIFFERENCE_INVERTED_WHEN_NEGATIVE",
+    "NJY_AB_ZEROPOINT",
+    "SKY_IN_CUTOUTS",
+    "SKY_RING",
+    "stamp_sky",
+    "unit_factors",
+    "to_units",
+]
 
 #: AB magnitude of 1 nJy (3631 Jy at magnitude 0).
 NJY_AB_ZEROPOINT = 31.4
@@ -53,10 +61,15 @@ def stamp_sky(planes: np.ndarray, ring: int = SKY_RING) -> np.ndarray:
         0 where the border has no valid pixel.
     """
     n = len(planes)
-    pixels = np.concatenate([  # the border by slices: rows above and below, columns left and right
-        planes[:, :ring].reshape(n, -1), planes[:, -ring:].reshape(n, -1),
-        planes[:, ring:-ring, :ring].reshape(n, -1), planes[:, ring:-ring, -ring:].reshape(n, -1),
-    ], axis=1)
+    pixels = np.concatenate(
+        [  # the border by slices: rows above and below, columns left and right
+            planes[:, :ring].reshape(n, -1),
+            planes[:, -ring:].reshape(n, -1),
+            planes[:, ring:-ring, :ring].reshape(n, -1),
+            planes[:, ring:-ring, -ring:].reshape(n, -1),
+        ],
+        axis=1,
+    )
     valid = pixels != 0
     counts = valid.sum(axis=1)
     sky = np.zeros(n, np.float32)
@@ -84,7 +97,11 @@ def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
     """
     n = len(table)
     units = table["stampUnits"].astype(str).to_numpy() if n else np.zeros(0, str)
-    zp = table["magzpsci"].to_numpy(dtype=float, na_value=np.nan) if "magzpsci" in table else np.full(n, np.nan)
+    zp = (
+        table["magzpsci"].to_numpy(dtype=float, na_value=np.nan)
+        if "magzpsci" in table
+        else np.full(n, np.nan)
+    )
     factors = np.full(n, np.nan)
     reasons: list[str | None] = [None] * n
     for i, unit in enumerate(units):
@@ -93,7 +110,9 @@ def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
         elif unit == "DN" and expected == "nJy" and np.isfinite(zp[i]) and 10 < zp[i] < 40:
             factors[i] = 10.0 ** (0.4 * (NJY_AB_ZEROPOINT - zp[i]))
         elif unit == "DN" and expected == "nJy":
-            reasons[i] = f"stamps are in DN and the alert has no usable magzpsci ({zp[i]}) to convert them to nJy"
+            reasons[i] = (
+                f"stamps are in DN and the alert has no usable magzpsci ({zp[i]}) to convert them to nJy"
+            )
         else:
             reasons[i] = f"stamps are in {unit} and there is no conversion to {expected}"
     return factors, reasons
@@ -118,7 +137,9 @@ def to_units(
     keep = np.isfinite(factors)
     failures = [
         AlertFailure(str(file), int(index), f"{reason}; model {version} expects {expected}")
-        for file, index, reason in zip(batch.table["file"], batch.table["index"], reasons, strict=True)
+        for file, index, reason in zip(
+            batch.table["file"], batch.table["index"], reasons, strict=True
+        )
         if reason is not None
     ]
     if keep.all():

@@ -22,15 +22,31 @@ import fastavro
 import pandas as pd
 
 from ..errors import ConfigError, InputError
-from ._avro import CONFLUENT_MAGIC, CONTAINER_MAGIC, decode_confluent, encode_confluent, read_container
+from ._avro import (
+    CONFLUENT_MAGIC,
+    CONTAINER_MAGIC,
+    decode_confluent,
+    encode_confluent,
+    read_container,
+)
 from .reader import AlertFailure
 
 __all__ = ["ZTF_ADDED_FIELDS", "rewrite_alert_bytes", "write_alerts"]
 
 #: Top-level fields added to ZTF writer schemas to carry our score.
 ZTF_ADDED_FIELDS = (
-    {"name": "reliability", "type": ["null", "float"], "default": None, "doc": "realbogus reliability in [0, 1]"},
-    {"name": "reliabilityVersion", "type": ["null", "string"], "default": None, "doc": "realbogus model version"},
+    {
+        "name": "reliability",
+        "type": ["null", "float"],
+        "default": None,
+        "doc": "realbogus reliability in [0, 1]",
+    },
+    {
+        "name": "reliabilityVersion",
+        "type": ["null", "string"],
+        "default": None,
+        "doc": "realbogus model version",
+    },
 )
 
 Scores = Mapping[int, tuple[float, str]]
@@ -54,11 +70,15 @@ def _fill(record: dict, score: tuple[float, str], *, where: str) -> None:
 def _with_ztf_fields(schema_json: bytes) -> dict:
     schema = json.loads(schema_json)
     names = {f["name"] for f in schema["fields"]}
-    schema["fields"] = schema["fields"] + [dict(f) for f in ZTF_ADDED_FIELDS if f["name"] not in names]
+    schema["fields"] = schema["fields"] + [
+        dict(f) for f in ZTF_ADDED_FIELDS if f["name"] not in names
+    ]
     return fastavro.parse_schema(schema)
 
 
-def rewrite_alert_bytes(buf: bytes, scores: Scores, *, where: str) -> tuple[bytes, list[AlertFailure]]:
+def rewrite_alert_bytes(
+    buf: bytes, scores: Scores, *, where: str
+) -> tuple[bytes, list[AlertFailure]]:
     """Re-encode one alert file or message with `scores` {record index: (reliability, version)}.
 
     Records without a score are written unchanged (ZTF ones with null `reliability`); records
@@ -91,7 +111,11 @@ def rewrite_alert_bytes(buf: bytes, scores: Scores, *, where: str) -> tuple[byte
     if any("candidate" in r and "diaSource" not in r for r in records):
         schema = _with_ztf_fields(container.metadata["avro.schema"])
     stream = io.BytesIO()
-    extra = {k: v.decode("utf-8", "replace") for k, v in container.metadata.items() if not k.startswith("avro.")}
+    extra = {
+        k: v.decode("utf-8", "replace")
+        for k, v in container.metadata.items()
+        if not k.startswith("avro.")
+    }
     fastavro.writer(stream, schema, records, codec=container.codec, metadata=extra)
     return stream.getvalue(), failures
 
@@ -108,7 +132,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_alerts(scores: pd.DataFrame, out_dir: str | os.PathLike, *, overwrite: bool = False) -> tuple[list[Path], list[AlertFailure]]:
+def write_alerts(
+    scores: pd.DataFrame, out_dir: str | os.PathLike, *, overwrite: bool = False
+) -> tuple[list[Path], list[AlertFailure]]:
     """Write every scored alert file again under `out_dir` with our reliability filled in.
 
     Parameters
@@ -133,13 +159,21 @@ def write_alerts(scores: pd.DataFrame, out_dir: str | os.PathLike, *, overwrite:
     out_dir = Path(out_dir)
     groups: dict[str, dict[int, tuple[float, str]]] = {}
     for file, index, reliability, version in zip(
-        scores["file"], scores["index"], scores["reliability"], scores["reliabilityVersion"], strict=True
+        scores["file"],
+        scores["index"],
+        scores["reliability"],
+        scores["reliabilityVersion"],
+        strict=True,
     ):
         if reliability is None or not math.isfinite(float(reliability)):
             continue
         groups.setdefault(str(file), {})[int(index)] = (float(reliability), str(version))
     on_disk = [f for f in groups if os.path.isfile(f)]
-    failures = [AlertFailure(f, None, "not a file on disk (an in-memory message); use rewrite_alert_bytes") for f in groups if f not in on_disk]
+    failures = [
+        AlertFailure(f, None, "not a file on disk (an in-memory message); use rewrite_alert_bytes")
+        for f in groups
+        if f not in on_disk
+    ]
     if not on_disk:
         return [], failures
     root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in on_disk])

@@ -86,7 +86,9 @@ def ztf_centre(shape: tuple[int, int], xpos: float | None, ypos: float | None) -
     return out[0], out[1]
 
 
-def ztf_cutouts(record: dict, row: dict, *, where: str) -> tuple[list[np.ndarray], list[tuple[int, int]], str]:
+def ztf_cutouts(
+    record: dict, row: dict, *, where: str
+) -> tuple[list[np.ndarray], list[tuple[int, int]], str]:
     """Decode the three cutouts -> (planes in CHANNELS order, (row, col) source pixels, unit)."""
     planes, centres, unit = [], [], None
     for name in ZTF_CUTOUTS:

@@ -14,7 +14,13 @@ import pandas as pd
 from ..errors import ConfigError
 from .core import CrowdLabels, PreparedVotes, prepare_votes
 
-__all__ = ["register_aggregator", "get_aggregator", "aggregator_names", "aggregate", "aggregate_export"]
+__all__ = [
+    "register_aggregator",
+    "get_aggregator",
+    "aggregator_names",
+    "aggregate",
+    "aggregate_export",
+]
 
 Aggregator = Callable[..., CrowdLabels]
 _REGISTRY: dict[str, Aggregator] = {}
@@ -113,12 +119,28 @@ def aggregate_export(
     """
     from .panoptes import read_classifications
 
-    parsed = read_classifications(path, task=task, answers=answers, real_answer=real_answer, workflow_id=workflow_id,
-                                  workflow_version=workflow_version, reference=reference)
+    parsed = read_classifications(
+        path,
+        task=task,
+        answers=answers,
+        real_answer=real_answer,
+        workflow_id=workflow_id,
+        workflow_version=workflow_version,
+        reference=reference,
+    )
     labels = aggregate(parsed.votes, parsed.gold, method=method, **options)
     extra = parsed.subjects[["subject_id", "diaSourceId", "origin", "retired", "retirement_reason"]]
     subjects = labels.subjects.merge(extra, on="subject_id", how="left", validate="one_to_one")
-    out = CrowdLabels(subjects=subjects, volunteers=labels.volunteers, method=labels.method,
-                      config={**labels.config, "export": str(path), "task": task, "answers": list(parsed.answers),
-                              "real_answer": parsed.real_answer})
+    out = CrowdLabels(
+        subjects=subjects,
+        volunteers=labels.volunteers,
+        method=labels.method,
+        config={
+            **labels.config,
+            "export": str(path),
+            "task": task,
+            "answers": list(parsed.answers),
+            "real_answer": parsed.real_answer,
+        },
+    )
     return out, parsed.dropped

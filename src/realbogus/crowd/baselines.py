@@ -24,7 +24,9 @@ from .core import (
 __all__ = ["majority_vote", "dawid_skene"]
 
 
-def _check_common(stability: str, real_threshold: float, bogus_threshold: float, window: int, min_reference: int) -> None:
+def _check_common(
+    stability: str, real_threshold: float, bogus_threshold: float, window: int, min_reference: int
+) -> None:
     if stability not in STABILITY_RULES:
         msg = f"stability must be one of {STABILITY_RULES}; got {stability!r}"
         raise ConfigError(msg)
@@ -79,15 +81,28 @@ def majority_vote(
     order, sums = grouped_cumsum(s, np.column_stack([pv.y[keep], np.ones(len(keep))]))
     frac = sums[:, 0] / np.maximum(sums[:, 1], 1)
     traj = labels_from_trajectory(
-        s[order], frac, pv.n_subjects, prior=0.5, real_threshold=real_threshold,
-        bogus_threshold=bogus_threshold, window=window, stability=stability,
+        s[order],
+        frac,
+        pv.n_subjects,
+        prior=0.5,
+        real_threshold=real_threshold,
+        bogus_threshold=bogus_threshold,
+        window=window,
+        stability=stability,
     )
     p = traj["p_real"]
     mv = np.where(p > 0.5, 1, np.where(p < 0.5, 0, -1))[pv.s]
     pl, pd_ = _agreement(pv, mv)
-    config = {"min_reference": min_reference, "stability": stability, "real_threshold": real_threshold,
-              "bogus_threshold": bogus_threshold, "window": window}
-    return build_labels(pv, traj, method="majority", config=config, pl=pl, pd_=pd_, used_volunteer=used_vol)
+    config = {
+        "min_reference": min_reference,
+        "stability": stability,
+        "real_threshold": real_threshold,
+        "bogus_threshold": bogus_threshold,
+        "window": window,
+    }
+    return build_labels(
+        pv, traj, method="majority", config=config, pl=pl, pd_=pd_, used_volunteer=used_vol
+    )
 
 
 def _agreement(pv: PreparedVotes, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +110,12 @@ def _agreement(pv: PreparedVotes, truth: np.ndarray) -> tuple[np.ndarray, np.nda
     n = pv.n_volunteers
     real, bogus = truth == 1, truth == 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        pl = np.bincount(pv.v, weights=real & (pv.y == 1), minlength=n) / np.bincount(pv.v, weights=real, minlength=n)
-        pd_ = np.bincount(pv.v, weights=bogus & (pv.y == 0), minlength=n) / np.bincount(pv.v, weights=bogus, minlength=n)
+        pl = np.bincount(pv.v, weights=real & (pv.y == 1), minlength=n) / np.bincount(
+            pv.v, weights=real, minlength=n
+        )
+        pd_ = np.bincount(pv.v, weights=bogus & (pv.y == 0), minlength=n) / np.bincount(
+            pv.v, weights=bogus, minlength=n
+        )
     return pl, pd_
 
 
@@ -154,9 +173,12 @@ def dawid_skene(
     a = smoothing
     for _ in range(max_iter):
         ps = p[s]
-        pl = (np.bincount(v, weights=y * ps, minlength=n_v) + a) / (np.bincount(v, weights=ps, minlength=n_v) + 2 * a)
+        pl = (np.bincount(v, weights=y * ps, minlength=n_v) + a) / (
+            np.bincount(v, weights=ps, minlength=n_v) + 2 * a
+        )
         pd_ = (np.bincount(v, weights=(1 - y) * (1 - ps), minlength=n_v) + a) / (
-            np.bincount(v, weights=1 - ps, minlength=n_v) + 2 * a)
+            np.bincount(v, weights=1 - ps, minlength=n_v) + 2 * a
+        )
         pl, pd_ = _safe(pl), _safe(pd_)
         prior = float(np.clip(p[voted].mean() if voted.any() else 0.5, 1e-6, 1 - 1e-6))
         inc = np.where(y == 1, np.log(pl[v]) - np.log1p(-pd_[v]), np.log1p(-pl[v]) - np.log(pd_[v]))
@@ -170,13 +192,30 @@ def dawid_skene(
             break
     order, sums = grouped_cumsum(s, inc)
     traj = labels_from_trajectory(
-        s[order], expit(logit_prior + sums), n_s, prior=prior, real_threshold=real_threshold,
-        bogus_threshold=bogus_threshold, window=window, stability=stability,
+        s[order],
+        expit(logit_prior + sums),
+        n_s,
+        prior=prior,
+        real_threshold=real_threshold,
+        bogus_threshold=bogus_threshold,
+        window=window,
+        stability=stability,
     )
-    config = {"clamp_gold": clamp_gold, "smoothing": smoothing, "max_iter": max_iter, "tol": tol,
-              "min_reference": min_reference, "stability": stability, "real_threshold": real_threshold,
-              "bogus_threshold": bogus_threshold, "window": window, "fitted_prior": prior}
-    return build_labels(pv, traj, method="dawid-skene", config=config, pl=pl, pd_=pd_, used_volunteer=used_vol)
+    config = {
+        "clamp_gold": clamp_gold,
+        "smoothing": smoothing,
+        "max_iter": max_iter,
+        "tol": tol,
+        "min_reference": min_reference,
+        "stability": stability,
+        "real_threshold": real_threshold,
+        "bogus_threshold": bogus_threshold,
+        "window": window,
+        "fitted_prior": prior,
+    }
+    return build_labels(
+        pv, traj, method="dawid-skene", config=config, pl=pl, pd_=pd_, used_volunteer=used_vol
+    )
 
 
 def _safe(rate: np.ndarray) -> np.ndarray:

@@ -109,13 +109,17 @@ def as_gold(gold: pd.Series | pd.DataFrame | Mapping | None) -> pd.Series:
         conflicting = values[dup].groupby(level=0).nunique()
         conflicting = conflicting[conflicting > 1]
         if len(conflicting):
-            msg = f"reference set gives conflicting labels for subjects {list(conflicting.index[:5])}"
+            msg = (
+                f"reference set gives conflicting labels for subjects {list(conflicting.index[:5])}"
+            )
             raise InputError(msg)
         values = values[~values.index.duplicated()]
     return values
 
 
-def prepare_votes(votes: pd.DataFrame, gold: pd.Series | pd.DataFrame | Mapping | None = None) -> PreparedVotes:
+def prepare_votes(
+    votes: pd.DataFrame, gold: pd.Series | pd.DataFrame | Mapping | None = None
+) -> PreparedVotes:
     """Validate a vote table and encode it in time order.
 
     Parameters
@@ -367,7 +371,9 @@ def build_labels(
         {
             "volunteer": pv.volunteers.astype(str),
             "n_classifications": np.bincount(pv.v, minlength=pv.n_volunteers).astype(np.int64),
-            "n_reference": np.bincount(pv.v, weights=is_ref, minlength=pv.n_volunteers).astype(np.int64),
+            "n_reference": np.bincount(pv.v, weights=is_ref, minlength=pv.n_volunteers).astype(
+                np.int64
+            ),
             "used": used_volunteer,
             "PL": pl,
             "PD": pd_,
@@ -377,7 +383,9 @@ def build_labels(
     return CrowdLabels(subjects=subjects, volunteers=volunteers, method=method, config=config)
 
 
-def grouped_cumsum(keys: np.ndarray, values: np.ndarray, *, exclusive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def grouped_cumsum(
+    keys: np.ndarray, values: np.ndarray, *, exclusive: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Running sums of `values` within groups of `keys`, keeping the input (time) order inside groups.
 
     Parameters

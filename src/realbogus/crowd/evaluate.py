@@ -42,8 +42,11 @@ def score_labels(subjects: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
     y = truth.to_numpy().astype(int)
     lab = s["label"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     rows = {}
-    for name, mask in (("all", ~np.isnan(lab)), ("unstable", s["unstable"].fillna(False).to_numpy(bool)),
-                       ("stable", s["stable"].fillna(False).to_numpy(bool))):
+    for name, mask in (
+        ("all", ~np.isnan(lab)),
+        ("unstable", s["unstable"].fillna(False).to_numpy(bool)),
+        ("stable", s["stable"].fillna(False).to_numpy(bool)),
+    ):
         mask = mask & ~np.isnan(lab)
         pred, yy = lab[mask].astype(int), y[mask]
         recalls = [np.mean(pred[yy == c] == c) if (yy == c).any() else np.nan for c in (1, 0)]

@@ -56,14 +56,21 @@ def select_labels(
         raise ConfigError(msg)
     missing = [c for c in ("diaSourceId", "label", which, "p_real") if c not in labels.columns]
     if missing:
-        msg = (f"crowd labels lack columns {missing}; diaSourceId comes from the subjects' "
-               "#diaSourceId metadata in the export")
+        msg = (
+            f"crowd labels lack columns {missing}; diaSourceId comes from the subjects' "
+            "#diaSourceId metadata in the export"
+        )
         raise InputError(msg)
-    rows = labels[labels[which].astype(bool).to_numpy() & labels["label"].notna().to_numpy()
-                  & labels["diaSourceId"].notna().to_numpy()]
+    rows = labels[
+        labels[which].astype(bool).to_numpy()
+        & labels["label"].notna().to_numpy()
+        & labels["diaSourceId"].notna().to_numpy()
+    ]
     if not include_reference and "reference" in rows.columns:
         rows = rows[rows["reference"].isna().to_numpy()]
-    rows = rows.assign(label=rows["label"].astype("int8"), diaSourceId=rows["diaSourceId"].astype("int64"))
+    rows = rows.assign(
+        label=rows["label"].astype("int8"), diaSourceId=rows["diaSourceId"].astype("int64")
+    )
     if rows["diaSourceId"].duplicated().any():
         msg = "crowd labels repeat diaSourceId values"
         raise InputError(msg)
@@ -71,7 +78,11 @@ def select_labels(
         rng = np.random.default_rng([seed, 0])
         real, bogus = np.flatnonzero(rows["label"] == 1), np.flatnonzero(rows["label"] == 0)
         n = min(len(real), len(bogus))
-        pick = np.sort(np.concatenate([rng.choice(real, n, replace=False), rng.choice(bogus, n, replace=False)]))
+        pick = np.sort(
+            np.concatenate(
+                [rng.choice(real, n, replace=False), rng.choice(bogus, n, replace=False)]
+            )
+        )
         rows = rows.iloc[pick]
     keep = [c for c in ("diaSourceId", "label", "p_real", "n_votes") if c in rows.columns]
     return rows[keep].reset_index(drop=True)
@@ -109,7 +120,9 @@ def training_dataset(
     Path
         `out`.
     """
-    chosen = select_labels(labels, which=which, balance=balance, include_reference=include_reference, seed=seed)
+    chosen = select_labels(
+        labels, which=which, balance=balance, include_reference=include_reference, seed=seed
+    )
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     crowd = chosen.set_index("diaSourceId")
     tables, data, valid, edge = [], [], [], []
@@ -140,9 +153,17 @@ def training_dataset(
     table["label"] = crowd.loc[ids, "label"].to_numpy().astype("int8")
     table["labelSource"] = "crowd"
     table["crowd_p_real"] = crowd.loc[ids, "p_real"].to_numpy()
-    stamps = Stamps(data=np.concatenate(data), valid_fraction=np.concatenate(valid), edge=np.concatenate(edge))
+    stamps = Stamps(
+        data=np.concatenate(data), valid_fraction=np.concatenate(valid), edge=np.concatenate(edge)
+    )
     provenance = {
-        "crowd_labels": {"set": which, "balanced": balance, "include_reference": include_reference, "seed": seed,
-                         "parent_dataset": str(ds.path), "parent_content_hash": ds.manifest.get("content_hash")},
+        "crowd_labels": {
+            "set": which,
+            "balanced": balance,
+            "include_reference": include_reference,
+            "seed": seed,
+            "parent_dataset": str(ds.path),
+            "parent_content_hash": ds.manifest.get("content_hash"),
+        },
     }
     return write_dataset(out, table, stamps, provenance=provenance, overwrite=overwrite)

@@ -44,15 +44,26 @@ __all__ = [
 ]
 
 EXPORT_COLUMNS = (
-    "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
-    "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
-    "subject_data", "subject_ids",
+    "classification_id",
+    "user_name",
+    "user_id",
+    "user_ip",
+    "workflow_id",
+    "workflow_name",
+    "workflow_version",
+    "created_at",
+    "gold_standard",
+    "expert",
+    "metadata",
+    "annotations",
+    "subject_data",
+    "subject_ids",
 )
 _UNKNOWN_POLICIES = ("error", "drop")
 
 
 def parse_version(version: str | int | float) -> tuple[int, ...]:
-    """"16.55" -> (16, 55); "16" -> (16,). Raises `InputError` on anything else."""
+    """ "16.55" -> (16, 55); "16" -> (16,). Raises `InputError` on anything else."""
     text = str(version).strip()
     try:
         parts = tuple(int(p) for p in text.split("."))
@@ -269,7 +280,14 @@ def read_classifications(
     lookup = {a.strip(): i for i, a in enumerate(answers)}
     lookup.update({a.strip().casefold(): i for i, a in enumerate(answers)})
     rows = read_export(path, workflow_id=workflow_id, workflow_version=workflow_version)
-    dropped = {"task_absent": 0, "no_answer": 0, "unknown_answer": 0, "not_live": 0, "already_seen": 0, "duplicate": 0}
+    dropped = {
+        "task_absent": 0,
+        "no_answer": 0,
+        "unknown_answer": 0,
+        "not_live": 0,
+        "already_seen": 0,
+        "duplicate": 0,
+    }
 
     n = len(rows)
     index = np.full(n, -1, dtype=np.int64)
@@ -277,7 +295,9 @@ def read_classifications(
     live = np.ones(n, dtype=bool)
     unknown: dict[str, int] = {}
     structured: tuple[str, object] | None = None
-    for i, (cid, ann, meta) in enumerate(zip(rows["classification_id"], rows["annotations"], rows["metadata"])):
+    for i, (cid, ann, meta) in enumerate(
+        zip(rows["classification_id"], rows["annotations"], rows["metadata"], strict=True)
+    ):
         try:
             entries = json.loads(ann) if ann else []
             info = json.loads(meta) if meta else {}
@@ -372,8 +392,14 @@ def read_classifications(
         gold = read_reference(reference, answers=answers, real_answer=answers[real_index])
     else:
         gold = _feedback_gold(subjects, answers, lookup, path, feedback_key, real_index)
-    return Classifications(votes=votes, gold=gold, subjects=subjects.drop(columns=["_feedback"]),
-                           dropped=dropped, answers=answers, real_answer=answers[real_index])
+    return Classifications(
+        votes=votes,
+        gold=gold,
+        subjects=subjects.drop(columns=["_feedback"]),
+        dropped=dropped,
+        answers=answers,
+        real_answer=answers[real_index],
+    )
 
 
 def _parse_time(column: pd.Series, path: Path) -> pd.Series:
@@ -388,7 +414,9 @@ def _parse_time(column: pd.Series, path: Path) -> pd.Series:
             raise InputError(msg) from exc
 
 
-def _subjects(rows: pd.DataFrame, subject_id: np.ndarray, path: Path, feedback_key: str) -> pd.DataFrame:
+def _subjects(
+    rows: pd.DataFrame, subject_id: np.ndarray, path: Path, feedback_key: str
+) -> pd.DataFrame:
     """One row per subject from `subject_data` (the last row of each subject wins)."""
     last = pd.Series(np.arange(len(rows))).groupby(subject_id).last()
     records = []
@@ -414,22 +442,40 @@ def _subjects(rows: pd.DataFrame, subject_id: np.ndarray, path: Path, feedback_k
             }
         )
     frame = pd.DataFrame.from_records(
-        records, columns=["subject_id", "retired", "retirement_reason", "classifications_count",
-                          "retired_at", "diaSourceId", "origin", "_feedback"]
+        records,
+        columns=[
+            "subject_id",
+            "retired",
+            "retirement_reason",
+            "classifications_count",
+            "retired_at",
+            "diaSourceId",
+            "origin",
+            "_feedback",
+        ],
     )
     frame["classifications_count"] = pd.array(frame["classifications_count"], dtype="Int64")
-    frame["diaSourceId"] = pd.array(pd.to_numeric(frame["diaSourceId"], errors="coerce"), dtype="Int64")
+    frame["diaSourceId"] = pd.array(
+        pd.to_numeric(frame["diaSourceId"], errors="coerce"), dtype="Int64"
+    )
     frame["retired"] = frame["retired"].astype(bool)
     return frame
 
 
 def _feedback_gold(
-    subjects: pd.DataFrame, answers: tuple[str, ...], lookup: dict[str, int], path: Path, key: str, real_index: int
+    subjects: pd.DataFrame,
+    answers: tuple[str, ...],
+    lookup: dict[str, int],
+    path: Path,
+    key: str,
+    real_index: int,
 ) -> pd.Series:
     """Reference labels from hidden subject metadata (answer index or label); 1 = the Real answer."""
     has = subjects["_feedback"].notna() & (subjects["_feedback"].astype(str).str.strip() != "")
     ids, labels, bad = [], [], []
-    for sid, value in zip(subjects.loc[has, "subject_id"], subjects.loc[has, "_feedback"]):
+    for sid, value in zip(
+        subjects.loc[has, "subject_id"], subjects.loc[has, "_feedback"], strict=True
+    ):
         k = _match_answer(value, answers, lookup)
         if k is None:
             bad.append(value)
@@ -439,7 +485,11 @@ def _feedback_gold(
     if bad:
         msg = f"{path}: subject metadata {key} holds {sorted(map(str, set(bad)))[:5]}, none of {list(answers)} or their indices"
         raise InputError(msg)
-    return pd.Series(np.asarray(labels, dtype=np.int8), index=pd.Index(ids, dtype="int64", name="subject_id"), name="label")
+    return pd.Series(
+        np.asarray(labels, dtype=np.int8),
+        index=pd.Index(ids, dtype="int64", name="subject_id"),
+        name="label",
+    )
 
 
 def read_reference(
@@ -461,7 +511,12 @@ def read_reference(
     else:
         try:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except (
+            OSError,
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+        ) as exc:
             msg = f"{name}: not a readable reference CSV ({exc})"
             raise InputError(msg) from exc
     if "subject_id" not in table.columns or not ({"label", "answer"} & set(table.columns)):
@@ -481,7 +536,9 @@ def read_reference(
         lookup.update({a.strip().casefold(): i for i, a in enumerate(answers)})
         ks = [_match_answer(a, answers, lookup) for a in table["answer"]]
         if any(k is None for k in ks):
-            bad = sorted({str(a) for a, k in zip(table["answer"], ks) if k is None})[:5]
+            bad = sorted({str(a) for a, k in zip(table["answer"], ks, strict=True) if k is None})[
+                :5
+            ]
             msg = f"{name}: answers {bad} are none of {list(answers)} or their indices"
             raise InputError(msg)
         labels = pd.Series([1 if k == real_index else 0 for k in ks])
@@ -527,7 +584,9 @@ def workflow_answers(
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         msg = f"{path}: not a readable CSV workflow export ({exc})"
         raise InputError(msg) from exc
-    missing = [c for c in ("workflow_id", "version", "minor_version", "tasks") if c not in wf.columns]
+    missing = [
+        c for c in ("workflow_id", "version", "minor_version", "tasks") if c not in wf.columns
+    ]
     if missing:
         msg = f"{path}: not a Panoptes workflow export; missing columns {missing}"
         raise InputError(msg)
@@ -535,7 +594,10 @@ def workflow_answers(
     if rows.empty:
         msg = f"{path}: workflow {workflow_id} is not in the export"
         raise InputError(msg)
-    versions = [parse_version(f"{a}.{b}") for a, b in zip(rows["version"], rows["minor_version"])]
+    versions = [
+        parse_version(f"{a}.{b}")
+        for a, b in zip(rows["version"], rows["minor_version"], strict=True)
+    ]
     keep = list(range(len(rows)))
     if workflow_version is not None:
         want = parse_version(workflow_version)

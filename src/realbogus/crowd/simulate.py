@@ -74,8 +74,15 @@ class CrowdConfig:
     """
 
     n_volunteers: int = 400
-    kind_fractions: dict = field(default_factory=lambda: {
-        "expert": 0.05, "good": 0.45, "noisy": 0.30, "optimist": 0.10, "pessimist": 0.10})
+    kind_fractions: dict = field(
+        default_factory=lambda: {
+            "expert": 0.05,
+            "good": 0.45,
+            "noisy": 0.30,
+            "optimist": 0.10,
+            "pessimist": 0.10,
+        }
+    )
     activity_alpha: float = 1.2
     reference_fraction: float = 0.05
     reference_rate: float = 0.02
@@ -91,7 +98,12 @@ class CrowdConfig:
 
     def __post_init__(self) -> None:
         unknown = set(self.kind_fractions) - set(VOLUNTEER_KINDS)
-        if unknown or not self.kind_fractions or min(self.kind_fractions.values()) < 0 or sum(self.kind_fractions.values()) <= 0:
+        if (
+            unknown
+            or not self.kind_fractions
+            or min(self.kind_fractions.values()) < 0
+            or sum(self.kind_fractions.values()) <= 0
+        ):
             msg = f"kind_fractions must map kinds of {sorted(VOLUNTEER_KINDS)} to non-negative shares; got {self.kind_fractions}"
             raise ConfigError(msg)
         checks = [
@@ -148,10 +160,14 @@ class SimulatedCrowd:
     def gold(self) -> pd.Series:
         """Reference labels subject_id -> 1/0 (int8)."""
         ref = self.subjects[self.subjects["reference"]]
-        return pd.Series(ref["truth"].to_numpy(np.int8), index=ref["subject_id"].to_numpy(), name="label")
+        return pd.Series(
+            ref["truth"].to_numpy(np.int8), index=ref["subject_id"].to_numpy(), name="label"
+        )
 
 
-def _distinct_draws(rng: np.random.Generator, n_rows: int, k: int, weights: np.ndarray) -> np.ndarray:
+def _distinct_draws(
+    rng: np.random.Generator, n_rows: int, k: int, weights: np.ndarray
+) -> np.ndarray:
     """(n_rows, k) volunteer indices drawn by `weights`, distinct within each row."""
     n = len(weights)
     cdf = np.cumsum(weights)
@@ -220,16 +236,26 @@ def simulate_crowd(
     activity = (1.0 - rng.random(n_v)) ** (-1.0 / config.activity_alpha)
     activity /= activity.sum()
     logged_out = rng.random(n_v) < config.logged_out_fraction
-    ips = np.array([bytes(b).hex() for b in rng.integers(0, 256, (n_v, 10), dtype=np.uint8)], dtype=object)
+    ips = np.array(
+        [bytes(b).hex() for b in rng.integers(0, 256, (n_v, 10), dtype=np.uint8)], dtype=object
+    )
     user_id = np.where(logged_out, "", np.char.mod("%d", 2_000_000 + np.arange(n_v)).astype(object))
-    user_name = np.where(logged_out, "not-logged-in-" + ips, np.char.mod("volunteer_%d", np.arange(n_v)).astype(object))
+    user_name = np.where(
+        logged_out,
+        "not-logged-in-" + ips,
+        np.char.mod("volunteer_%d", np.arange(n_v)).astype(object),
+    )
     key = np.where(logged_out, user_name, user_id)
 
     # subjects
     subject_id = 100_000_000 + np.arange(n_s, dtype=np.int64)
     reference = rng.random(n_s) < config.reference_fraction
     snr = rows["snr"].to_numpy(dtype=float) if "snr" in rows.columns else np.full(n_s, np.inf)
-    faint = expit((snr - config.faint_snr) / config.faint_width) if config.faint_width > 0 else np.ones(n_s)
+    faint = (
+        expit((snr - config.faint_snr) / config.faint_width)
+        if config.faint_width > 0
+        else np.ones(n_s)
+    )
     faint = np.where(np.isfinite(snr), faint, 1.0)
 
     # main pool: up to max_votes distinct volunteers per subject, retired by agreement
@@ -241,7 +267,9 @@ def simulate_crowd(
     agree = (said[:, :a] == said[:, :1]).all(axis=1)
     n_cls = np.where(agree, a, k)
     arrive = rng.uniform(0, config.duration_days * 86400.0, n_s)
-    times = arrive[:, None] + np.cumsum(rng.exponential(config.gap_hours * 3600.0, (n_s, k)), axis=1)
+    times = arrive[:, None] + np.cumsum(
+        rng.exponential(config.gap_hours * 3600.0, (n_s, k)), axis=1
+    )
     mask = np.arange(k)[None, :] < n_cls[:, None]
     s_idx = np.broadcast_to(np.arange(n_s)[:, None], (n_s, k))[mask]
     v_idx, y, t = who[mask], said[mask], times[mask]
@@ -249,18 +277,32 @@ def simulate_crowd(
 
     # extra feedback views of reference subjects
     ref_ids = np.flatnonzero(reference)
-    n_fb = int(round(config.reference_rate / (1 - config.reference_rate) * len(y))) if len(ref_ids) else 0
+    n_fb = (
+        int(round(config.reference_rate / (1 - config.reference_rate) * len(y)))
+        if len(ref_ids)
+        else 0
+    )
     if n_fb:
         fs = ref_ids[rng.integers(0, len(ref_ids), n_fb)]
         fv = _distinct_draws(rng, n_fb, 1, activity)[:, 0]
-        fy = (rng.random(n_fb) < np.where(truth[fs] == 1, pl[fv] * faint[fs], 1.0 - pd_[fv])).astype(np.int8)
+        fy = (
+            rng.random(n_fb) < np.where(truth[fs] == 1, pl[fv] * faint[fs], 1.0 - pd_[fv])
+        ).astype(np.int8)
         ft = rng.uniform(0, (config.duration_days + 7) * 86400.0, n_fb)
         s_idx, v_idx = np.concatenate([s_idx, fs]), np.concatenate([v_idx, fv])
         y, t = np.concatenate([y, fy]), np.concatenate([t, ft])
         feedback = np.concatenate([feedback, np.ones(n_fb, dtype=bool)])
         pair = pd.DataFrame({"s": s_idx, "v": v_idx, "t": t})
-        first = ~pair.sort_values("t", kind="mergesort").duplicated(["s", "v"]).sort_index().to_numpy()
-        s_idx, v_idx, y, t, feedback = s_idx[first], v_idx[first], y[first], t[first], feedback[first]
+        first = (
+            ~pair.sort_values("t", kind="mergesort").duplicated(["s", "v"]).sort_index().to_numpy()
+        )
+        s_idx, v_idx, y, t, feedback = (
+            s_idx[first],
+            v_idx[first],
+            y[first],
+            t[first],
+            feedback[first],
+        )
 
     # repeat views, flagged already_seen (the parser drops them)
     seen = np.zeros(len(y), dtype=bool)
@@ -275,7 +317,9 @@ def simulate_crowd(
 
     sec = np.floor(t).astype(np.int64)
     order = np.lexsort((rng.random(len(sec)), sec))
-    s_idx, v_idx, y, sec, feedback, seen = (x[order] for x in (s_idx, v_idx, y, sec, feedback, seen))
+    s_idx, v_idx, y, sec, feedback, seen = (
+        x[order] for x in (s_idx, v_idx, y, sec, feedback, seen)
+    )
     created = _T0 + pd.to_timedelta(sec, unit="s")
     votes = pd.DataFrame(
         {
@@ -298,21 +342,32 @@ def simulate_crowd(
     subjects = pd.DataFrame(
         {
             "subject_id": subject_id,
-            "diaSourceId": rows["diaSourceId"].to_numpy() if "diaSourceId" in rows else np.arange(n_s),
+            "diaSourceId": rows["diaSourceId"].to_numpy()
+            if "diaSourceId" in rows
+            else np.arange(n_s),
             "origin": rows["origin"].astype(str).to_numpy() if "origin" in rows else "unknown",
             "truth": truth.astype(np.int8),
             "snr": snr,
             "reference": reference,
             # A subject seen only in feedback views or repeats was never retired.
             "retired": np.isfinite(retired_at),
-            "retirement_reason": np.where(np.isfinite(retired_at), np.where(agree, "consensus", "classification_count"), None),
+            "retirement_reason": np.where(
+                np.isfinite(retired_at), np.where(agree, "consensus", "classification_count"), None
+            ),
             "classifications_count": n_cls.astype(np.int64),
             "retired_at": _T0 + pd.to_timedelta(retired_at, unit="s"),
         }
     )
     volunteers = pd.DataFrame(
-        {"volunteer": key, "user_name": user_name, "user_id": user_id, "kind": kind, "PL": pl, "PD": pd_,
-         "activity": activity}
+        {
+            "volunteer": key,
+            "user_name": user_name,
+            "user_id": user_id,
+            "kind": kind,
+            "PL": pl,
+            "PD": pd_,
+            "activity": activity,
+        }
     )
     cfg = asdict(config)
     cfg["seed"] = seed
@@ -343,7 +398,8 @@ def write_export(
         meta: dict = {"retired": None}
         if row["retired"]:
             meta["retired"] = {
-                "workflow_id": workflow_id, "subject_id": int(sid),
+                "workflow_id": workflow_id,
+                "subject_id": int(sid),
                 "classifications_count": int(row["classifications_count"]),
                 "retired_at": row["retired_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                 "retirement_reason": str(row["retirement_reason"]),
@@ -361,20 +417,77 @@ def write_export(
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
-                             "workflow_version", "created_at", "gold_standard", "expert", "metadata",
-                             "annotations", "subject_data", "subject_ids"])
-            for i, (cid, name, uid, ip, sid, vote, seen) in enumerate(zip(
-                votes["classification_id"], votes["user_name"], votes["user_id"], votes["user_ip"],
-                votes["subject_id"], votes["vote"], votes["already_seen"],
-            )):
+            writer.writerow(
+                [
+                    "classification_id",
+                    "user_name",
+                    "user_id",
+                    "user_ip",
+                    "workflow_id",
+                    "workflow_name",
+                    "workflow_version",
+                    "created_at",
+                    "gold_standard",
+                    "expert",
+                    "metadata",
+                    "annotations",
+                    "subject_data",
+                    "subject_ids",
+                ]
+            )
+            for i, (cid, name, uid, ip, sid, vote, seen) in enumerate(
+                zip(
+                    votes["classification_id"],
+                    votes["user_name"],
+                    votes["user_id"],
+                    votes["user_ip"],
+                    votes["subject_id"],
+                    votes["vote"],
+                    votes["already_seen"],
+                    strict=True,
+                )
+            ):
                 answer = answers[0] if vote == 1 else answers[1]
-                meta = json.dumps({"source": "api", "live_project": True, "user_language": "en",
-                                   "subject_selection_state": {"retired": False, "already_seen": bool(seen),
-                                                               "selection_state": "normal"}, "feedback": {}})
-                ann = json.dumps([{"task": "T0", "task_label": task_label, "value": answer + ("\n" if newline[i] else "")}])
-                writer.writerow([cid, name, uid, ip, workflow_id, workflow_name, workflow_version, created[i], "", "",
-                                 meta, ann, sdata[int(sid)], sid])
+                meta = json.dumps(
+                    {
+                        "source": "api",
+                        "live_project": True,
+                        "user_language": "en",
+                        "subject_selection_state": {
+                            "retired": False,
+                            "already_seen": bool(seen),
+                            "selection_state": "normal",
+                        },
+                        "feedback": {},
+                    }
+                )
+                ann = json.dumps(
+                    [
+                        {
+                            "task": "T0",
+                            "task_label": task_label,
+                            "value": answer + ("\n" if newline[i] else ""),
+                        }
+                    ]
+                )
+                writer.writerow(
+                    [
+                        cid,
+                        name,
+                        uid,
+                        ip,
+                        workflow_id,
+                        workflow_name,
+                        workflow_version,
+                        created[i],
+                        "",
+                        "",
+                        meta,
+                        ann,
+                        sdata[int(sid)],
+                        sid,
+                    ]
+                )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -49,7 +49,11 @@ def subject_sets(
     if not 0 <= low < high <= 1:
         msg = f"need 0 <= low < high <= 1 for the reliability cut; got {(low, high)}"
         raise ConfigError(msg)
-    sets = table["origin"].astype(str).to_numpy(dtype=object) if "origin" in table else np.full(len(table), "unknown", dtype=object)
+    sets = (
+        table["origin"].astype(str).to_numpy(dtype=object)
+        if "origin" in table
+        else np.full(len(table), "unknown", dtype=object)
+    )
     if scores is not None:
         missing = [c for c in ("diaSourceId", "reliability") if c not in scores.columns]
         if missing:
@@ -158,7 +162,9 @@ def write_subjects(
         raise InputError(msg)
     sets = subject_sets(table, scores=scores)
     rng = np.random.default_rng([seed, 0])
-    labelled = table["label"].notna().to_numpy() if "label" in table else np.zeros(len(table), dtype=bool)
+    labelled = (
+        table["label"].notna().to_numpy() if "label" in table else np.zeros(len(table), dtype=bool)
+    )
     is_ref = labelled & (rng.random(len(table)) < reference_fraction)
     feedback = np.full(len(table), "", dtype=object)
     if is_ref.any():
@@ -175,8 +181,10 @@ def write_subjects(
     with atomic_directory(out) as tmp:
         done = 0
         for part, stamps in ds.iter_parts():
-            for did, stamp in zip(part["diaSourceId"], stamps.data):
-                Image.fromarray(render_subject(stamp, scale=scale), mode="L").save(tmp / f"{int(did)}.png")
+            for did, stamp in zip(part["diaSourceId"], stamps.data, strict=True):
+                Image.fromarray(render_subject(stamp, scale=scale), mode="L").save(
+                    tmp / f"{int(did)}.png"
+                )
                 done += 1
                 if progress is not None:
                     progress(done, len(table))

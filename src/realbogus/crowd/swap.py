@@ -89,13 +89,19 @@ class SwapConfig:
         checks = [
             (0 < self.prior < 1, "prior", "in (0, 1)"),
             (self.pseudo_count >= 0, "pseudo_count", ">= 0"),
-            (len(self.clip) == 2 and 0 < self.clip[0] <= 0.5 <= self.clip[1] < 1, "clip",
-             "a pair 0 < low <= 0.5 <= high < 1"),
+            (
+                len(self.clip) == 2 and 0 < self.clip[0] <= 0.5 <= self.clip[1] < 1,
+                "clip",
+                "a pair 0 < low <= 0.5 <= high < 1",
+            ),
             (self.min_reference >= 0, "min_reference", ">= 0"),
             (self.mode in MODES, "mode", f"one of {MODES}"),
             (self.stability in STABILITY_RULES, "stability", f"one of {STABILITY_RULES}"),
-            (0 < self.bogus_threshold < 0.5 < self.real_threshold < 1, "thresholds",
-             "0 < bogus_threshold < 0.5 < real_threshold < 1"),
+            (
+                0 < self.bogus_threshold < 0.5 < self.real_threshold < 1,
+                "thresholds",
+                "0 < bogus_threshold < 0.5 < real_threshold < 1",
+            ),
             (self.window >= 1, "window", ">= 1"),
             (self.min_used >= 0, "min_used", ">= 0"),
             (self.max_iter >= 1, "max_iter", ">= 1"),
@@ -103,13 +109,19 @@ class SwapConfig:
         ]
         for ok, name, allowed in checks:
             if not ok:
-                value = (self.bogus_threshold, self.real_threshold) if name == "thresholds" else getattr(self, name)
+                value = (
+                    (self.bogus_threshold, self.real_threshold)
+                    if name == "thresholds"
+                    else getattr(self, name)
+                )
                 msg = f"SWAP option {name} must be {allowed}; got {value!r}"
                 raise ConfigError(msg)
         object.__setattr__(self, "clip", (float(self.clip[0]), float(self.clip[1])))
 
 
-def swap_rates(correct: np.ndarray, seen: np.ndarray, *, pseudo_count: float, clip: tuple[float, float]) -> np.ndarray:
+def swap_rates(
+    correct: np.ndarray, seen: np.ndarray, *, pseudo_count: float, clip: tuple[float, float]
+) -> np.ndarray:
     """PL or PD from counts: (correct + gamma) / (seen + 2 gamma), 0.5 when undefined, clipped."""
     correct = np.asarray(correct, dtype=float)
     seen = np.asarray(seen, dtype=float)
@@ -125,7 +137,9 @@ def _log_lr(y: np.ndarray, pl: np.ndarray, pd_: np.ndarray) -> np.ndarray:
 
 
 @register_aggregator("swap")
-def swap(votes: PreparedVotes, *, config: SwapConfig | None = None, **options: object) -> CrowdLabels:
+def swap(
+    votes: PreparedVotes, *, config: SwapConfig | None = None, **options: object
+) -> CrowdLabels:
     """Aggregate votes with SWAP (DMTN-337 variant by default).
 
     Parameters
@@ -154,21 +168,33 @@ def swap(votes: PreparedVotes, *, config: SwapConfig | None = None, **options: o
     ref_real = gold_vote == 1
     ref_bogus = gold_vote == 0
     said_real = pv.y == 1
-    counts = np.column_stack([ref_real, ref_real & said_real, ref_bogus, ref_bogus & ~said_real]).astype(float)
+    counts = np.column_stack(
+        [ref_real, ref_real & said_real, ref_bogus, ref_bogus & ~said_real]
+    ).astype(float)
 
     n_ref = np.bincount(pv.v, weights=(gold_vote >= 0), minlength=pv.n_volunteers)
     used_vol = n_ref >= max(config.min_reference, 0)
     used = used_vol[pv.v]
-    totals = np.stack([np.bincount(pv.v, weights=counts[:, j], minlength=pv.n_volunteers) for j in range(4)], 1)
-    final_pl = swap_rates(totals[:, 1], totals[:, 0], pseudo_count=config.pseudo_count, clip=config.clip)
-    final_pd = swap_rates(totals[:, 3], totals[:, 2], pseudo_count=config.pseudo_count, clip=config.clip)
+    totals = np.stack(
+        [np.bincount(pv.v, weights=counts[:, j], minlength=pv.n_volunteers) for j in range(4)], 1
+    )
+    final_pl = swap_rates(
+        totals[:, 1], totals[:, 0], pseudo_count=config.pseudo_count, clip=config.clip
+    )
+    final_pd = swap_rates(
+        totals[:, 3], totals[:, 2], pseudo_count=config.pseudo_count, clip=config.clip
+    )
 
     if config.mode == "online":
         # reference answers given before each vote (exclusive: the subject is updated first)
         order, sums = grouped_cumsum(pv.v, counts, exclusive=True)
         before = scatter(order, sums)
-        pl = swap_rates(before[:, 1], before[:, 0], pseudo_count=config.pseudo_count, clip=config.clip)
-        pd_ = swap_rates(before[:, 3], before[:, 2], pseudo_count=config.pseudo_count, clip=config.clip)
+        pl = swap_rates(
+            before[:, 1], before[:, 0], pseudo_count=config.pseudo_count, clip=config.clip
+        )
+        pd_ = swap_rates(
+            before[:, 3], before[:, 2], pseudo_count=config.pseudo_count, clip=config.clip
+        )
         vol_pl, vol_pd = final_pl, final_pd
     else:
         vol_pl, vol_pd = _offline_em(pv, used, final_pl, final_pd, config)
@@ -190,7 +216,9 @@ def swap(votes: PreparedVotes, *, config: SwapConfig | None = None, **options: o
     )
     cfg = asdict(config)
     cfg["clip"] = list(config.clip)
-    return build_labels(pv, traj, method="swap", config=cfg, pl=vol_pl, pd_=vol_pd, used_volunteer=used_vol)
+    return build_labels(
+        pv, traj, method="swap", config=cfg, pl=vol_pl, pd_=vol_pd, used_volunteer=used_vol
+    )
 
 
 def _offline_em(

@@ -105,8 +105,10 @@ def _subset(n: int) -> np.ndarray:
 
 
 def _column(table: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(table[name], errors="coerce").astype("Float64").to_numpy(
-        dtype=np.float64, na_value=np.nan
+    return (
+        pd.to_numeric(table[name], errors="coerce")
+        .astype("Float64")
+        .to_numpy(dtype=np.float64, na_value=np.nan)
     )
 
 
@@ -125,12 +127,15 @@ def fig_score_distribution(data: FigureData) -> Figure:
     models = list(data.scores)
     fig, axes = _panels(len(models))
     bins = np.linspace(0, 1, 51)
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=True):
         r = data.scores[m]
         if data.flagged is not None:
             ax.hist(
-                [r[~data.flagged], r[data.flagged]], bins=bins, stacked=True,
-                label=["other stamps", data.flag_label], color=["tab:blue", "tab:red"],
+                [r[~data.flagged], r[data.flagged]],
+                bins=bins,
+                stacked=True,
+                label=["other stamps", data.flag_label],
+                color=["tab:blue", "tab:red"],
             )
             ax.legend(fontsize=7)
         else:
@@ -164,7 +169,7 @@ def fig_reliability_vs_snr_fakes(data: FigureData) -> Figure:
     models = list(data.scores)
     fig, axes = _panels(len(models))
     norm = Normalize(np.nanmin(mag), np.nanmax(mag))
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=True):
         sc = ax.scatter(snr, data.scores[m][fakes], c=mag, s=4, cmap="viridis_r", norm=norm)
         ax.axhline(data.cutoffs[m], color="k", ls="--", lw=1)
         if np.nanmin(snr) > 0:
@@ -186,12 +191,16 @@ def _flux_panels(data: FigureData, *, with_cutoff: bool) -> Figure:
     fig, axes = _panels(len(models))
     lt = _linthresh(np.r_[ap[keep], diff[keep]])
     lim = np.nanmax(np.abs(np.r_[ap[keep], diff[keep]])) * 1.1
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=True):
         rows = keep
         if with_cutoff:
             rows = keep[data.scores[m][keep] >= data.cutoffs[m]]
         sc = ax.scatter(
-            diff[rows], ap[rows], c=data.scores[m][rows], s=3, cmap="coolwarm_r",
+            diff[rows],
+            ap[rows],
+            c=data.scores[m][rows],
+            s=3,
+            cmap="coolwarm_r",
             norm=Normalize(0, 1),
         )
         ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.7, ls=":")
@@ -224,7 +233,7 @@ def fig_reliability_vs_psf_snr(data: FigureData) -> Figure:
     keep = keep[_subset(len(keep))]
     models = list(data.scores)
     fig, axes = _panels(len(models))
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=True):
         ax.scatter(ratio[keep], data.scores[m][keep], s=3, alpha=0.5)
         ax.axhline(data.cutoffs[m], color="k", ls="--", lw=1)
         ax.set_xscale("symlog", linthresh=5)
@@ -233,23 +242,40 @@ def fig_reliability_vs_psf_snr(data: FigureData) -> Figure:
 
 
 def _pc_axes(ax, curve: PCCurve, summary: dict | None, title: str) -> None:
-    ax.plot(curve.thresholds, curve.purity, label="purity", color="tab:blue",
-            drawstyle="steps-post")
-    ax.plot(curve.thresholds, curve.completeness, label="completeness", color="tab:orange",
-            drawstyle="steps-post")
+    ax.plot(
+        curve.thresholds, curve.purity, label="purity", color="tab:blue", drawstyle="steps-post"
+    )
+    ax.plot(
+        curve.thresholds,
+        curve.completeness,
+        label="completeness",
+        color="tab:orange",
+        drawstyle="steps-post",
+    )
     ax.axhline(0.95, color="tab:blue", lw=0.6, ls=":")
     ax.axhline(0.90, color="tab:orange", lw=0.6, ls=":")
     if summary is not None:
         win = summary.get("window")
         if win is not None:
-            ax.axvspan(win["low"], win["high"], color="tab:green", alpha=0.2,
-                       label=f"window [{win['low']:.3f}, {win['high']:.3f}]")
+            ax.axvspan(
+                win["low"],
+                win["high"],
+                color="tab:green",
+                alpha=0.2,
+                label=f"window [{win['low']:.3f}, {win['high']:.3f}]",
+            )
         cross = summary.get("crossing")
         if cross is not None:
-            ax.plot([cross["threshold"]], [cross["value"]], "ko", ms=4,
-                    label=f"P = C = {cross['value']:.3f} at {cross['threshold']:.3f}")
-    ax.set(title=title, xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1),
-           ylim=(0, 1.02))
+            ax.plot(
+                [cross["threshold"]],
+                [cross["value"]],
+                "ko",
+                ms=4,
+                label=f"P = C = {cross['value']:.3f} at {cross['threshold']:.3f}",
+            )
+    ax.set(
+        title=title, xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1), ylim=(0, 1.02)
+    )
     ax.legend(fontsize=7, loc="lower left")
 
 
@@ -266,8 +292,9 @@ def fig_purity_completeness(data: FigureData) -> Figure:
             ax = axes[i][j]
             label = data.population_labels.get(pop, pop)
             if curve is None or len(curve.thresholds) == 0 or curve.n_real == 0:
-                ax.text(0.5, 0.5, f"{label}: no Real detections", ha="center",
-                        transform=ax.transAxes)
+                ax.text(
+                    0.5, 0.5, f"{label}: no Real detections", ha="center", transform=ax.transAxes
+                )
                 ax.set_axis_off()
                 continue
             _pc_axes(ax, curve, data.summaries.get(m, {}).get(pop), f"{m}, {label}")
@@ -281,16 +308,31 @@ def fig_purity_completeness_by_origin(data: FigureData) -> Figure:
     if not models:
         raise FigureSkipped("no labelled detections with an origin")
     fig, axes = _panels(len(models), width=5.0)
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=True):
         for k, (origin, curve) in enumerate(data.origin_curves[m].items()):
             color = f"C{k % 10}"
-            ax.plot(curve.thresholds, curve.purity, color=color, drawstyle="steps-post",
-                    label=f"{origin} (n={int(curve.n_real + curve.n_bogus)})")
+            ax.plot(
+                curve.thresholds,
+                curve.purity,
+                color=color,
+                drawstyle="steps-post",
+                label=f"{origin} (n={int(curve.n_real + curve.n_bogus)})",
+            )
             if curve.n_real > 0:
-                ax.plot(curve.thresholds, curve.completeness, color=color, ls="--",
-                        drawstyle="steps-post")
-        ax.set(title=f"{m}: purity (solid), completeness (dashed)",
-               xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1), ylim=(0, 1.02))
+                ax.plot(
+                    curve.thresholds,
+                    curve.completeness,
+                    color=color,
+                    ls="--",
+                    drawstyle="steps-post",
+                )
+        ax.set(
+            title=f"{m}: purity (solid), completeness (dashed)",
+            xlabel="reliability threshold",
+            ylabel="fraction",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
         ax.legend(fontsize=7, loc="lower left")
     return fig
 
@@ -313,13 +355,24 @@ def fig_score_by_origin(data: FigureData) -> Figure:
         frac = np.divide(hists, totals, out=np.zeros_like(hists), where=totals > 0)
         bottom = np.zeros(len(centres))
         for k, o in enumerate(names):
-            axes[0][j].bar(centres, frac[k], width=0.095, bottom=bottom, color=f"C{k % 10}",
-                           label=o)
+            axes[0][j].bar(
+                centres, frac[k], width=0.095, bottom=bottom, color=f"C{k % 10}", label=o
+            )
             bottom += frac[k]
-            axes[1][j].hist(r[origin == o], bins=np.linspace(0, 1, 41), density=True,
-                            histtype="step", color=f"C{k % 10}", label=o)
-        axes[0][j].set(title=f"{m}: share of detections by origin", xlabel="reliability",
-                       ylabel="fraction", ylim=(0, 1))
+            axes[1][j].hist(
+                r[origin == o],
+                bins=np.linspace(0, 1, 41),
+                density=True,
+                histtype="step",
+                color=f"C{k % 10}",
+                label=o,
+            )
+        axes[0][j].set(
+            title=f"{m}: share of detections by origin",
+            xlabel="reliability",
+            ylabel="fraction",
+            ylim=(0, 1),
+        )
         axes[1][j].set(title=f"{m}: reliability per origin", xlabel="reliability", ylabel="density")
         axes[0][j].legend(fontsize=7)
     return fig
@@ -334,8 +387,13 @@ def fig_calibration(data: FigureData) -> Figure:
     top.plot([0, 1], [0, 1], color="k", ls=":", lw=0.8, label="perfect calibration")
     for k, (m, cal) in enumerate(data.calibrations.items()):
         ok = cal.count > 0
-        top.plot(cal.mean_score[ok], cal.fraction_real[ok], "o-", color=f"C{k}",
-                 label=f"{m} (ECE {cal.ece:.3f})")
+        top.plot(
+            cal.mean_score[ok],
+            cal.fraction_real[ok],
+            "o-",
+            color=f"C{k}",
+            label=f"{m} (ECE {cal.ece:.3f})",
+        )
         centres = 0.5 * (cal.edges[1:] + cal.edges[:-1])
         bottom.step(centres, cal.count, where="mid", color=f"C{k}")
     top.set(ylabel="fraction Real", xlim=(0, 1), ylim=(0, 1), title="calibration (labelled)")
@@ -346,35 +404,65 @@ def fig_calibration(data: FigureData) -> Figure:
 
 #: (name, title, caption, function) of every figure, in report order.
 FIGURES: tuple[tuple[str, str, str, Callable[[FigureData], Figure]], ...] = (
-    ("score_distribution", "Reliability distribution (DMTN-337 Fig. 6)",
-     "Histogram of reliability per model (log counts). Stamps with NaN rows or columns, the "
-     "cause of the note's third peak, are stacked in red (column hasNanRowCol; without it, "
-     "stamps with valid_fraction < 1, as the legend says). Dashed: the model's cutoff.",
-     fig_score_distribution),
-    ("reliability_vs_snr_fakes", "Reliability vs SNR for injected fakes (Fig. 7)",
-     "Injected fakes only, coloured by injected magnitude; dashed: cutoff.",
-     fig_reliability_vs_snr_fakes),
-    ("flux_vs_flux", "apFlux vs scienceFlux - templateFlux (Fig. 8)",
-     "Coloured by reliability; dotted: the 1:1 line expected of a real source.",
-     fig_flux_vs_flux),
-    ("flux_vs_flux_cutoff", "apFlux vs scienceFlux - templateFlux above the cutoff (Fig. 9)",
-     "As Fig. 8, only detections with reliability >= the model's cutoff.",
-     fig_flux_vs_flux_cutoff),
-    ("reliability_vs_psf_snr", "Reliability vs psfFlux / psfFluxErr (Fig. 10)",
-     "Signed PSF-flux significance (symmetric log axis); dashed: cutoff.",
-     fig_reliability_vs_psf_snr),
-    ("purity_completeness", "Purity and completeness vs threshold (Figs. 11-14)",
-     "Green band: thresholds meeting purity >= 0.95 and completeness >= 0.90; black dot: the "
-     "P = C crossing. Rows: the populations.",
-     fig_purity_completeness),
-    ("purity_completeness_by_origin", "Purity and completeness per origin (Fig. 16)",
-     "All labelled detections, one colour per origin.", fig_purity_completeness_by_origin),
-    ("score_by_origin", "Reliability per origin (Fig. 15)",
-     "Top: share of each origin in each score range; bottom: normalised score distribution "
-     "per origin (all detections, labelled or not).", fig_score_by_origin),
-    ("calibration", "Calibration",
-     "Fraction of Real detections against mean reliability in ten equal-width bins (labelled "
-     "detections with SNR > 5); lower panel: detections per bin.", fig_calibration),
+    (
+        "score_distribution",
+        "Reliability distribution (DMTN-337 Fig. 6)",
+        "Histogram of reliability per model (log counts). Stamps with NaN rows or columns, the "
+        "cause of the note's third peak, are stacked in red (column hasNanRowCol; without it, "
+        "stamps with valid_fraction < 1, as the legend says). Dashed: the model's cutoff.",
+        fig_score_distribution,
+    ),
+    (
+        "reliability_vs_snr_fakes",
+        "Reliability vs SNR for injected fakes (Fig. 7)",
+        "Injected fakes only, coloured by injected magnitude; dashed: cutoff.",
+        fig_reliability_vs_snr_fakes,
+    ),
+    (
+        "flux_vs_flux",
+        "apFlux vs scienceFlux - templateFlux (Fig. 8)",
+        "Coloured by reliability; dotted: the 1:1 line expected of a real source.",
+        fig_flux_vs_flux,
+    ),
+    (
+        "flux_vs_flux_cutoff",
+        "apFlux vs scienceFlux - templateFlux above the cutoff (Fig. 9)",
+        "As Fig. 8, only detections with reliability >= the model's cutoff.",
+        fig_flux_vs_flux_cutoff,
+    ),
+    (
+        "reliability_vs_psf_snr",
+        "Reliability vs psfFlux / psfFluxErr (Fig. 10)",
+        "Signed PSF-flux significance (symmetric log axis); dashed: cutoff.",
+        fig_reliability_vs_psf_snr,
+    ),
+    (
+        "purity_completeness",
+        "Purity and completeness vs threshold (Figs. 11-14)",
+        "Green band: thresholds meeting purity >= 0.95 and completeness >= 0.90; black dot: the "
+        "P = C crossing. Rows: the populations.",
+        fig_purity_completeness,
+    ),
+    (
+        "purity_completeness_by_origin",
+        "Purity and completeness per origin (Fig. 16)",
+        "All labelled detections, one colour per origin.",
+        fig_purity_completeness_by_origin,
+    ),
+    (
+        "score_by_origin",
+        "Reliability per origin (Fig. 15)",
+        "Top: share of each origin in each score range; bottom: normalised score distribution "
+        "per origin (all detections, labelled or not).",
+        fig_score_by_origin,
+    ),
+    (
+        "calibration",
+        "Calibration",
+        "Fraction of Real detections against mean reliability in ten equal-width bins (labelled "
+        "detections with SNR > 5); lower panel: detections per bin.",
+        fig_calibration,
+    ),
 )
 
 

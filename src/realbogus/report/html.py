@@ -107,9 +107,7 @@ def _requirement_table(metrics: dict) -> str:
                 f"<td>{_num(s['brier'])}{_ci(iv, 'brier')}</td>"
                 f"<td>{_num(s['ece'])}{_ci(iv, 'ece')}</td></tr>"
             )
-    pops = "".join(
-        f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in metrics["populations"].items()
-    )
+    pops = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in metrics["populations"].items())
     return (
         f"<p>Requirement: purity &ge; {req['min_purity']} and completeness &ge; "
         f"{req['min_completeness']}. A detection passes a threshold t when reliability &ge; t; "
@@ -170,9 +168,7 @@ def _figures(records: Sequence[FigureRecord], figure_dir: Path) -> str:
     parts = []
     for rec in records:
         if rec.file is None:
-            parts.append(
-                f"<h3>{_e(rec.title)}</h3><p class=note>Not drawn: {_e(rec.note)}.</p>"
-            )
+            parts.append(f"<h3>{_e(rec.title)}</h3><p class=note>Not drawn: {_e(rec.note)}.</p>")
             continue
         data = base64.b64encode((figure_dir / rec.file).read_bytes()).decode("ascii")
         parts.append(

@@ -36,11 +36,20 @@ class ArtifactLog:
     seg: list[tuple[float, float, float, float]] = field(default_factory=list)
     radius: list[float] = field(default_factory=list)
 
-    def add(self, kind: str, x0: float, y0: float, x1: float | None = None, y1: float | None = None,
-            radius: float = 2.0) -> None:
+    def add(
+        self,
+        kind: str,
+        x0: float,
+        y0: float,
+        x1: float | None = None,
+        y1: float | None = None,
+        radius: float = 2.0,
+    ) -> None:
         """Record one artifact (a point when x1, y1 are omitted)."""
         self.kind.append(kind)
-        self.seg.append((float(x0), float(y0), float(x0 if x1 is None else x1), float(y0 if y1 is None else y1)))
+        self.seg.append(
+            (float(x0), float(y0), float(x0 if x1 is None else x1), float(y0 if y1 is None else y1))
+        )
         self.radius.append(float(radius))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,8 +65,16 @@ def _deposit(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, values: np.ndarr
     np.add.at(image, (iy[ok], ix[ok]), values[ok])
 
 
-def add_cosmic_rays(image: np.ndarray, n: int, *, njy_per_e: float, rng: np.random.Generator,
-                    log: ArtifactLog, kind: str = "cosmic_ray", sign: float = 1.0) -> None:
+def add_cosmic_rays(
+    image: np.ndarray,
+    n: int,
+    *,
+    njy_per_e: float,
+    rng: np.random.Generator,
+    log: ArtifactLog,
+    kind: str = "cosmic_ray",
+    sign: float = 1.0,
+) -> None:
     """Sharp tracks (no PSF) of 0.5-12 pixels with 300-6000 electrons per pixel."""
     h, w = image.shape
     for _ in range(n):
@@ -75,8 +92,9 @@ def add_cosmic_rays(image: np.ndarray, n: int, *, njy_per_e: float, rng: np.rand
         log.add(kind, x0, y0, x1, y1, radius=2.5)
 
 
-def add_hot_pixels(image: np.ndarray, n: int, *, njy_per_e: float, rng: np.random.Generator,
-                   log: ArtifactLog) -> None:
+def add_hot_pixels(
+    image: np.ndarray, n: int, *, njy_per_e: float, rng: np.random.Generator, log: ArtifactLog
+) -> None:
     """Single (sometimes paired) hot pixels of 150-5000 electrons."""
     h, w = image.shape
     for _ in range(n):
@@ -88,8 +106,9 @@ def add_hot_pixels(image: np.ndarray, n: int, *, njy_per_e: float, rng: np.rando
         log.add("hot_pixel", x, y, radius=2.0)
 
 
-def add_bad_column(image: np.ndarray, *, sky_sigma: float, rng: np.random.Generator,
-                   log: ArtifactLog) -> None:
+def add_bad_column(
+    image: np.ndarray, *, sky_sigma: float, rng: np.random.Generator, log: ArtifactLog
+) -> None:
     """A column segment offset by +-(1.5-8) sky sigma per pixel (hot or dead column)."""
     h, w = image.shape
     x = int(rng.integers(0, w))
@@ -101,8 +120,9 @@ def add_bad_column(image: np.ndarray, *, sky_sigma: float, rng: np.random.Genera
     log.add("bad_column", x, y0, x, y1 - 1, radius=2.5)
 
 
-def add_nan_rowcol(image: np.ndarray, *, rng: np.random.Generator, log: ArtifactLog,
-                   max_segments: int = 3) -> None:
+def add_nan_rowcol(
+    image: np.ndarray, *, rng: np.random.Generator, log: ArtifactLog, max_segments: int = 3
+) -> None:
     """1-`max_segments` full or partial rows/columns of NaN (masked readout, DMTN-337's failure mode)."""
     h, w = image.shape
     for _ in range(int(rng.integers(1, max_segments + 1))):
@@ -111,16 +131,37 @@ def add_nan_rowcol(image: np.ndarray, *, rng: np.random.Generator, log: Artifact
             x = int(rng.integers(0, w - width))
             y0 = 0 if rng.random() < 0.5 else int(rng.integers(0, h // 2))
             image[y0:, x : x + width] = np.nan
-            log.add("nan_rowcol", x + (width - 1) / 2, y0, x + (width - 1) / 2, h - 1, radius=1.5 + width / 2)
+            log.add(
+                "nan_rowcol",
+                x + (width - 1) / 2,
+                y0,
+                x + (width - 1) / 2,
+                h - 1,
+                radius=1.5 + width / 2,
+            )
         else:
             y = int(rng.integers(0, h - width))
             x0 = 0 if rng.random() < 0.5 else int(rng.integers(0, w // 2))
             image[y : y + width, x0:] = np.nan
-            log.add("nan_rowcol", x0, y + (width - 1) / 2, w - 1, y + (width - 1) / 2, radius=1.5 + width / 2)
+            log.add(
+                "nan_rowcol",
+                x0,
+                y + (width - 1) / 2,
+                w - 1,
+                y + (width - 1) / 2,
+                radius=1.5 + width / 2,
+            )
 
 
-def add_satellite(image: np.ndarray, *, fwhm_px: float, sky_sigma: float, rng: np.random.Generator,
-                  log: ArtifactLog, sign: float = 1.0) -> None:
+def add_satellite(
+    image: np.ndarray,
+    *,
+    fwhm_px: float,
+    sky_sigma: float,
+    rng: np.random.Generator,
+    log: ArtifactLog,
+    sign: float = 1.0,
+) -> None:
     """A straight trail across the image: Gaussian cross-section (1-2.5 x the PSF), 1-20 sigma peak."""
     h, w = image.shape
     x0, y0 = rng.uniform(0, w - 1), rng.uniform(0, h - 1)
@@ -136,12 +177,19 @@ def add_satellite(image: np.ndarray, *, fwhm_px: float, sky_sigma: float, rng: n
     image[band] += sign * peak * flicker * np.exp(-0.5 * (dist[band] / width) ** 2)
     # Endpoints where the line leaves the image (long segment is enough for attribution).
     big = 2.0 * (h + w)
-    log.add("satellite", x0 - big * np.cos(theta), y0 - big * np.sin(theta),
-            x0 + big * np.cos(theta), y0 + big * np.sin(theta), radius=4 * width + 2)
+    log.add(
+        "satellite",
+        x0 - big * np.cos(theta),
+        y0 - big * np.sin(theta),
+        x0 + big * np.cos(theta),
+        y0 + big * np.sin(theta),
+        radius=4 * width + 2,
+    )
 
 
-def add_edge_glow(image: np.ndarray, *, sky_sigma: float, rng: np.random.Generator,
-                  log: ArtifactLog) -> None:
+def add_edge_glow(
+    image: np.ndarray, *, sky_sigma: float, rng: np.random.Generator, log: ArtifactLog
+) -> None:
     """Amplifier glow: an exponential bump from one corner plus a few bright pixels at the edge."""
     h, w = image.shape
     cx = 0.0 if rng.random() < 0.5 else w - 1.0
@@ -158,13 +206,25 @@ def add_edge_glow(image: np.ndarray, *, sky_sigma: float, rng: np.random.Generat
     for _ in range(int(rng.integers(2, 6))):
         bx = cx + (1 if cx == 0 else -1) * rng.uniform(0, 3 * scale)
         by = cy + (1 if cy == 0 else -1) * rng.uniform(0, 3 * scale)
-        glow += amp * rng.uniform(0.2, 0.7) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * rng.uniform(1.5, 4) ** 2))
+        glow += (
+            amp
+            * rng.uniform(0.2, 0.7)
+            * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * rng.uniform(1.5, 4) ** 2))
+        )
     image[y0:y1, x0:x1] += glow
     log.add("edge", cx, cy, radius=4 * scale)
 
 
-def add_noise_patches(image: np.ndarray, n: int, *, fwhm_px: float, sky_sigma: float,
-                      cfg: ArtifactConfig, rng: np.random.Generator, log: ArtifactLog) -> None:
+def add_noise_patches(
+    image: np.ndarray,
+    n: int,
+    *,
+    fwhm_px: float,
+    sky_sigma: float,
+    cfg: ArtifactConfig,
+    rng: np.random.Generator,
+    log: ArtifactLog,
+) -> None:
     """Regions of extra correlated noise that the variance plane does not know about (scattered light,
     pickup): they make noise peaks that pass 5 sigma and look almost, not quite, like faint sources."""
     h, w = image.shape
@@ -177,7 +237,9 @@ def add_noise_patches(image: np.ndarray, n: int, *, fwhm_px: float, sky_sigma: f
             continue
         sig_p = fwhm_px / 2.355
         corr = sig_p * rng.uniform(0.5, 1.2)
-        noise = ndimage.gaussian_filter(rng.standard_normal((y1 - y0, x1 - x0)), corr, mode="reflect")
+        noise = ndimage.gaussian_filter(
+            rng.standard_normal((y1 - y0, x1 - x0)), corr, mode="reflect"
+        )
         noise /= noise.std() + 1e-12
         yy, xx = np.mgrid[y0:y1, x0:x1]
         taper = np.clip(1.5 * (1.0 - np.hypot(xx - cx, yy - cy) / radius), 0, 1)
@@ -189,8 +251,14 @@ def add_noise_patches(image: np.ndarray, n: int, *, fwhm_px: float, sky_sigma: f
         log.add("noise", cx, cy, radius=radius)
 
 
-def saturate(image: np.ndarray, level: float, *, bleed: bool, log: ArtifactLog | None = None,
-             star_xy: np.ndarray | None = None) -> np.ndarray:
+def saturate(
+    image: np.ndarray,
+    level: float,
+    *,
+    bleed: bool,
+    log: ArtifactLog | None = None,
+    star_xy: np.ndarray | None = None,
+) -> np.ndarray:
     """Clip pixels at `level`; with `bleed`, spill each saturated column run's excess along the column.
 
     Returns the boolean mask of saturated pixels (shape of `image`). Bleed trails are logged as
@@ -218,14 +286,29 @@ def saturate(image: np.ndarray, level: float, *, bleed: bool, log: ArtifactLog |
             if log is not None:
                 xc = 0.5 * (cols.start + cols.stop - 1)
                 ext = int(excess.max() / level / 2.0)
-                log.add("saturated_star", xc, ymin - ext, xc, ymax - 1 + ext, radius=4.0 + (cols.stop - cols.start))
+                log.add(
+                    "saturated_star",
+                    xc,
+                    ymin - ext,
+                    xc,
+                    ymax - 1 + ext,
+                    radius=4.0 + (cols.stop - cols.start),
+                )
         over = image >= level
     np.minimum(image, level, out=image)
     return over
 
 
-def add_crosstalk(image: np.ndarray, saturated: np.ndarray, *, background: float, coefficient: tuple[float, float],
-                  margin: int, rng: np.random.Generator, log: ArtifactLog) -> None:
+def add_crosstalk(
+    image: np.ndarray,
+    saturated: np.ndarray,
+    *,
+    background: float,
+    coefficient: tuple[float, float],
+    margin: int,
+    rng: np.random.Generator,
+    log: ArtifactLog,
+) -> None:
     """Crosstalk ghosts of saturated stars, as between the four amplifiers of a CCD.
 
     The image is read as 2 x 2 amplifiers; each saturated blob (with its bleed trail and `margin`
@@ -243,7 +326,11 @@ def add_crosstalk(image: np.ndarray, saturated: np.ndarray, *, background: float
         c = float(np.exp(rng.uniform(np.log(coefficient[0]), np.log(coefficient[1]))))
         for flip_y, flip_x in ((False, True), (True, False), (True, True)):
             gy0, gx0 = (h - y1 if flip_y else y0), (w - x1 if flip_x else x0)
-            ghost = patch[::-1 if flip_y else 1, ::-1 if flip_x else 1]
+            ghost = patch[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
             image[gy0 : gy0 + ghost.shape[0], gx0 : gx0 + ghost.shape[1]] += c * ghost
-            log.add("crosstalk", gx0 + (ghost.shape[1] - 1) / 2, gy0 + (ghost.shape[0] - 1) / 2,
-                    radius=max(3.0, (cols.stop - cols.start) / 2 + margin))
+            log.add(
+                "crosstalk",
+                gx0 + (ghost.shape[1] - 1) / 2,
+                gy0 + (ghost.shape[0] - 1) / 2,
+                radius=max(3.0, (cols.stop - cols.start) / 2 + margin),
+            )

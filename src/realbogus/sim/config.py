@@ -39,8 +39,10 @@ class _Frozen(BaseModel):
     @model_validator(mode="after")
     def _ranges_ordered(self) -> _Frozen:
         for name, value in self:
-            if isinstance(value, tuple) and len(value) == 2 and all(
-                isinstance(v, (int, float)) for v in value
+            if (
+                isinstance(value, tuple)
+                and len(value) == 2
+                and all(isinstance(v, (int, float)) for v in value)
             ):
                 if value[0] > value[1]:
                     msg = f"{name} must be (low, high) with low <= high; got {value}"
@@ -53,22 +55,34 @@ class SceneConfig(_Frozen):
 
     n_stars: int = Field(150, ge=0, description="stars per image")
     star_mag: Range = Field((16.5, 24.5), description="star magnitude range (power-law counts)")
-    n_bright_stars: float = Field(1.5, ge=0, description="mean number of saturating stars per image")
+    n_bright_stars: float = Field(
+        1.5, ge=0, description="mean number of saturating stars per image"
+    )
     bright_star_mag: Range = Field((12.5, 16.0), description="magnitude range of saturating stars")
     variable_fraction: float = Field(0.15, ge=0, le=1, description="fraction of stars that vary")
     variable_amp_mag: float = Field(
-        0.25, ge=0, description="rms magnitude change of a variable star x sqrt(template age in years)"
+        0.25,
+        ge=0,
+        description="rms magnitude change of a variable star x sqrt(template age in years)",
     )
-    gaia_limit_mag: float = Field(20.7, description="stars brighter than this are catalogued (origin gaia)")
+    gaia_limit_mag: float = Field(
+        20.7, description="stars brighter than this are catalogued (origin gaia)"
+    )
     n_galaxies: int = Field(300, ge=0, description="galaxies per image")
     galaxy_mag: Range = Field((19.0, 25.5), description="galaxy magnitude range (power-law counts)")
     galaxy_hlr: Range = Field((0.25, 1.6), description="disk half-light radius range, arcsec")
-    knot_fraction: float = Field(0.3, ge=0, le=1, description="fraction of galaxies with star-forming knots")
+    knot_fraction: float = Field(
+        0.3, ge=0, le=1, description="fraction of galaxies with star-forming knots"
+    )
     real_host_fraction: float = Field(
-        0.0, ge=0, le=1, description="fraction of galaxies drawn from real HST images (needs hosts_dir)"
+        0.0,
+        ge=0,
+        le=1,
+        description="fraction of galaxies drawn from real HST images (needs hosts_dir)",
     )
     hosts_dir: str | None = Field(
-        None, description="folder of real HST galaxy images (single-HDU FITS, 0.03 arcsec/px), e.g. shared/data/hosts/galsim"
+        None,
+        description="folder of real HST galaxy images (single-HDU FITS, 0.03 arcsec/px), e.g. shared/data/hosts/galsim",
     )
 
 
@@ -80,25 +94,36 @@ class InjectionConfig(_Frozen):
     fake_snr_power: float = Field(
         -1.3, description="dN/dSNR ~ SNR**power (negative weights faint sources)"
     )
-    host_fraction: float = Field(0.5, ge=0, le=1, description="fraction of fakes placed in galaxies")
+    host_fraction: float = Field(
+        0.5, ge=0, le=1, description="fraction of fakes placed in galaxies"
+    )
     negative_fraction: float = Field(
-        0.3, ge=0, le=1, description="fraction of fakes put in the template (negative in the difference)"
+        0.3,
+        ge=0,
+        le=1,
+        description="fraction of fakes put in the template (negative in the difference)",
     )
     n_asteroids: float = Field(6.0, ge=0, description="mean asteroids per visit")
     trailed_fraction: float = Field(0.4, ge=0, le=1, description="fraction of asteroids that trail")
     trail_length: Range = Field((3.0, 25.0), description="trail length range, pixels")
-    known_asteroid_fraction: float = Field(0.9, ge=0, le=1, description="asteroids in the catalog (ss)")
+    known_asteroid_fraction: float = Field(
+        0.9, ge=0, le=1, description="asteroids in the catalog (ss)"
+    )
     n_transients: float = Field(8.0, ge=0, description="mean transients in galaxies per visit")
     transient_faded_fraction: float = Field(
         0.2, ge=0, le=1, description="transients brighter in the template than now (negative)"
     )
     known_transient_fraction: float = Field(0.5, ge=0, le=1, description="transients on TNS (tns)")
     variable_min_snr: float = Field(
-        3.0, ge=0, description="variable stars count as Real truth when |change| has at least this SNR"
+        3.0,
+        ge=0,
+        description="variable stars count as Real truth when |change| has at least this SNR",
     )
     match_radius_arcsec: float = Field(
-        0.5, ge=0, description="a detection is Real within this distance of a same-polarity truth source "
-        "(Rubin's MatchInjectedToDiaSourceTask default); never under 1 pixel"
+        0.5,
+        ge=0,
+        description="a detection is Real within this distance of a same-polarity truth source "
+        "(Rubin's MatchInjectedToDiaSourceTask default); never under 1 pixel",
     )
 
 
@@ -111,24 +136,32 @@ class ArtifactConfig(_Frozen):
         0.1, ge=0, le=1, description="fraction of point sources with 5x jitter (proper motion, DCR)"
     )
     n_cosmic_rays: float = Field(20.0, ge=0, description="mean cosmic rays in the science image")
-    n_template_cosmic_rays: float = Field(1.0, ge=0, description="mean unrejected CRs in the template")
+    n_template_cosmic_rays: float = Field(
+        1.0, ge=0, description="mean unrejected CRs in the template"
+    )
     n_hot_pixels: float = Field(12.0, ge=0, description="mean hot pixels per science image")
     p_bad_column: float = Field(0.5, ge=0, le=1, description="chance of a bad column per visit")
     p_nan_rowcol: float = Field(
         0.6, ge=0, le=1, description="chance of NaN row/column segments in the science per visit"
     )
-    p_template_nan: float = Field(0.3, ge=0, le=1, description="chance of NaN rows/columns in the template")
+    p_template_nan: float = Field(
+        0.3, ge=0, le=1, description="chance of NaN rows/columns in the template"
+    )
     p_satellite: float = Field(0.2, ge=0, le=1, description="chance of a satellite trail per visit")
     p_edge_glow: float = Field(0.3, ge=0, le=1, description="chance of amplifier glow at an edge")
     n_noise_patches: float = Field(
-        3.0, ge=0, description="mean patches of unmodelled correlated noise (not in the variance plane)"
+        3.0,
+        ge=0,
+        description="mean patches of unmodelled correlated noise (not in the variance plane)",
     )
     crosstalk: Range = Field(
-        (0.0, 0.0), description="crosstalk coefficient range (log-uniform) of ghosts of saturated stars in the "
-        "other three amplifiers; (0, 0) for none"
+        (0.0, 0.0),
+        description="crosstalk coefficient range (log-uniform) of ghosts of saturated stars in the "
+        "other three amplifiers; (0, 0) for none",
     )
     noise_patch_amp: Range = Field(
-        (0.6, 1.4), description="extra rms of the SNR map inside a noise patch (1 = doubles the variance)"
+        (0.6, 1.4),
+        description="extra rms of the SNR map inside a noise patch (1 = doubles the variance)",
     )
 
 
@@ -136,7 +169,9 @@ class SubtractionConfig(_Frozen):
     """Image subtraction and detection."""
 
     method: Literal["al", "zogy"] = "al"
-    spatial_order: int = Field(1, ge=0, le=2, description="polynomial order of the A&L kernel variation")
+    spatial_order: int = Field(
+        1, ge=0, le=2, description="polynomial order of the A&L kernel variation"
+    )
     n_candidates: int = Field(60, ge=8, description="max kernel candidate stars")
     clip_sigma: float = Field(3.0, gt=0, description="sigma-clipping of kernel candidates")
     threshold: float = Field(5.0, gt=0, description="detection threshold on |SNR map|")
@@ -155,16 +190,24 @@ class SimConfig(_Frozen):
     zeropoint: float = Field(32.1, description="AB mag giving 1 electron in one exposure")
     zeropoint_scatter: float = Field(0.15, ge=0, description="transparency loss range, mag")
     sky_mag: Range = Field((20.4, 21.2), description="sky brightness range, mag / arcsec^2")
-    cloudy_fraction: float = Field(0.0, ge=0, le=1, description="fraction of science visits taken through cloud")
-    cloud_extinction: Range = Field((0.5, 2.5), description="cloud extinction range of a cloudy visit, mag")
+    cloudy_fraction: float = Field(
+        0.0, ge=0, le=1, description="fraction of science visits taken through cloud"
+    )
+    cloud_extinction: Range = Field(
+        (0.5, 2.5), description="cloud extinction range of a cloudy visit, mag"
+    )
     cloud_patchiness: float = Field(
-        0.05, ge=0, description="rms relative transparency variation across a cloudy image per mag of extinction"
+        0.05,
+        ge=0,
+        description="rms relative transparency variation across a cloudy image per mag of extinction",
     )
     gain: float = Field(1.6, gt=0, description="electrons / ADU")
     read_noise: float = Field(9.0, ge=0, description="electrons")
     saturation: float = Field(1.0e5, gt=0, description="full well, electrons")
     seeing: Range = Field((0.5, 1.3), description="science PSF FWHM range, arcsec")
-    psf_gradient: float = Field(0.06, ge=0, description="max fractional FWHM change across the image")
+    psf_gradient: float = Field(
+        0.06, ge=0, description="max fractional FWHM change across the image"
+    )
     psf_ellipticity: float = Field(0.05, ge=0, lt=0.5, description="max PSF |g|")
     template_seeing: Range = Field((0.65, 0.85), description="template (coadd) PSF FWHM, arcsec")
     template_beta: Range = Field((2.8, 4.0), description="template Moffat beta range")
@@ -172,7 +215,9 @@ class SimConfig(_Frozen):
     template_depth_sampling: Literal["uniform", "log"] = Field(
         "uniform", description="template depth drawn uniformly or log-uniformly in template_depth"
     )
-    template_age_days: Range = Field((30.0, 730.0), description="time from template to science, days")
+    template_age_days: Range = Field(
+        (30.0, 730.0), description="time from template to science, days"
+    )
     epochs_per_field: int = Field(5, ge=1, description="science visits sharing one template")
     scene: SceneConfig = SceneConfig()
     injection: InjectionConfig = InjectionConfig()
@@ -241,7 +286,6 @@ _ZTF = SimConfig(
     ),
     subtraction=SubtractionConfig(n_candidates=50, aperture_radius_px=5.0),
 )
-
 
 
 def _small(config: SimConfig, image_size: int) -> SimConfig:

@@ -50,8 +50,15 @@ def detect(
     for sign in (1.0, -1.0):
         data = np.where(mask, 0.0, sign * snr).astype(np.float32)
         objs = sep.extract(
-            data, threshold, err=err, mask=mask, minarea=minarea, filter_kernel=None,
-            deblend_nthresh=32, deblend_cont=1e-4, clean=False,
+            data,
+            threshold,
+            err=err,
+            mask=mask,
+            minarea=minarea,
+            filter_kernel=None,
+            deblend_nthresh=32,
+            deblend_cont=1e-4,
+            clean=False,
         )
         px, py = _peak_centroid(data, objs["xpeak"], objs["ypeak"])
         out["x"].append(px)
@@ -62,7 +69,9 @@ def detect(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _peak_centroid(data: np.ndarray, xp: np.ndarray, yp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _peak_centroid(
+    data: np.ndarray, xp: np.ndarray, yp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel peak of the SNR map: parabola through the peak pixel and its neighbours per axis
     (the maximum-likelihood position of a point source on a matched-filter map)."""
     h, w = data.shape
@@ -71,7 +80,10 @@ def _peak_centroid(data: np.ndarray, xp: np.ndarray, yp: np.ndarray) -> tuple[np
     c = data[yp, xp]
     dx = np.zeros(len(xp))
     dy = np.zeros(len(xp))
-    for d, lo, hi in ((dx, data[yp, xp - 1], data[yp, xp + 1]), (dy, data[yp - 1, xp], data[yp + 1, xp])):
+    for d, lo, hi in (
+        (dx, data[yp, xp - 1], data[yp, xp + 1]),
+        (dy, data[yp - 1, xp], data[yp + 1, xp]),
+    ):
         curv = lo - 2 * c + hi
         ok = curv < 0
         d[ok] = np.clip(0.5 * (lo[ok] - hi[ok]) / curv[ok], -0.5, 0.5)
@@ -83,11 +95,15 @@ def shift_stamps(stamps: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarr
     n, k, _ = stamps.shape
     f = np.fft.fftfreq(k)
     spec = np.fft.fft2(stamps)
-    ramp = np.exp(-2j * np.pi * (f[None, None, :] * dx[:, None, None] + f[None, :, None] * dy[:, None, None]))
+    ramp = np.exp(
+        -2j * np.pi * (f[None, None, :] * dx[:, None, None] + f[None, :, None] * dy[:, None, None])
+    )
     return np.real(np.fft.ifft2(spec * ramp))
 
 
-def _windows(image: np.ndarray, ix: np.ndarray, iy: np.ndarray, half: int, fill: float) -> np.ndarray:
+def _windows(
+    image: np.ndarray, ix: np.ndarray, iy: np.ndarray, half: int, fill: float
+) -> np.ndarray:
     padded = np.pad(image, half, constant_values=fill)
     view = sliding_window_view(padded, (2 * half + 1, 2 * half + 1))
     return view[iy, ix]

@@ -25,7 +25,14 @@ from .config import SimConfig
 from .detect import aperture_flux, detect, forced_psf_flux, shift_stamps, snr_map
 from .labels import assign_labels, segment_distance
 from .psf import PSFModel, add_point_sources
-from .scene import FieldCatalog, convolve_varying, make_field_catalog, mag_to_njy, njy_to_mag, render_galaxies
+from .scene import (
+    FieldCatalog,
+    convolve_varying,
+    mag_to_njy,
+    make_field_catalog,
+    njy_to_mag,
+    render_galaxies,
+)
 from .subtract import subtract_al, subtract_zogy
 from .truth import TruthTable, draw_snr, flux_for_snr, host_offsets, pick_hosts, snr_for_flux
 
@@ -33,14 +40,50 @@ __all__ = ["VisitResult", "simulate_field", "TABLE_COLUMNS"]
 
 #: Columns of the detection table, in order.
 TABLE_COLUMNS = (
-    "diaSourceId", "x", "y", "ra", "dec", "snr", "psfFlux", "psfFluxErr", "apFlux", "apFluxErr",
-    "scienceFlux", "scienceFluxErr", "templateFlux", "templateFluxErr", "isNegative", "origin",
-    "label", "labelSource", "truthKind", "truthFlux", "truthMag", "truthSnr", "hasNanRowCol",
-    "field", "visit", "epoch", "seeing", "templateSeeing", "subtraction", "survey",
+    "diaSourceId",
+    "x",
+    "y",
+    "ra",
+    "dec",
+    "snr",
+    "psfFlux",
+    "psfFluxErr",
+    "apFlux",
+    "apFluxErr",
+    "scienceFlux",
+    "scienceFluxErr",
+    "templateFlux",
+    "templateFluxErr",
+    "isNegative",
+    "origin",
+    "label",
+    "labelSource",
+    "truthKind",
+    "truthFlux",
+    "truthMag",
+    "truthSnr",
+    "hasNanRowCol",
+    "field",
+    "visit",
+    "epoch",
+    "seeing",
+    "templateSeeing",
+    "subtraction",
+    "survey",
 )
 
-_RNG_STREAMS = {"psf": 1, "stars": 2, "fakes": 3, "asteroids": 4, "transients": 5, "noise": 6,
-                "artifacts": 7, "template": 8, "clouds": 9, "crosstalk": 10}
+_RNG_STREAMS = {
+    "psf": 1,
+    "stars": 2,
+    "fakes": 3,
+    "asteroids": 4,
+    "transients": 5,
+    "noise": 6,
+    "artifacts": 7,
+    "template": 8,
+    "clouds": 9,
+    "crosstalk": 10,
+}
 
 
 @dataclass
@@ -68,7 +111,9 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def transparency_map(rng: np.random.Generator, shape: tuple[int, int], *, rms: float, cells: int = 4) -> np.ndarray:
+def transparency_map(
+    rng: np.random.Generator, shape: tuple[int, int], *, rms: float, cells: int = 4
+) -> np.ndarray:
     """Relative transparency through patchy cloud, shape `shape`, mean ~1 and spatial rms `rms`.
 
     Gaussian noise on a `cells` x `cells` grid, cubic-interpolated to the image: patches of about
@@ -104,30 +149,57 @@ def _centre_psf_stamps(psf: np.ndarray, x: np.ndarray, y: np.ndarray, size: int)
     big = max(size, k)
     ctr = np.zeros((len(x), big, big))
     h0 = (big - k) // 2
-    ctr[:, h0:h0 + k, h0:h0 + k] = psf
+    ctr[:, h0 : h0 + k, h0 : h0 + k] = psf
     out = shift_stamps(ctr, x - np.floor(x + 0.5), y - np.floor(y + 0.5))
     t = (big - size) // 2
-    return out[:, t:t + size, t:t + size]
+    return out[:, t : t + size, t : t + size]
 
 
-def _make_psf(rng: np.random.Generator, config: SimConfig, *, profile: str, fwhm: float, beta: float,
-              gradient: float, shift: tuple[float, float]) -> PSFModel:
+def _make_psf(
+    rng: np.random.Generator,
+    config: SimConfig,
+    *,
+    profile: str,
+    fwhm: float,
+    beta: float,
+    gradient: float,
+    shift: tuple[float, float],
+) -> PSFModel:
     e = config.psf_ellipticity
     return PSFModel(
-        profile=profile, fwhm=fwhm, beta=beta,
-        g1=float(rng.uniform(-e, e)), g2=float(rng.uniform(-e, e)),
-        grad_fwhm=(float(rng.uniform(-gradient, gradient) / 2), float(rng.uniform(-gradient, gradient) / 2)),
+        profile=profile,
+        fwhm=fwhm,
+        beta=beta,
+        g1=float(rng.uniform(-e, e)),
+        g2=float(rng.uniform(-e, e)),
+        grad_fwhm=(
+            float(rng.uniform(-gradient, gradient) / 2),
+            float(rng.uniform(-gradient, gradient) / 2),
+        ),
         grad_g=tuple(float(v) for v in rng.uniform(-e / 3, e / 3, 4)),
-        shift=shift, shape=(config.image_size, config.image_size), pixel_scale=config.pixel_scale,
+        shift=shift,
+        shape=(config.image_size, config.image_size),
+        pixel_scale=config.pixel_scale,
     )
 
 
 def _wcs_header(config: SimConfig, ra0: float, dec0: float) -> dict:
     c = (config.image_size - 1) / 2.0
     s = config.pixel_scale / 3600.0
-    return {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": c + 1.0, "CRPIX2": c + 1.0,
-            "CRVAL1": ra0, "CRVAL2": dec0, "CD1_1": -s, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": s,
-            "CUNIT1": "deg", "CUNIT2": "deg"}
+    return {
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRPIX1": c + 1.0,
+        "CRPIX2": c + 1.0,
+        "CRVAL1": ra0,
+        "CRVAL2": dec0,
+        "CD1_1": -s,
+        "CD1_2": 0.0,
+        "CD2_1": 0.0,
+        "CD2_2": s,
+        "CUNIT1": "deg",
+        "CUNIT2": "deg",
+    }
 
 
 def _pix_to_sky(x: np.ndarray, y: np.ndarray, header: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -153,15 +225,27 @@ class _Template:
     saturated: np.ndarray  # (H, W) bool: clipped pixels
 
 
-def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, seed: int, field: int
-                     ) -> _Template:
+def _render_template(
+    config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, seed: int, field: int
+) -> _Template:
     rng = _rng(seed, field, 0, "template")
     fwhm = float(rng.uniform(*config.template_seeing))
     beta = float(rng.uniform(*config.template_beta))
-    psf = _make_psf(rng, config, profile="moffat", fwhm=fwhm, beta=beta, gradient=config.psf_gradient / 3,
-                    shift=(0.0, 0.0))
+    psf = _make_psf(
+        rng,
+        config,
+        profile="moffat",
+        fwhm=fwhm,
+        beta=beta,
+        gradient=config.psf_gradient / 3,
+        shift=(0.0, 0.0),
+    )
     low, high = config.template_depth
-    depth = _log_uniform(rng, low, high) if config.template_depth_sampling == "log" else float(rng.uniform(low, high))
+    depth = (
+        _log_uniform(rng, low, high)
+        if config.template_depth_sampling == "log"
+        else float(rng.uniform(low, high))
+    )
     f = config.njy_per_electron()
     sky = mag_to_njy(float(np.mean(config.sky_mag))) * config.pixel_scale**2
     sky_var = (f * sky + f * f * config.read_noise**2) / depth
@@ -171,14 +255,26 @@ def _render_template(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, *, s
     image = model + rng.standard_normal(model.shape) * np.sqrt(variance)
     log = art.ArtifactLog()
     a = config.artifacts
-    art.add_cosmic_rays(image, int(rng.poisson(a.n_template_cosmic_rays)), njy_per_e=f, rng=rng, log=log)
+    art.add_cosmic_rays(
+        image, int(rng.poisson(a.n_template_cosmic_rays)), njy_per_e=f, rng=rng, log=log
+    )
     if rng.random() < a.p_template_nan:
         art.add_nan_rowcol(image, rng=rng, log=log, max_segments=2)
     if rng.random() < a.p_satellite / 4:
-        art.add_satellite(image, fwhm_px=psf.fwhm_px(), sky_sigma=np.sqrt(sky_var), rng=rng, log=log)
+        art.add_satellite(
+            image, fwhm_px=psf.fwhm_px(), sky_sigma=np.sqrt(sky_var), rng=rng, log=log
+        )
     saturated = art.saturate(image, config.saturation * f, bleed=False)
-    return _Template(psf=psf, image=image, model=model, variance=variance, sky_var=sky_var, depth=depth, log=log,
-                     saturated=saturated)
+    return _Template(
+        psf=psf,
+        image=image,
+        model=model,
+        variance=variance,
+        sky_var=sky_var,
+        depth=depth,
+        log=log,
+        saturated=saturated,
+    )
 
 
 def simulate_field(
@@ -209,12 +305,19 @@ def simulate_field(
     # One BLAS thread: fields run in parallel processes, and OpenBLAS threads fighting over
     # busy cores made the kernel fit ~40x slower.
     with threadpool_limits(limits=1):
-        return _simulate_field(config, field=field, seed=seed, n_epochs=n_epochs, first_visit=first_visit,
-                               keep_images=keep_images)
+        return _simulate_field(
+            config,
+            field=field,
+            seed=seed,
+            n_epochs=n_epochs,
+            first_visit=first_visit,
+            keep_images=keep_images,
+        )
 
 
-def _simulate_field(config: SimConfig, *, field: int, seed: int, n_epochs: int, first_visit: int,
-                    keep_images: bool) -> list[VisitResult]:
+def _simulate_field(
+    config: SimConfig, *, field: int, seed: int, n_epochs: int, first_visit: int, keep_images: bool
+) -> list[VisitResult]:
     frng = np.random.default_rng([seed, field])
     cat = make_field_catalog(config, frng)
     ra0 = float(frng.uniform(0, 360))
@@ -224,13 +327,36 @@ def _simulate_field(config: SimConfig, *, field: int, seed: int, n_epochs: int, 
     header = _wcs_header(config, ra0, dec0)
     out = []
     for epoch in range(n_epochs):
-        out.append(_simulate_visit(config, cat, gal, tmpl, seed=seed, field=field, epoch=epoch,
-                                   visit=first_visit + epoch, header=header, keep_images=keep_images))
+        out.append(
+            _simulate_visit(
+                config,
+                cat,
+                gal,
+                tmpl,
+                seed=seed,
+                field=field,
+                epoch=epoch,
+                visit=first_visit + epoch,
+                header=header,
+                keep_images=keep_images,
+            )
+        )
     return out
 
 
-def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl: _Template, *, seed: int,
-                    field: int, epoch: int, visit: int, header: dict, keep_images: bool) -> VisitResult:
+def _simulate_visit(
+    config: SimConfig,
+    cat: FieldCatalog,
+    gal: np.ndarray,
+    tmpl: _Template,
+    *,
+    seed: int,
+    field: int,
+    epoch: int,
+    visit: int,
+    header: dict,
+    keep_images: bool,
+) -> VisitResult:
     size = config.image_size
     shape = (size, size)
     inj, arts, sub = config.injection, config.artifacts, config.subtraction
@@ -240,11 +366,22 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     fwhm = _log_uniform(rng, *config.seeing)
     theta = rng.uniform(0, 2 * np.pi)
     mis = rng.uniform(0, arts.misregistration_px)
-    psf = _make_psf(rng, config, profile="kolmogorov", fwhm=fwhm, beta=0.0, gradient=config.psf_gradient,
-                    shift=(float(mis * np.cos(theta)), float(mis * np.sin(theta))))
+    psf = _make_psf(
+        rng,
+        config,
+        profile="kolmogorov",
+        fwhm=fwhm,
+        beta=0.0,
+        gradient=config.psf_gradient,
+        shift=(float(mis * np.cos(theta)), float(mis * np.sin(theta))),
+    )
     corner_shifts = rng.normal(0, arts.jitter_px, (4, 2))
     cloud_rng = _rng(seed, field, epoch + 1, "clouds")
-    cloud = float(cloud_rng.uniform(*config.cloud_extinction)) if cloud_rng.random() < config.cloudy_fraction else 0.0
+    cloud = (
+        float(cloud_rng.uniform(*config.cloud_extinction))
+        if cloud_rng.random() < config.cloudy_fraction
+        else 0.0
+    )
     zp = config.zeropoint - float(rng.uniform(0, config.zeropoint_scatter)) - cloud
     f = config.njy_per_electron(zp)
     sky = mag_to_njy(float(rng.uniform(*config.sky_mag))) * config.pixel_scale**2
@@ -256,12 +393,22 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     # convolved), so expected SNRs use that PSF's effective area.
     kp = 2 * int(4 * max(fwhm_px, tmpl.psf.fwhm_px())) + 1
     c0 = (size - 1) / 2
-    neff = max(1.0 / float((psf.image(c0, c0, size=kp) ** 2).sum()),
-               1.0 / float((tmpl.psf.image(c0, c0, size=kp) ** 2).sum()))
+    neff = max(
+        1.0 / float((psf.image(c0, c0, size=kp) ** 2).sum()),
+        1.0 / float((tmpl.psf.image(c0, c0, size=kp) ** 2).sum()),
+    )
     var_sum = sky_var + tmpl.sky_var
 
-    cond = _Conditions(psf=psf, njy_per_e=f, sky_sigma=sky_sigma, fwhm_px=fwhm_px, neff=neff, var_sum=var_sum,
-                       border=float(sub.border_px + 2), size=size)
+    cond = _Conditions(
+        psf=psf,
+        njy_per_e=f,
+        sky_sigma=sky_sigma,
+        fwhm_px=fwhm_px,
+        neff=neff,
+        var_sum=var_sum,
+        border=float(sub.border_px + 2),
+        size=size,
+    )
 
     truth = TruthTable()
 
@@ -274,10 +421,17 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     jitter = srng.normal(0, arts.jitter_px, (n_st, 2))
     tail = srng.random(n_st) < arts.jitter_tail_fraction
     jitter[tail] *= 5.0
-    add_point_sources(science, psf, cat.star_x, cat.star_y, star_flux, sky_sigma=sky_sigma, jitter=jitter)
+    add_point_sources(
+        science, psf, cat.star_x, cat.star_y, star_flux, sky_sigma=sky_sigma, jitter=jitter
+    )
     sat_njy = config.saturation * f
     star_peak_e = cat.star_flux / f / (1.13 * fwhm_px**2)  # rough peak electrons
-    in_image = (cat.star_x > -0.5) & (cat.star_x < size - 0.5) & (cat.star_y > -0.5) & (cat.star_y < size - 0.5)
+    in_image = (
+        (cat.star_x > -0.5)
+        & (cat.star_x < size - 0.5)
+        & (cat.star_y > -0.5)
+        & (cat.star_y < size - 0.5)
+    )
     dflux_star = star_flux - cat.star_flux
     var_snr = cond.snr_of(dflux_star, extra=cat.star_flux)
     gaia = njy_to_mag(cat.star_flux) < config.scene.gaia_limit_mag
@@ -285,10 +439,20 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     # ---- Real truth: fakes (template copy gets the negative ones), asteroids, transients
     template = tmpl.image.copy()
     tmodel_extra = np.zeros(shape)
-    _inject_fakes(cond, config, cat, tmpl, _rng(seed, field, epoch + 1, "fakes"), science, tmodel_extra, truth)
+    _inject_fakes(
+        cond, config, cat, tmpl, _rng(seed, field, epoch + 1, "fakes"), science, tmodel_extra, truth
+    )
     _inject_asteroids(cond, config, _rng(seed, field, epoch + 1, "asteroids"), science, truth)
-    _inject_transients(cond, config, cat, tmpl, _rng(seed, field, epoch + 1, "transients"), science, tmodel_extra,
-                       truth)
+    _inject_transients(
+        cond,
+        config,
+        cat,
+        tmpl,
+        _rng(seed, field, epoch + 1, "transients"),
+        science,
+        tmodel_extra,
+        truth,
+    )
     template += tmodel_extra
     if cloud > 0:
         science *= transparency_map(cloud_rng, shape, rms=config.cloud_patchiness * cloud)
@@ -303,16 +467,33 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     _add_artifacts(cond, config, xr, image, log)
     saturated = art.saturate(image, sat_njy, bleed=True, log=log)
     if arts.crosstalk[1] > 0:
-        art.add_crosstalk(image, saturated, background=sky, coefficient=arts.crosstalk, margin=int(np.ceil(2 * fwhm_px)),
-                          rng=_rng(seed, field, epoch + 1, "crosstalk"), log=log)
+        art.add_crosstalk(
+            image,
+            saturated,
+            background=sky,
+            coefficient=arts.crosstalk,
+            margin=int(np.ceil(2 * fwhm_px)),
+            rng=_rng(seed, field, epoch + 1, "crosstalk"),
+            log=log,
+        )
     # Stars whose core is clipped in either image (checked on the pixels; off-image stars by
     # their expected peak) cannot be Real variables: their residual is an artifact.
     sx = np.clip(np.floor(cat.star_x + 0.5).astype(int), 0, size - 1)
     sy = np.clip(np.floor(cat.star_y + 0.5).astype(int), 0, size - 1)
-    star_saturated = np.where(in_image, saturated[sy, sx] | tmpl.saturated[sy, sx],
-                              star_peak_e > 0.5 * config.saturation)
-    for j in np.flatnonzero(cat.star_variable & in_image & ~star_saturated & (var_snr >= inj.variable_min_snr)):
-        truth.add("variable", "gaia" if gaia[j] else "none", cat.star_x[j], cat.star_y[j], dflux_star[j], var_snr[j])
+    star_saturated = np.where(
+        in_image, saturated[sy, sx] | tmpl.saturated[sy, sx], star_peak_e > 0.5 * config.saturation
+    )
+    for j in np.flatnonzero(
+        cat.star_variable & in_image & ~star_saturated & (var_snr >= inj.variable_min_snr)
+    ):
+        truth.add(
+            "variable",
+            "gaia" if gaia[j] else "none",
+            cat.star_x[j],
+            cat.star_y[j],
+            dflux_star[j],
+            var_snr[j],
+        )
     if xr.random() < arts.p_nan_rowcol:
         art.add_nan_rowcol(image, rng=xr, log=log)
     for k, s, r in zip(tmpl.log.kind, tmpl.log.seg, tmpl.log.radius, strict=True):
@@ -321,8 +502,14 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     # ---- background subtraction (sep mesh, NaNs masked)
     nan_sci = ~np.isfinite(image)
     mesh = min(128, size // 4)
-    bkg = sep.Background(np.ascontiguousarray(np.where(nan_sci, 0.0, image)), mask=nan_sci, bw=mesh, bh=mesh,
-                         fw=3, fh=3)
+    bkg = sep.Background(
+        np.ascontiguousarray(np.where(nan_sci, 0.0, image)),
+        mask=nan_sci,
+        bw=mesh,
+        bh=mesh,
+        fw=3,
+        fh=3,
+    )
     science_img = image - bkg.back()
     nan_tpl = ~np.isfinite(template)
 
@@ -334,22 +521,41 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     method = sub.method
     if method == "al":
         try:
-            result = subtract_al(sci0, tpl0, var_sci, var_tpl, cat.star_x[cand].round(), cat.star_y[cand].round(),
-                                 fwhm_science=fwhm_px, fwhm_template=tmpl.psf.fwhm_px(),
-                                 spatial_order=sub.spatial_order, clip_sigma=sub.clip_sigma)
+            result = subtract_al(
+                sci0,
+                tpl0,
+                var_sci,
+                var_tpl,
+                cat.star_x[cand].round(),
+                cat.star_y[cand].round(),
+                fwhm_science=fwhm_px,
+                fwhm_template=tmpl.psf.fwhm_px(),
+                spatial_order=sub.spatial_order,
+                clip_sigma=sub.clip_sigma,
+            )
         except InputError:
             method = "zogy"  # too few kernel candidates (a sparse field): ZOGY needs none
     if method == "zogy":
         k = 2 * int(4 * max(fwhm_px, tmpl.psf.fwhm_px())) + 1
         c = (size - 1) / 2
-        result = subtract_zogy(sci0, tpl0, var_sci, var_tpl, psf.image(c, c, size=k),
-                               tmpl.psf.image(c, c, size=k), psf_size=k)
+        result = subtract_zogy(
+            sci0,
+            tpl0,
+            var_sci,
+            var_tpl,
+            psf.image(c, c, size=k),
+            tmpl.psf.image(c, c, size=k),
+            psf_size=k,
+        )
     diff = result.difference
     # Pixels without data: NaN in either image (the convolved one dilated by the kernel half-width).
     grow = result.psf.shape[0] // 2 + 1
-    spread = {"template": nan_tpl, "science": nan_sci}.get(result.convolved, nan_sci | nan_tpl)  # ZOGY: both
+    spread = {"template": nan_tpl, "science": nan_sci}.get(
+        result.convolved, nan_sci | nan_tpl
+    )  # ZOGY: both
     nan_diff = ndimage.binary_dilation(nan_sci | nan_tpl, iterations=2) | ndimage.binary_dilation(
-        spread, iterations=grow)
+        spread, iterations=grow
+    )
     diff_nan = np.where(nan_diff, np.nan, diff)
 
     # ---- PSF of the difference image and the SNR map
@@ -361,7 +567,9 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
         pd_centre = result.psf
     else:
         pd_centre = signal.fftconvolve(base_psf.image(c, c, size=kbig), result.psf, mode="same")
-    snr = snr_map(np.where(nan_diff, 0.0, diff), np.where(nan_diff, 0.0, result.variance), pd_centre)
+    snr = snr_map(
+        np.where(nan_diff, 0.0, diff), np.where(nan_diff, 0.0, result.variance), pd_centre
+    )
     mask = nan_diff.copy()
     b = sub.border_px
     if b:
@@ -379,33 +587,62 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
         if n:
             pd_local = signal.fftconvolve(pd_local, result.psf[None], mode="same", axes=(1, 2))
         trim = (kbig - k) // 2
-        pd_local = pd_local[:, trim:trim + k, trim:trim + k]
+        pd_local = pd_local[:, trim : trim + k, trim : trim + k]
     psf_flux, psf_err = forced_psf_flux(diff, result.variance, x, y, pd_local, bad=nan_diff)
-    sci_flux, sci_err = forced_psf_flux(science_img, var_sci, x, y, _corner_psf_stamps(psf, x, y, k),
-                                        bad=nan_sci | saturated)
-    tpl_flux, tpl_err = forced_psf_flux(template, var_tpl, x, y, _corner_psf_stamps(tmpl.psf, x, y, k),
-                                        bad=nan_tpl)
+    sci_flux, sci_err = forced_psf_flux(
+        science_img, var_sci, x, y, _corner_psf_stamps(psf, x, y, k), bad=nan_sci | saturated
+    )
+    tpl_flux, tpl_err = forced_psf_flux(
+        template, var_tpl, x, y, _corner_psf_stamps(tmpl.psf, x, y, k), bad=nan_tpl
+    )
     ap_flux, ap_err = aperture_flux(diff_nan, result.variance, x, y, sub.aperture_radius_px)
 
     # ---- labels
-    star_radius = np.where(star_saturated, 3.0 * fwhm_px * np.maximum(1.0, (star_peak_e / config.saturation)) ** 0.5,
-                           fwhm_px * np.clip(1.2 + 0.6 * np.log10(np.maximum(star_peak_e / sky_sigma * f, 1.0)),
-                                             1.5, 5.0))
+    star_radius = np.where(
+        star_saturated,
+        3.0 * fwhm_px * np.maximum(1.0, (star_peak_e / config.saturation)) ** 0.5,
+        fwhm_px
+        * np.clip(1.2 + 0.6 * np.log10(np.maximum(star_peak_e / sky_sigma * f, 1.0)), 1.5, 5.0),
+    )
     gal_mag = njy_to_mag(cat.gal_flux)
-    galaxies = {"x": cat.gal_x, "y": cat.gal_y,
-                "radius": np.maximum(1.5 * cat.gal_hlr / config.pixel_scale, 1.5 * fwhm_px),
-                "catalogued": gal_mag < config.scene.galaxy_mag[1] - 1.0}
-    stars = {"x": cat.star_x, "y": cat.star_y, "radius": star_radius, "saturated": star_saturated,
-             "variable": cat.star_variable, "gaia": gaia}
+    galaxies = {
+        "x": cat.gal_x,
+        "y": cat.gal_y,
+        "radius": np.maximum(1.5 * cat.gal_hlr / config.pixel_scale, 1.5 * fwhm_px),
+        "catalogued": gal_mag < config.scene.galaxy_mag[1] - 1.0,
+    }
+    stars = {
+        "x": cat.star_x,
+        "y": cat.star_y,
+        "radius": star_radius,
+        "saturated": star_saturated,
+        "variable": cat.star_variable,
+        "gaia": gaia,
+    }
     edge_px = float(max(result.psf.shape[0] // 2, 2) + fwhm_px)
     tr = truth.arrays()
     match_px = max(1.0, inj.match_radius_arcsec / config.pixel_scale)
-    lab = assign_labels(det, tr, log.arrays(), stars, galaxies, shape=shape, fwhm_px=fwhm_px, edge_px=edge_px,
-                        match_radius=match_px)
+    lab = assign_labels(
+        det,
+        tr,
+        log.arrays(),
+        stars,
+        galaxies,
+        shape=shape,
+        fwhm_px=fwhm_px,
+        edge_px=edge_px,
+        match_radius=match_px,
+    )
 
     # ---- stamps and NaN rows/columns
-    stamps = cut_stamps(diff_nan, np.where(nan_sci, np.nan, science_img), np.where(nan_tpl, np.nan, template),
-                        x, y, size=config.stamp_size)
+    stamps = cut_stamps(
+        diff_nan,
+        np.where(nan_sci, np.nan, science_img),
+        np.where(nan_tpl, np.nan, template),
+        x,
+        y,
+        size=config.stamp_size,
+    )
     has_nan = _nan_rowcol(nan_diff, nan_sci, nan_tpl, x, y, config.stamp_size)
 
     ti = lab["truthIndex"]
@@ -414,24 +651,40 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
     truth_snr = np.where(real, tr["snr"][np.maximum(ti, 0)] if len(tr["snr"]) else 0.0, np.nan)
     ra, dec = _pix_to_sky(x, y, header)
     kinds = lab["truthKind"]
-    table = pd.DataFrame({
-        "diaSourceId": np.int64(visit) * 100_000 + np.arange(n, dtype=np.int64),
-        "x": x, "y": y, "ra": ra, "dec": dec,
-        "snr": np.abs(det["peak"]).astype(np.float32),
-        "psfFlux": psf_flux, "psfFluxErr": psf_err, "apFlux": ap_flux, "apFluxErr": ap_err,
-        "scienceFlux": sci_flux, "scienceFluxErr": sci_err, "templateFlux": tpl_flux, "templateFluxErr": tpl_err,
-        "isNegative": det["isNegative"].astype(bool),
-        "origin": lab["origin"].astype(str),
-        "label": lab["label"].astype(np.int8),
-        "labelSource": np.where(kinds == "injection", "injection", "truth"),
-        "truthKind": kinds.astype(str),
-        "truthFlux": truth_flux, "truthMag": njy_to_mag(np.abs(truth_flux)), "truthSnr": truth_snr,
-        "hasNanRowCol": has_nan,
-        "field": np.full(n, field, np.int32), "visit": np.full(n, visit, np.int32),
-        "epoch": np.full(n, epoch, np.int32),
-        "seeing": np.full(n, fwhm, np.float32), "templateSeeing": np.full(n, tmpl.psf.fwhm, np.float32),
-        "subtraction": np.full(n, method), "survey": np.full(n, config.name),
-    })[list(TABLE_COLUMNS)]
+    table = pd.DataFrame(
+        {
+            "diaSourceId": np.int64(visit) * 100_000 + np.arange(n, dtype=np.int64),
+            "x": x,
+            "y": y,
+            "ra": ra,
+            "dec": dec,
+            "snr": np.abs(det["peak"]).astype(np.float32),
+            "psfFlux": psf_flux,
+            "psfFluxErr": psf_err,
+            "apFlux": ap_flux,
+            "apFluxErr": ap_err,
+            "scienceFlux": sci_flux,
+            "scienceFluxErr": sci_err,
+            "templateFlux": tpl_flux,
+            "templateFluxErr": tpl_err,
+            "isNegative": det["isNegative"].astype(bool),
+            "origin": lab["origin"].astype(str),
+            "label": lab["label"].astype(np.int8),
+            "labelSource": np.where(kinds == "injection", "injection", "truth"),
+            "truthKind": kinds.astype(str),
+            "truthFlux": truth_flux,
+            "truthMag": njy_to_mag(np.abs(truth_flux)),
+            "truthSnr": truth_snr,
+            "hasNanRowCol": has_nan,
+            "field": np.full(n, field, np.int32),
+            "visit": np.full(n, visit, np.int32),
+            "epoch": np.full(n, epoch, np.int32),
+            "seeing": np.full(n, fwhm, np.float32),
+            "templateSeeing": np.full(n, tmpl.psf.fwhm, np.float32),
+            "subtraction": np.full(n, method),
+            "survey": np.full(n, config.name),
+        }
+    )[list(TABLE_COLUMNS)]
 
     # ---- truth table with detection flags, and quality metrics
     # A truth source is detected when any same-polarity detection lies within the match radius
@@ -449,13 +702,27 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
         if not np.isfinite(best_snr[j]) or table["snr"].iat[row] > best_snr[j]:
             best_snr[j] = table["snr"].iat[row]
             best_flux[j] = psf_flux[row]
-    truth_df = pd.DataFrame({
-        "field": field, "visit": visit, "kind": tr["kind"].astype(str), "origin": tr["origin"].astype(str),
-        "x": tr["seg"][:, 0], "y": tr["seg"][:, 1], "x1": tr["seg"][:, 2], "y1": tr["seg"][:, 3],
-        "flux": tr["flux"], "snr": tr["snr"], "hosted": tr["hosted"], "detected": matched,
-        "measuredSnr": best_snr, "psfFlux": best_flux,
-    })
-    quiet = (np.abs(model) < 0.05 * sky_sigma) & (np.abs(tmpl.model + tmodel_extra) < 0.05 * np.sqrt(tmpl.sky_var))
+    truth_df = pd.DataFrame(
+        {
+            "field": field,
+            "visit": visit,
+            "kind": tr["kind"].astype(str),
+            "origin": tr["origin"].astype(str),
+            "x": tr["seg"][:, 0],
+            "y": tr["seg"][:, 1],
+            "x1": tr["seg"][:, 2],
+            "y1": tr["seg"][:, 3],
+            "flux": tr["flux"],
+            "snr": tr["snr"],
+            "hosted": tr["hosted"],
+            "detected": matched,
+            "measuredSnr": best_snr,
+            "psfFlux": best_flux,
+        }
+    )
+    quiet = (np.abs(model) < 0.05 * sky_sigma) & (
+        np.abs(tmpl.model + tmodel_extra) < 0.05 * np.sqrt(tmpl.sky_var)
+    )
     quiet &= ~ndimage.binary_dilation(mask | saturated, iterations=int(3 * fwhm_px) + 3)
     # Keep clear of artifacts (they are sources too); the unmodelled-noise patches are reported
     # both ways.
@@ -472,18 +739,37 @@ def _simulate_visit(config: SimConfig, cat: FieldCatalog, gal: np.ndarray, tmpl:
 
     med, robust_std = _robust(vals)
     robust_std_patches = _robust(vals_all)[1]
-    metrics = {"field": field, "visit": visit, "epoch": epoch, "seeing": fwhm, "templateSeeing": tmpl.psf.fwhm,
-               "snr_robust_std": robust_std, "snr_robust_std_with_patches": robust_std_patches,
-               "snr_median": med, "quiet_pixels": int(vals.size),
-               "n_detections": n, "kernel_sum": result.kernel_sum, "n_candidates": result.n_candidates,
-               "convolved": result.convolved, "subtraction": method, "zeropoint": zp, "cloudExtinction": cloud, "templateDepth": tmpl.depth, "sky_sigma": sky_sigma,
-               "template_age_days": age}
+    metrics = {
+        "field": field,
+        "visit": visit,
+        "epoch": epoch,
+        "seeing": fwhm,
+        "templateSeeing": tmpl.psf.fwhm,
+        "snr_robust_std": robust_std,
+        "snr_robust_std_with_patches": robust_std_patches,
+        "snr_median": med,
+        "quiet_pixels": int(vals.size),
+        "n_detections": n,
+        "kernel_sum": result.kernel_sum,
+        "n_candidates": result.n_candidates,
+        "convolved": result.convolved,
+        "subtraction": method,
+        "zeropoint": zp,
+        "cloudExtinction": cloud,
+        "templateDepth": tmpl.depth,
+        "sky_sigma": sky_sigma,
+        "template_age_days": age,
+    }
     images = None
     if keep_images:
-        images = {"science": np.where(nan_sci, np.nan, science_img).astype(np.float32),
-                  "template": np.where(nan_tpl, np.nan, template).astype(np.float32),
-                  "difference": diff_nan.astype(np.float32), "variance": result.variance.astype(np.float32),
-                  "snr": snr.astype(np.float32), "header": header}
+        images = {
+            "science": np.where(nan_sci, np.nan, science_img).astype(np.float32),
+            "template": np.where(nan_tpl, np.nan, template).astype(np.float32),
+            "difference": diff_nan.astype(np.float32),
+            "variance": result.variance.astype(np.float32),
+            "snr": snr.astype(np.float32),
+            "header": header,
+        }
     return VisitResult(table=table, stamps=stamps, truth=truth_df, metrics=metrics, images=images)
 
 
@@ -502,17 +788,29 @@ class _Conditions:
 
     def snr_of(self, flux, extra=0.0):
         """Expected |SNR| on the difference image of a flux change (see `truth.snr_for_flux`)."""
-        return snr_for_flux(flux, sky_var_sum=self.var_sum, neff=self.neff, njy_per_e=self.njy_per_e,
-                            extra_flux=extra)
+        return snr_for_flux(
+            flux,
+            sky_var_sum=self.var_sum,
+            neff=self.neff,
+            njy_per_e=self.njy_per_e,
+            extra_flux=extra,
+        )
 
     def flux_for(self, snr):
         """Flux change (nJy) with expected SNR `snr` on the difference image."""
         return flux_for_snr(snr, sky_var_sum=self.var_sum, neff=self.neff, njy_per_e=self.njy_per_e)
 
 
-def _inject_fakes(cond: _Conditions, config: SimConfig, cat: FieldCatalog, tmpl: _Template,
-                  frng: np.random.Generator, science: np.ndarray, template_extra: np.ndarray,
-                  truth: TruthTable) -> None:
+def _inject_fakes(
+    cond: _Conditions,
+    config: SimConfig,
+    cat: FieldCatalog,
+    tmpl: _Template,
+    frng: np.random.Generator,
+    science: np.ndarray,
+    template_extra: np.ndarray,
+    truth: TruthTable,
+) -> None:
     """PSF fakes: hostless or in galaxies; negative ones go into the template (in place)."""
     inj, size, border, psf = config.injection, cond.size, cond.border, cond.psf
     n_f = inj.n_fakes
@@ -530,22 +828,51 @@ def _inject_fakes(cond: _Conditions, config: SimConfig, cat: FieldCatalog, tmpl:
     else:
         hosted[:] = False
     keep = _spread_out(fx, fy, min_sep=3.0 * max(cond.fwhm_px, tmpl.psf.fwhm_px()))
-    fx, fy, flux, snr, hosted, negative = fx[keep], fy[keep], flux[keep], snr[keep], hosted[keep], negative[keep]
+    fx, fy, flux, snr, hosted, negative = (
+        fx[keep],
+        fy[keep],
+        flux[keep],
+        snr[keep],
+        hosted[keep],
+        negative[keep],
+    )
     pos = ~negative
-    add_point_sources(science, psf, fx[pos], fy[pos], flux[pos], sky_sigma=cond.sky_sigma, jitter=None)
-    add_point_sources(template_extra, tmpl.psf, fx[negative], fy[negative], flux[negative],
-                      sky_sigma=np.sqrt(tmpl.sky_var))
+    add_point_sources(
+        science, psf, fx[pos], fy[pos], flux[pos], sky_sigma=cond.sky_sigma, jitter=None
+    )
+    add_point_sources(
+        template_extra,
+        tmpl.psf,
+        fx[negative],
+        fy[negative],
+        flux[negative],
+        sky_sigma=np.sqrt(tmpl.sky_var),
+    )
     for j in range(len(fx)):
-        truth.add("injection", "injection", fx[j], fy[j], -flux[j] if negative[j] else flux[j], snr[j],
-                  hosted=bool(hosted[j]))
+        truth.add(
+            "injection",
+            "injection",
+            fx[j],
+            fy[j],
+            -flux[j] if negative[j] else flux[j],
+            snr[j],
+            hosted=bool(hosted[j]),
+        )
 
 
-def _inject_asteroids(cond: _Conditions, config: SimConfig, arng: np.random.Generator, science: np.ndarray,
-                      truth: TruthTable) -> None:
+def _inject_asteroids(
+    cond: _Conditions,
+    config: SimConfig,
+    arng: np.random.Generator,
+    science: np.ndarray,
+    truth: TruthTable,
+) -> None:
     """Asteroids in this visit only; a fraction trailed (a line of point sources)."""
     inj, size, border, psf = config.injection, cond.size, cond.border, cond.psf
     n_a = int(arng.poisson(inj.n_asteroids))
-    a_snr = draw_snr(arng, n_a, max(inj.fake_snr[0], 3.0), inj.fake_snr[1], inj.fake_snr_power + 0.3)
+    a_snr = draw_snr(
+        arng, n_a, max(inj.fake_snr[0], 3.0), inj.fake_snr[1], inj.fake_snr_power + 0.3
+    )
     a_flux = cond.flux_for(a_snr)
     for j in range(n_a):
         ax, ay = arng.uniform(border + 15, size - 1 - border - 15, 2)
@@ -556,19 +883,36 @@ def _inject_asteroids(cond: _Conditions, config: SimConfig, arng: np.random.Gene
             m = max(int(length * 2) + 1, 2)
             t = np.linspace(-0.5, 0.5, m)
             xs, ys = ax + t * length * np.cos(ang), ay + t * length * np.sin(ang)
-            add_point_sources(science, psf, xs, ys, np.full(m, a_flux[j] / m), sky_sigma=cond.sky_sigma)
+            add_point_sources(
+                science, psf, xs, ys, np.full(m, a_flux[j] / m), sky_sigma=cond.sky_sigma
+            )
             # A trail spreads its flux: the SNR of the whole trail is lower than a point's.
             trail_snr = cond.snr_of(a_flux[j]) / np.sqrt(1.0 + length / cond.fwhm_px)
-            truth.add("asteroid", "ss" if known else "none", xs[0], ys[0], a_flux[j], trail_snr,
-                      x1=xs[-1], y1=ys[-1])
+            truth.add(
+                "asteroid",
+                "ss" if known else "none",
+                xs[0],
+                ys[0],
+                a_flux[j],
+                trail_snr,
+                x1=xs[-1],
+                y1=ys[-1],
+            )
         else:
             add_point_sources(science, psf, [ax], [ay], [a_flux[j]], sky_sigma=cond.sky_sigma)
             truth.add("asteroid", "ss" if known else "none", ax, ay, a_flux[j], a_snr[j])
 
 
-def _inject_transients(cond: _Conditions, config: SimConfig, cat: FieldCatalog, tmpl: _Template,
-                       trng: np.random.Generator, science: np.ndarray, template_extra: np.ndarray,
-                       truth: TruthTable) -> None:
+def _inject_transients(
+    cond: _Conditions,
+    config: SimConfig,
+    cat: FieldCatalog,
+    tmpl: _Template,
+    trng: np.random.Generator,
+    science: np.ndarray,
+    template_extra: np.ndarray,
+    truth: TruthTable,
+) -> None:
     """Transients in galaxies: risen since the template (positive) or faded (negative)."""
     inj, size, border, psf = config.injection, cond.size, cond.border, cond.psf
     n_t = int(trng.poisson(inj.n_transients))
@@ -590,12 +934,24 @@ def _inject_transients(cond: _Conditions, config: SimConfig, cat: FieldCatalog, 
     for j in range(len(t_hosts)):
         d = sci_flux[j] - tpl_flux[j]
         known = trng.random() < inj.known_transient_fraction
-        truth.add("transient", "tns" if known else "galaxy", tx[j], ty[j], d,
-                  cond.snr_of(d, extra=min(sci_flux[j], tpl_flux[j])), hosted=True)
+        truth.add(
+            "transient",
+            "tns" if known else "galaxy",
+            tx[j],
+            ty[j],
+            d,
+            cond.snr_of(d, extra=min(sci_flux[j], tpl_flux[j])),
+            hosted=True,
+        )
 
 
-def _add_artifacts(cond: _Conditions, config: SimConfig, xr: np.random.Generator, image: np.ndarray,
-                   log: art.ArtifactLog) -> None:
+def _add_artifacts(
+    cond: _Conditions,
+    config: SimConfig,
+    xr: np.random.Generator,
+    image: np.ndarray,
+    log: art.ArtifactLog,
+) -> None:
     """Cosmic rays, hot pixels, a bad column, a satellite, amplifier glow, noise patches (in place)."""
     arts, f = config.artifacts, cond.njy_per_e
     art.add_cosmic_rays(image, int(xr.poisson(arts.n_cosmic_rays)), njy_per_e=f, rng=xr, log=log)
@@ -606,8 +962,15 @@ def _add_artifacts(cond: _Conditions, config: SimConfig, xr: np.random.Generator
         art.add_satellite(image, fwhm_px=cond.fwhm_px, sky_sigma=cond.sky_sigma, rng=xr, log=log)
     if xr.random() < arts.p_edge_glow:
         art.add_edge_glow(image, sky_sigma=cond.sky_sigma, rng=xr, log=log)
-    art.add_noise_patches(image, int(xr.poisson(arts.n_noise_patches)), fwhm_px=cond.fwhm_px,
-                          sky_sigma=cond.sky_sigma, cfg=arts, rng=xr, log=log)
+    art.add_noise_patches(
+        image,
+        int(xr.poisson(arts.n_noise_patches)),
+        fwhm_px=cond.fwhm_px,
+        sky_sigma=cond.sky_sigma,
+        cfg=arts,
+        rng=xr,
+        log=log,
+    )
 
 
 def _spread_out(x: np.ndarray, y: np.ndarray, *, min_sep: float) -> np.ndarray:
@@ -619,12 +982,23 @@ def _spread_out(x: np.ndarray, y: np.ndarray, *, min_sep: float) -> np.ndarray:
     return keep
 
 
-def _kernel_candidates(config: SimConfig, cat: FieldCatalog, star_flux: np.ndarray, saturated: np.ndarray,
-                       fwhm_px: float, f: float) -> np.ndarray:
+def _kernel_candidates(
+    config: SimConfig,
+    cat: FieldCatalog,
+    star_flux: np.ndarray,
+    saturated: np.ndarray,
+    fwhm_px: float,
+    f: float,
+) -> np.ndarray:
     """Indices of bright, unsaturated, isolated stars inside the image, brightest first."""
     size = config.image_size
     margin = 40
-    inside = (cat.star_x > margin) & (cat.star_x < size - margin) & (cat.star_y > margin) & (cat.star_y < size - margin)
+    inside = (
+        (cat.star_x > margin)
+        & (cat.star_x < size - margin)
+        & (cat.star_y > margin)
+        & (cat.star_y < size - margin)
+    )
     peak_e = cat.star_flux / f / (1.13 * fwhm_px**2)
     ok = inside & ~saturated & (peak_e < 0.3 * config.saturation)
     # Isolation: no star or galaxy brighter than 5 % of the candidate within 4 FWHM (or 15 px).
@@ -638,24 +1012,47 @@ def _kernel_candidates(config: SimConfig, cat: FieldCatalog, star_flux: np.ndarr
     idx = idx_all[~crowd]
     if len(idx) < 20:
         # Sparse field: accept stars with fainter or farther neighbours (sigma clipping copes).
-        crowd = ((d < 2.5 * fwhm_px) & (d > 0) & (allf[None] > 0.3 * cat.star_flux[idx_all, None])).any(axis=1)
+        crowd = (
+            (d < 2.5 * fwhm_px) & (d > 0) & (allf[None] > 0.3 * cat.star_flux[idx_all, None])
+        ).any(axis=1)
         idx = idx_all[~crowd]
     idx = idx[np.argsort(-cat.star_flux[idx])]
     return idx[: config.subtraction.n_candidates]
 
 
-def _nan_rowcol(nan_diff: np.ndarray, nan_sci: np.ndarray, nan_tpl: np.ndarray, x: np.ndarray, y: np.ndarray,
-                size: int) -> np.ndarray:
+def _nan_rowcol(
+    nan_diff: np.ndarray,
+    nan_sci: np.ndarray,
+    nan_tpl: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    size: int,
+) -> np.ndarray:
     """True where a stamp's difference, science or template has a whole row or column of NaN."""
-    m = cut_stamps(nan_diff.astype(np.float32), nan_sci.astype(np.float32), nan_tpl.astype(np.float32),
-                   x, y, size=size).data > 0.5
+    m = (
+        cut_stamps(
+            nan_diff.astype(np.float32),
+            nan_sci.astype(np.float32),
+            nan_tpl.astype(np.float32),
+            x,
+            y,
+            size=size,
+        ).data
+        > 0.5
+    )
     rows = m.all(axis=3).any(axis=(1, 2))
     cols = m.all(axis=2).any(axis=(1, 2))
     return rows | cols
 
 
-def _artifact_mask(log: art.ArtifactLog, shape: tuple[int, int], *, pad: float, only: tuple[str, ...] = (),
-                   skip: tuple[str, ...] = ()) -> np.ndarray:
+def _artifact_mask(
+    log: art.ArtifactLog,
+    shape: tuple[int, int],
+    *,
+    pad: float,
+    only: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+) -> np.ndarray:
     """Pixels within capture radius + pad of logged artifacts (of kinds `only`, if given, minus `skip`)."""
     out = np.zeros(shape, bool)
     kinds, seg, radius = log.arrays()

@@ -19,9 +19,22 @@ __all__ = ["REAL_KINDS", "BOGUS_KINDS", "ORIGINS", "segment_distance", "assign_l
 
 REAL_KINDS = ("injection", "asteroid", "variable", "transient")
 BOGUS_KINDS = (
-    "cosmic_ray", "hot_pixel", "bad_column", "nan_rowcol", "satellite", "saturated_star", "edge",
-    "dipole", "psf_ring", "star_residual", "variable_residual", "galaxy_core", "galaxy_residual",
-    "near_miss", "noise", "crosstalk",
+    "cosmic_ray",
+    "hot_pixel",
+    "bad_column",
+    "nan_rowcol",
+    "satellite",
+    "saturated_star",
+    "edge",
+    "dipole",
+    "psf_ring",
+    "star_residual",
+    "variable_residual",
+    "galaxy_core",
+    "galaxy_residual",
+    "near_miss",
+    "noise",
+    "crosstalk",
 )
 ORIGINS = ("ss", "gaia", "galaxy", "tns", "injection", "none")
 
@@ -36,7 +49,9 @@ def segment_distance(px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndar
     dx, dy = x1 - x0, y1 - y0
     length2 = dx * dx + dy * dy
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(length2 > 0, ((px - x0) * dx + (py - y0) * dy) / np.where(length2 > 0, length2, 1), 0.0)
+        t = np.where(
+            length2 > 0, ((px - x0) * dx + (py - y0) * dy) / np.where(length2 > 0, length2, 1), 0.0
+        )
     t = np.clip(t, 0.0, 1.0)
     return np.hypot(px - (x0 + t * dx), py - (y0 + t * dy))
 
@@ -114,8 +129,11 @@ def assign_labels(
     bogus = ~real
     if tdist.shape[1]:
         tk, to = truth["kind"], truth["origin"]
-        for tag, sel, radius in (("ss", to == "ss", 2.0), ("injection", tk == "injection", 1.5),
-                                 ("tns", to == "tns", 1.5)):
+        for tag, sel, radius in (
+            ("ss", to == "ss", 2.0),
+            ("injection", tk == "injection", 1.5),
+            ("tns", to == "tns", 1.5),
+        ):
             if sel.any():
                 close = (np.where(sel[None, :], tdist, np.inf) <= radius).any(axis=1)
                 origin[bogus & close & (origin == "none")] = tag
@@ -156,12 +174,16 @@ def assign_labels(
     if near_star.any():
         dstar = np.hypot(x - stars["x"][js], y - stars["y"][js])
         var = stars["variable"][js]
-        k = np.where(var, "variable_residual", np.where(dstar > 1.2 * fwhm_px, "psf_ring", "star_residual"))
+        k = np.where(
+            var, "variable_residual", np.where(dstar > 1.2 * fwhm_px, "psf_ring", "star_residual")
+        )
         hit = todo & near_star
         kind[hit] = k[hit]
         todo &= ~hit
 
-    near_gal, jg = near(galaxies["x"], galaxies["y"], galaxies["radius"], np.ones(len(galaxies["x"]), bool))
+    near_gal, jg = near(
+        galaxies["x"], galaxies["y"], galaxies["radius"], np.ones(len(galaxies["x"]), bool)
+    )
     if near_gal.any():
         dgal = np.hypot(x - galaxies["x"][jg], y - galaxies["y"][jg])
         core = dgal <= np.maximum(1.5 * fwhm_px, 0.4 * galaxies["radius"][jg])

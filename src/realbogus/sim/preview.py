@@ -14,8 +14,9 @@ from ..stamps import CHANNELS
 __all__ = ["write_preview"]
 
 
-def write_preview(dataset_dir: str | os.PathLike, path: str | os.PathLike, *, per_kind: int = 2,
-                  seed: int = 0) -> Path:
+def write_preview(
+    dataset_dir: str | os.PathLike, path: str | os.PathLike, *, per_kind: int = 2, seed: int = 0
+) -> Path:
     """Write a PNG with `per_kind` random triplets of every truth kind in the dataset.
 
     Each row is one detection: difference, science and template stamps (each scaled to its own
@@ -30,7 +31,10 @@ def write_preview(dataset_dir: str | os.PathLike, path: str | os.PathLike, *, pe
     table = ds.table(columns=["truthKind", "label", "isNegative", "snr", "origin"])
     rng = np.random.default_rng(seed)
     picks: list[int] = []
-    kinds = sorted(table["truthKind"].unique(), key=lambda k: (table.loc[table.truthKind == k, "label"].iat[0] == 0, k))
+    kinds = sorted(
+        table["truthKind"].unique(),
+        key=lambda k: (table.loc[table.truthKind == k, "label"].iat[0] == 0, k),
+    )
     for kind in kinds:
         rows = np.flatnonzero(table["truthKind"].to_numpy() == kind)
         picks.extend(rng.choice(rows, size=min(per_kind, len(rows)), replace=False).tolist())
@@ -66,9 +70,19 @@ def write_preview(dataset_dir: str | os.PathLike, path: str | os.PathLike, *, pe
             if ch == 0:
                 cls = "Real" if row["label"] == 1 else "Bogus"
                 sign = "-" if row["isNegative"] else "+"
-                ax.set_title(f"{row['truthKind']} ({cls}{sign}) snr {row['snr']:.0f}", fontsize=6, loc="left")
+                ax.set_title(
+                    f"{row['truthKind']} ({cls}{sign}) snr {row['snr']:.0f}", fontsize=6, loc="left"
+                )
             if r == 0:
-                ax.text(0.5, -0.08, CHANNELS[ch], transform=ax.transAxes, fontsize=5, ha="center", va="top")
+                ax.text(
+                    0.5,
+                    -0.08,
+                    CHANNELS[ch],
+                    transform=ax.transAxes,
+                    fontsize=5,
+                    ha="center",
+                    va="top",
+                )
     fig.tight_layout(pad=0.2, h_pad=0.4, w_pad=0.1)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)

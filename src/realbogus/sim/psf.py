@@ -57,7 +57,9 @@ class PSFModel:
 
     def _uv(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = self.shape
-        return 2.0 * np.asarray(x, float) / (w - 1) - 1.0, 2.0 * np.asarray(y, float) / (h - 1) - 1.0
+        return 2.0 * np.asarray(x, float) / (w - 1) - 1.0, 2.0 * np.asarray(y, float) / (
+            h - 1
+        ) - 1.0
 
     def params_at(self, x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """FWHM (arcsec), g1, g2 at pixel positions (x, y); arrays of the broadcast shape."""
@@ -92,7 +94,9 @@ class PSFModel:
         """
         obj = self.gsobject(x, y)
         method = "auto" if pixel else "no_pixel"
-        img = obj.drawImage(nx=size, ny=size, scale=self.pixel_scale, offset=(dx, dy), method=method)
+        img = obj.drawImage(
+            nx=size, ny=size, scale=self.pixel_scale, offset=(dx, dy), method=method
+        )
         return img.array.astype(np.float64)
 
     def images_at(self, x: np.ndarray, y: np.ndarray, *, size: int) -> np.ndarray:
@@ -162,7 +166,11 @@ def add_point_sources(
         c0, c1 = max(ix - half, 0), min(ix + half + 1, w)
         if r1 <= r0 or c1 <= c0:
             continue
-        stamp = psf.gsobject(x[n], y[n], flux=f).drawImage(
-            nx=size, ny=size, scale=psf.pixel_scale, offset=(sx - ix, sy - iy)
-        ).array
-        image[r0:r1, c0:c1] += stamp[r0 - (iy - half) : r1 - (iy - half), c0 - (ix - half) : c1 - (ix - half)]
+        stamp = (
+            psf.gsobject(x[n], y[n], flux=f)
+            .drawImage(nx=size, ny=size, scale=psf.pixel_scale, offset=(sx - ix, sy - iy))
+            .array
+        )
+        image[r0:r1, c0:c1] += stamp[
+            r0 - (iy - half) : r1 - (iy - half), c0 - (ix - half) : c1 - (ix - half)
+        ]

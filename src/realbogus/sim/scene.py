@@ -41,7 +41,9 @@ def njy_to_mag(flux):
     """Flux in nJy -> AB magnitude (NaN for non-positive flux)."""
     flux = np.asarray(flux, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, AB_NJY_ZERO - 2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan)
+        return np.where(
+            flux > 0, AB_NJY_ZERO - 2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan
+        )
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ class FieldCatalog:
     gal_kind: np.ndarray
 
 
-def _power_law_mags(rng: np.random.Generator, n: int, lo: float, hi: float, slope: float) -> np.ndarray:
+def _power_law_mags(
+    rng: np.random.Generator, n: int, lo: float, hi: float, slope: float
+) -> np.ndarray:
     """Magnitudes with dN/dm ~ 10**(slope m) on [lo, hi]."""
     a = slope * np.log(10.0)
     u = rng.random(n)
@@ -157,7 +161,9 @@ def _real_hosts(hosts_dir: str) -> list[galsim.GSObject]:
         cut = data[max(py - half, 0) : py + half, max(px - half, 0) : px + half]
         if cut.sum() <= 0:
             continue
-        obj = galsim.InterpolatedImage(galsim.ImageD(cut, scale=_HST_SCALE), flux=1.0, gsparams=_GSP)
+        obj = galsim.InterpolatedImage(
+            galsim.ImageD(cut, scale=_HST_SCALE), flux=1.0, gsparams=_GSP
+        )
         hlr = obj.calculateHLR()
         profiles.append(obj.dilate(1.0 / max(hlr, 1e-3)))
     _REAL_HOSTS[hosts_dir] = profiles
@@ -186,12 +192,18 @@ def _galaxy(cat: FieldCatalog, n: int, config: SimConfig, seed: int) -> galsim.G
     parts = [disk * (1.0 - bulge_frac)]
     if bulge_frac > 0.02:
         bulge = galsim.DeVaucouleurs(half_light_radius=max(0.25 * hlr, 0.05), gsparams=_GSP)
-        parts.append(bulge.shear(q=min(1.0, float(cat.gal_q[n]) + 0.3), beta=shear.beta) * bulge_frac)
+        parts.append(
+            bulge.shear(q=min(1.0, float(cat.gal_q[n]) + 0.3), beta=shear.beta) * bulge_frac
+        )
     if cat.gal_kind[n] == 1:
         knot_frac = 0.25
         parts[0] = parts[0] * (1.0 - knot_frac)
         knots = galsim.RandomKnots(
-            npoints=12, half_light_radius=hlr, flux=knot_frac, rng=galsim.BaseDeviate(seed), gsparams=_GSP
+            npoints=12,
+            half_light_radius=hlr,
+            flux=knot_frac,
+            rng=galsim.BaseDeviate(seed),
+            gsparams=_GSP,
         ).shear(shear)
         parts.append(knots)
     return galsim.Add(parts).withFlux(flux)
@@ -242,7 +254,10 @@ def convolve_varying(
     fwhm = psf.fwhm_px() * 1.1
     half = int(np.ceil(5.0 * fwhm)) + 2
     size = 2 * half + 1
-    ph, pw = sfft.next_fast_len(h + 2 * half, real=True), sfft.next_fast_len(w + 2 * half, real=True)
+    ph, pw = (
+        sfft.next_fast_len(h + 2 * half, real=True),
+        sfft.next_fast_len(w + 2 * half, real=True),
+    )
     padded = np.zeros((ph, pw))
     padded[:h, :w] = image
     spec = sfft.rfft2(padded)

@@ -60,7 +60,9 @@ class Subtraction:
     n_candidates: int
 
 
-def al_basis(match_sigma: float, *, half: int, degrees: tuple[int, int, int] = (4, 2, 2)) -> np.ndarray:
+def al_basis(
+    match_sigma: float, *, half: int, degrees: tuple[int, int, int] = (4, 2, 2)
+) -> np.ndarray:
     """Alard-Lupton basis of shape (n_basis, 2 half + 1, 2 half + 1); 27 bases by default.
 
     Gaussians of width (0.5, 1, 2) x `match_sigma` (at least 0.7 px) times polynomials of degree
@@ -152,9 +154,21 @@ def fit_al_kernel(
     if n < max(4, n_terms + 2):
         msg = f"only {n} usable kernel candidates; need at least {max(4, n_terms + 2)}"
         raise InputError(msg)
-    src = np.stack([source[y - s - kh : y + s + kh + 1, x - s - kh : x + s + kh + 1] for x, y in zip(xs, ys)])
-    tgt = np.stack([target[y - s : y + s + 1, x - s : x + s + 1] for x, y in zip(xs, ys)])
-    wgt = np.stack([1.0 / np.maximum(variance[y - s : y + s + 1, x - s : x + s + 1], 1e-30) for x, y in zip(xs, ys)])
+    src = np.stack(
+        [
+            source[y - s - kh : y + s + kh + 1, x - s - kh : x + s + kh + 1]
+            for x, y in zip(xs, ys, strict=True)
+        ]
+    )
+    tgt = np.stack(
+        [target[y - s : y + s + 1, x - s : x + s + 1] for x, y in zip(xs, ys, strict=True)]
+    )
+    wgt = np.stack(
+        [
+            1.0 / np.maximum(variance[y - s : y + s + 1, x - s : x + s + 1], 1e-30)
+            for x, y in zip(xs, ys, strict=True)
+        ]
+    )
     # conv[c, b] = source stamp c convolved with basis b, valid part (2s+1)^2.
     conv = signal.fftconvolve(src[:, None], bases[None], mode="valid", axes=(-2, -1))
     u = 2.0 * xs / (w - 1) - 1.0
@@ -223,7 +237,9 @@ def _convolve_many(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     return out
 
 
-def decorrelation_kernel(kernel: np.ndarray, var_fixed: float, var_conv: float, *, size: int) -> np.ndarray:
+def decorrelation_kernel(
+    kernel: np.ndarray, var_fixed: float, var_conv: float, *, size: int
+) -> np.ndarray:
     """DMTN-021 decorrelation kernel phi of shape (size, size), unit sum.
 
     phi_hat = sqrt((var_fixed + var_conv k0^2) / (var_fixed + var_conv |K_hat|^2)), where the
@@ -281,8 +297,15 @@ def subtract_al(
     bases = al_basis(match_sigma, half=half, degrees=(4, 2, 2) if len(xs) >= 15 else (2, 1, 1))
     sky_t, sky_s = float(np.median(var_t)), float(np.median(var_s))
     coeffs, bg, n_used = fit_al_kernel(
-        target, source, var_t + var_s, xs, ys, bases=bases, spatial_order=spatial_order,
-        stamp_half=max(8, int(2.5 * wide)), clip_sigma=clip_sigma,
+        target,
+        source,
+        var_t + var_s,
+        xs,
+        ys,
+        bases=bases,
+        spatial_order=spatial_order,
+        stamp_half=max(8, int(2.5 * wide)),
+        clip_sigma=clip_sigma,
     )
     h, w = science.shape
     u = np.linspace(-1.0, 1.0, w)[None, :]

@@ -51,8 +51,14 @@ def plan_fields(n_visits: int, epochs_per_field: int) -> list[tuple[int, int, in
 def _run_field(args: tuple) -> list[VisitResult]:
     config_dict, field, seed, n_epochs, first_visit, keep_images = args
     config = SimConfig(**config_dict)
-    return simulate_field(config, field=field, seed=seed, n_epochs=n_epochs, first_visit=first_visit,
-                          keep_images=keep_images)
+    return simulate_field(
+        config,
+        field=field,
+        seed=seed,
+        n_epochs=n_epochs,
+        first_visit=first_visit,
+        keep_images=keep_images,
+    )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -195,32 +201,49 @@ def simulate_survey(
         n_rows = len(table)
         size = cfg.stamp_size
         # Stamps go through a memory map so big surveys never hold all pixels in memory.
-        big = np.lib.format.open_memmap(work / "stamps.npy", mode="w+", dtype=np.float32,
-                                        shape=(n_rows, 3, size, size))
+        big = np.lib.format.open_memmap(
+            work / "stamps.npy", mode="w+", dtype=np.float32, shape=(n_rows, 3, size, size)
+        )
         valid = np.empty(n_rows, np.float32)
         edge = np.empty(n_rows, bool)
         row = 0
         for i in order:
             _, path, vf, ed = stamp_files[i]
             part = np.load(path, mmap_mode="r")
-            big[row:row + len(part)] = part
-            valid[row:row + len(part)] = vf
-            edge[row:row + len(part)] = ed
+            big[row : row + len(part)] = part
+            valid[row : row + len(part)] = vf
+            edge[row : row + len(part)] = ed
             row += len(part)
             os.unlink(path)
         big.flush()
         truth = pd.concat([truths[i] for i in order], ignore_index=True)
         visits = pd.DataFrame([metrics[i] for i in order])
         summary = summarize(table, truth, visits)
-        provenance = {"generator": "realbogus.sim", "survey": cfg.name, "seed": int(seed), "pixel_units": "nJy",
-                      "n_visits": int(n_visits), "config": cfg.to_dict(), "summary": summary}
+        provenance = {
+            "generator": "realbogus.sim",
+            "survey": cfg.name,
+            "seed": int(seed),
+            "pixel_units": "nJy",
+            "n_visits": int(n_visits),
+            "config": cfg.to_dict(),
+            "summary": summary,
+        }
         # 10,000 rows per part (~0.3 GB of 51x51 stamps): bounded memory, Dask-sized partitions.
-        write_dataset(out, table, Stamps(data=big, valid_fraction=valid, edge=edge), provenance=provenance,
-                      overwrite=overwrite, rows_per_part=10_000)
+        write_dataset(
+            out,
+            table,
+            Stamps(data=big, valid_fraction=valid, edge=edge),
+            provenance=provenance,
+            overwrite=overwrite,
+            rows_per_part=10_000,
+        )
         del big
         _atomic_parquet(truth, out / "truth.parquet")
         _atomic_parquet(visits, out / "visits.parquet")
-        _atomic_write_text(out / "config.yaml", yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False))
+        _atomic_write_text(
+            out / "config.yaml",
+            yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False),
+        )
         _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         if preview and len(table):
             from .preview import write_preview
@@ -261,20 +284,35 @@ def summarize(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) ->
         "real_negative": int((real & table["isNegative"]).sum()),
         "bogus_positive": int((bogus & ~table["isNegative"]).sum()),
         "bogus_negative": int((bogus & table["isNegative"]).sum()),
-        "real_kinds": {str(k): int(v) for k, v in table.loc[real, "truthKind"].value_counts().items()},
+        "real_kinds": {
+            str(k): int(v) for k, v in table.loc[real, "truthKind"].value_counts().items()
+        },
         "bogus_kinds": {str(k): int(v) for k, v in kinds_bogus.items()},
         "n_bogus_kinds": int((kinds_bogus > 0).sum()),
         "origins": {str(k): int(v) for k, v in table["origin"].value_counts().items()},
         "fakes_injected": int(len(fakes)),
         "fakes_snr_ge_6": int(len(bright)),
-        "fake_completeness_snr_ge_6": float(bright["detected"].mean()) if len(bright) else float("nan"),
+        "fake_completeness_snr_ge_6": float(bright["detected"].mean())
+        if len(bright)
+        else float("nan"),
         "fakes_snr_gt_20_detected": int(len(strong)),
-        "median_psfflux_ratio_snr_gt_20": float(np.nanmedian(ratio)) if len(ratio) else float("nan"),
-        "snr_map_robust_std_median": float(visits["snr_robust_std"].median()) if len(visits) else float("nan"),
-        "snr_map_robust_std_range": [float(visits["snr_robust_std"].min()), float(visits["snr_robust_std"].max())]
-        if len(visits) else [],
-        "snr_map_robust_std_with_noise_patches_median": float(visits["snr_robust_std_with_patches"].median())
-        if len(visits) else float("nan"),
+        "median_psfflux_ratio_snr_gt_20": float(np.nanmedian(ratio))
+        if len(ratio)
+        else float("nan"),
+        "snr_map_robust_std_median": float(visits["snr_robust_std"].median())
+        if len(visits)
+        else float("nan"),
+        "snr_map_robust_std_range": [
+            float(visits["snr_robust_std"].min()),
+            float(visits["snr_robust_std"].max()),
+        ]
+        if len(visits)
+        else [],
+        "snr_map_robust_std_with_noise_patches_median": float(
+            visits["snr_robust_std_with_patches"].median()
+        )
+        if len(visits)
+        else float("nan"),
         "fake_completeness_by_true_snr": {
             f"{lo:g}-{hi:g}": [float(b["detected"].mean()) if len(b) else float("nan"), int(len(b))]
             for lo, hi in ((3, 5), (5, 6), (6, 8), (8, 12), (12, 20), (20, 50), (50, 100))
@@ -283,8 +321,14 @@ def summarize(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) ->
         "detections_5_to_8_sigma": {
             "real": int((real & (table["snr"] < 8)).sum()),
             "bogus": int((bogus & (table["snr"] < 8)).sum()),
-            "bogus_kinds": {str(k): int(v) for k, v in
-                            table.loc[bogus & (table["snr"] < 8), "truthKind"].value_counts().items()},
+            "bogus_kinds": {
+                str(k): int(v)
+                for k, v in table.loc[bogus & (table["snr"] < 8), "truthKind"]
+                .value_counts()
+                .items()
+            },
         },
-        "nan_rowcol_stamp_fraction": float(table["hasNanRowCol"].mean()) if len(table) else float("nan"),
+        "nan_rowcol_stamp_fraction": float(table["hasNanRowCol"].mean())
+        if len(table)
+        else float("nan"),
     }

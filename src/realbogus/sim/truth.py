@@ -28,12 +28,25 @@ class TruthTable:
     snr: list[float] = field(default_factory=list)
     hosted: list[bool] = field(default_factory=list)
 
-    def add(self, kind: str, origin: str, x0: float, y0: float, flux: float, snr: float, *,
-            x1: float | None = None, y1: float | None = None, hosted: bool = False) -> None:
+    def add(
+        self,
+        kind: str,
+        origin: str,
+        x0: float,
+        y0: float,
+        flux: float,
+        snr: float,
+        *,
+        x1: float | None = None,
+        y1: float | None = None,
+        hosted: bool = False,
+    ) -> None:
         """Append one truth source."""
         self.kind.append(kind)
         self.origin.append(origin)
-        self.seg.append((float(x0), float(y0), float(x0 if x1 is None else x1), float(y0 if y1 is None else y1)))
+        self.seg.append(
+            (float(x0), float(y0), float(x0 if x1 is None else x1), float(y0 if y1 is None else y1))
+        )
         self.flux.append(float(flux))
         self.snr.append(float(snr))
         self.hosted.append(bool(hosted))
@@ -53,7 +66,9 @@ class TruthTable:
         }
 
 
-def flux_for_snr(snr: np.ndarray, *, sky_var_sum: float, neff: float, njy_per_e: float) -> np.ndarray:
+def flux_for_snr(
+    snr: np.ndarray, *, sky_var_sum: float, neff: float, njy_per_e: float
+) -> np.ndarray:
     """Flux (nJy) of a point source whose PSF-fit SNR on the difference image is `snr`.
 
     Noise: sky (science + template) over the PSF's effective area `neff` (pixels) plus the
@@ -64,8 +79,14 @@ def flux_for_snr(snr: np.ndarray, *, sky_var_sum: float, neff: float, njy_per_e:
     return 0.5 * (s2 * njy_per_e + np.sqrt((s2 * njy_per_e) ** 2 + 4.0 * s2 * a))
 
 
-def snr_for_flux(flux: np.ndarray, *, sky_var_sum: float, neff: float, njy_per_e: float,
-                 extra_flux: np.ndarray | float = 0.0) -> np.ndarray:
+def snr_for_flux(
+    flux: np.ndarray,
+    *,
+    sky_var_sum: float,
+    neff: float,
+    njy_per_e: float,
+    extra_flux: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """Expected |SNR| of a flux change `flux` on the difference image (inverse of `flux_for_snr`);
     `extra_flux` adds the Poisson noise of unchanged flux underneath (e.g. a variable star)."""
     f = np.abs(np.asarray(flux, float))
@@ -82,8 +103,9 @@ def draw_snr(rng: np.random.Generator, n: int, lo: float, hi: float, power: floa
     return (lo**a + u * (hi**a - lo**a)) ** (1.0 / a)
 
 
-def host_offsets(rng: np.random.Generator, cat: FieldCatalog, hosts: np.ndarray, pixel_scale: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def host_offsets(
+    rng: np.random.Generator, cat: FieldCatalog, hosts: np.ndarray, pixel_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (dx, dy) in pixels from host centres, following an exponential disk (r ~ Gamma(2))."""
     rs = cat.gal_hlr[hosts] / 1.678 / pixel_scale
     r = rng.gamma(2.0, 1.0, len(hosts)) * rs * 0.8
@@ -94,12 +116,16 @@ def host_offsets(rng: np.random.Generator, cat: FieldCatalog, hosts: np.ndarray,
     return a * np.cos(beta) - b * np.sin(beta), a * np.sin(beta) + b * np.cos(beta)
 
 
-def pick_hosts(rng: np.random.Generator, cat: FieldCatalog, n: int, config: SimConfig, *, border: float
-               ) -> np.ndarray:
+def pick_hosts(
+    rng: np.random.Generator, cat: FieldCatalog, n: int, config: SimConfig, *, border: float
+) -> np.ndarray:
     """Indices of n host galaxies inside the image (weighted towards brighter galaxies)."""
     size = config.image_size
     inside = np.flatnonzero(
-        (cat.gal_x > border) & (cat.gal_x < size - 1 - border) & (cat.gal_y > border) & (cat.gal_y < size - 1 - border)
+        (cat.gal_x > border)
+        & (cat.gal_x < size - 1 - border)
+        & (cat.gal_y > border)
+        & (cat.gal_y < size - 1 - border)
     )
     if len(inside) == 0 or n == 0:
         return np.zeros(0, int)
