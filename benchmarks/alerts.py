@@ -50,8 +50,8 @@ from realbogus.alerts.reader import AlertBatch, _chunks, blank_to_nan, expand_so
 from realbogus.alerts.rubin import wcs_pixel
 from realbogus.alerts.units import to_units
 from realbogus.alerts.ztf import ztf_centre
-from realbogus.package import load_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.model.package import load_package
 from realbogus.stamps import resize_stamps
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -5,7 +5,7 @@ repeat after repeat; best of `--repeat`, median beside it):
   * eager PyTorch, batch 64, under torch.no_grad(): Rubin's production way (the peer baseline),
     with the card's preprocessing in torch;
   * our Scorer on `ztf-v0.2` (network only);
-  * our Scorer on `ztf-v0.3` (the same network, then `realbogus.conditions`: two robust noises
+  * our Scorer on `ztf-v0.3` (the same network, then `realbogus.model.conditions`: two robust noises
     and a central sum per stamp, and the correction where the noise ratio is below the knee).
 Stamps: the real ZTF alert stamps of `../shared/data` (in nJy) repeated to `--n`, so the share of
 stamps below the knee is the real one (~12 %); random noise stamps when the data is absent.
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realbogus.package import load_package, preprocess
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.model.package import load_package
+from realbogus.model.transforms import preprocess
 
 
 def real_stamps(data: Path, n: int) -> tuple[np.ndarray, str]:

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
+from realbogus.crowd.accuracy import score_labels
 from realbogus.crowd.core import grouped_cumsum, scatter
-from realbogus.crowd.evaluate import score_labels
 from realbogus.crowd.panoptes import read_classifications
 from realbogus.crowd.simulate import CrowdConfig, SimulatedCrowd, simulate_crowd, write_export
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from realbogus.dataset import open_dataset
-from realbogus.package import load_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import open_dataset
+from realbogus.model.package import load_package
 
 
 def main() -> None:

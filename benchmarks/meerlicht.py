@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
-from realbogus.crowd.evaluate import reference_split, score_labels
+from realbogus.crowd.accuracy import reference_split, score_labels
 
 METHODS = {
     "swap (DMTN defaults)": ("swap", {}),

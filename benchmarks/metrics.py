@@ -1,7 +1,7 @@
 """Evaluation speed: the counting core and the bootstrap against scikit-learn, in one run.
 
 Rows:
-* purity/completeness at every threshold: realbogus.metrics.purity_completeness vs
+* purity/completeness at every threshold: realbogus.evaluation.metrics.purity_completeness vs
   sklearn.metrics.precision_recall_curve on the same n detections;
 * bootstrap intervals of the requirement window (B replicates): realbogus (data sorted once,
   each replicate = multiplicities through the counting core) vs the plain way (resample rows,
@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import precision_recall_curve
 
-from realbogus import metrics as M
-from realbogus.evaluate import evaluate
+from realbogus.evaluation import metrics as M
+from realbogus.evaluation.evaluate import evaluate
 
 
 def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

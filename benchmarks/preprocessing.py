@@ -16,10 +16,10 @@ import time
 import numpy as np
 import torch
 
-from realbogus.dataset import open_dataset
-from realbogus.metrics import roc_auc
-from realbogus.model import DMTN337CNN
-from realbogus.train import _batches, robust_channel_scale, stamp_memmap
+from realbogus.evaluation.metrics import roc_auc
+from realbogus.io.dataset import open_dataset
+from realbogus.model.architectures import DMTN337CNN
+from realbogus.training.train import _batches, robust_channel_scale, stamp_memmap
 
 
 def main() -> None:

@@ -28,11 +28,11 @@ from scipy.stats import spearmanr
 
 from realbogus.alerts import read_alerts, score_alerts
 from realbogus.alerts.units import to_units
-from realbogus.conditions import cloud_depth, noise_ratio
 from realbogus.errors import PackageError
-from realbogus.metrics import roc_auc
-from realbogus.package import load_package
-from realbogus.scoring import Scorer
+from realbogus.evaluation.metrics import roc_auc
+from realbogus.inference.scorer import Scorer
+from realbogus.model.conditions import cloud_depth, noise_ratio
+from realbogus.model.package import load_package
 
 
 def report(name: str, table, survey_score: str, asteroid: np.ndarray, failures: list) -> None:

@@ -27,11 +27,13 @@ from distributed import Client, LocalCluster
 from rich.console import Console
 from rich.table import Table
 
-from realbogus.dataset import open_dataset, write_dataset
-from realbogus.distributed import read_scores, score_distributed
-from realbogus.package import init_package, load_package
-from realbogus.scoring import Scorer, available_cores
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.model.package import init_package, load_package
+from realbogus.numeric import available_cores
 from realbogus.stamps import Stamps
+from realbogus.workflows.distributed import read_scores, score_distributed
+from realbogus.workflows.score import score_dataset
 
 
 def make_dataset(path: Path, rows: int, parts: int, size: int) -> Path:
@@ -63,7 +65,7 @@ def main() -> None:
         dataset = open_dataset(
             make_dataset(tmp / "ds", args.rows, args.parts, package.card.stamp_size)
         )
-        want = Scorer(package).score_dataset(dataset)
+        want = score_dataset(Scorer(package), dataset)
 
         cores = available_cores()
         names = {
@@ -80,7 +82,7 @@ def main() -> None:
                 pass
             reading.append(time.perf_counter() - start)
             start = time.perf_counter()
-            Scorer(package).score_dataset(dataset)
+            score_dataset(Scorer(package), dataset)
             runs[0].append(time.perf_counter() - start)
             for workers in (1, 2):
                 out = tmp / f"out{workers}"

@@ -10,7 +10,7 @@ Rows:
     under torch.no_grad(), torch's default threads;
   * ONNX Runtime with default SessionOptions on the plain layer-for-layer graph, at batch 64
     and at its best batch (swept first);
-  * ours: realbogus.scoring.Scorer with its defaults (fp32), and its int8 graph (reported with
+  * ours: realbogus.inference.scorer.Scorer with its defaults (fp32), and its int8 graph (reported with
     its deviation from fp32 and whether the 0.01 gate accepts it for these stamps);
   * an ablation: our cropped graph in one ONNX Runtime session with all cores as intra-op
     threads (no spinning), batch 256, instead of one single-threaded session per core.
@@ -42,9 +42,11 @@ from astropy.io import fits
 from rich.console import Console
 from rich.table import Table
 
-from realbogus.images import stamps_from_files
-from realbogus.package import init_package, load_package
-from realbogus.scoring import Scorer, available_cores, export_onnx, quantize_int8
+from realbogus.inference.onnx import export_onnx, quantize_int8
+from realbogus.inference.scorer import Scorer
+from realbogus.io.images import stamps_from_files
+from realbogus.model.package import init_package, load_package
+from realbogus.numeric import available_cores
 from realbogus.stamps import cut_stamps
 
 

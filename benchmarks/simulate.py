@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from realbogus.dataset import open_dataset
+from realbogus.io.dataset import open_dataset
 from realbogus.sim import simulate_survey
 
 PROTOTYPE_DET_PER_S_PER_PROCESS = 50.0  # dia-simulation.md §4, quoted

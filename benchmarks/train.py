@@ -21,10 +21,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from realbogus.dataset import open_dataset, write_dataset
-from realbogus.model import DMTN337CNN
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.model.architectures import DMTN337CNN
 from realbogus.stamps import Stamps
-from realbogus.train import _batches, input_transform, robust_channel_scale, stamp_memmap
+from realbogus.training.train import _batches, input_transform, robust_channel_scale, stamp_memmap
 
 
 def run_steps(model, batches, n_samples):

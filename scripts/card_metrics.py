@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from realbogus.package import load_package, save_package
+from realbogus.model.package import load_package, save_package
 
 
 def headline(model_metrics: dict) -> dict:

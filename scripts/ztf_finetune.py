@@ -32,12 +32,12 @@ import pandas as pd
 from realbogus.alerts import read_alerts
 from realbogus.alerts.stars import find_stars, star_samples
 from realbogus.alerts.units import to_units
-from realbogus.dataset import concat_datasets, open_dataset, write_dataset
-from realbogus.metrics import roc_auc
-from realbogus.package import load_package
-from realbogus.scoring import Scorer
+from realbogus.evaluation.metrics import roc_auc
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import concat_datasets, open_dataset, write_dataset
+from realbogus.model.package import load_package
 from realbogus.stamps import Stamps
-from realbogus.train import TrainConfig, train
+from realbogus.training.train import TrainConfig, train
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

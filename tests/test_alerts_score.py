@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 from realbogus.alerts import read_alerts, score_alerts
 from realbogus.alerts._avro import decode_confluent, encode_confluent
 from realbogus.cli import app
-from realbogus.package import ModelCard, init_package, load_package, save_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.model.card import ModelCard
+from realbogus.model.package import init_package, load_package, save_package
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from realbogus.alerts.stars import StarConfig, find_stars, star_samples
 from realbogus.errors import ConfigError
-from realbogus.package import stamp_noise_array
+from realbogus.stamps import stamp_noise_array
 
 
 def _cutouts(rng, n=3, size=63):

@@ -6,11 +6,11 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from realbogus.cli import app
-from realbogus.dataset import write_dataset
-from realbogus.package import init_package, load_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import write_dataset
+from realbogus.io.tables import read_table, write_table
+from realbogus.model.package import init_package, load_package
 from realbogus.stamps import Stamps, cut_stamps
-from realbogus.tables import read_table, write_table
 
 runner = CliRunner()
 

@@ -6,17 +6,14 @@ import pytest
 from typer.testing import CliRunner
 
 from realbogus.cli import app
-from realbogus.conditions import (
-    ConditionCorrection,
-    cloud_depth,
-    condition_features,
-    fit_correction,
-)
-from realbogus.dataset import write_dataset
 from realbogus.errors import ConfigError, PackageError
-from realbogus.package import export_rubin, init_package, load_package, save_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import write_dataset
+from realbogus.model.conditions import ConditionCorrection, cloud_depth, condition_features
+from realbogus.model.package import init_package, load_package, save_package
+from realbogus.model.rubin import export_rubin
 from realbogus.stamps import Stamps
+from realbogus.training.conditions import fit_correction
 
 SIZE = 51
 
@@ -230,7 +227,7 @@ def test_builtin_ztf_v03_on_real_alerts(shared_data):
     knee; below it (thick-cloud exposures) star residuals drop; AUC against braai's drb >= 0.5
     at least 0.90 and recall on known-asteroid alerts at the cutoff at least 0.90 (issue 7)."""
     from realbogus.alerts import score_alerts
-    from realbogus.metrics import roc_auc
+    from realbogus.evaluation.metrics import roc_auc
 
     v02, v03 = load_package("ztf-v0.2"), load_package("ztf-v0.3")
     assert v03.card.parent == "ztf-v0.2" and v03.card.cutoff == v02.card.cutoff

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from realbogus.crowd import aggregate, aggregator_names, register_aggregator
-from realbogus.crowd.evaluate import reference_split, score_labels
+from realbogus.crowd.accuracy import reference_split, score_labels
 from realbogus.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from realbogus.cli import app
 from realbogus.crowd.core import read_labels
-from realbogus.dataset import open_dataset, write_dataset
+from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
 
 

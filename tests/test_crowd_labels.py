@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from realbogus.crowd.labels import select_labels, training_dataset
-from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import ConfigError, InputError
+from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
 
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from realbogus.crowd.subjects import RELIABILITY_CUTS, render_subject, subject_sets, write_subjects
-from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import InputError
+from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import InputError
+from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
 
 
@@ -90,7 +90,7 @@ def test_open_rejects_bad_datasets(rng, tmp_path):
 
 def test_concat_datasets_with_queries(rng, tmp_path):
     """Rows selected by query from two datasets, in order, stamps with them; sizes must agree."""
-    from realbogus.dataset import concat_datasets
+    from realbogus.io.dataset import concat_datasets
 
     a_table, a_stamps = _data(rng, n=10)
     b_table, b_stamps = _data(rng, n=6)

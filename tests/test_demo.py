@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from realbogus.demo import run_demo
+from realbogus.workflows.demo import run_demo
 
 
 def test_demo_retrain_runs_the_whole_chain(tmp_path):

@@ -11,12 +11,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from realbogus.dataset import open_dataset, write_dataset
-from realbogus.distributed import part_fingerprint, read_scores, score_distributed
 from realbogus.errors import ConfigError, InputError
-from realbogus.package import init_package, load_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.model.package import init_package, load_package
 from realbogus.stamps import Stamps
+from realbogus.workflows.distributed import part_fingerprint, read_scores, score_distributed
+from realbogus.workflows.score import score_dataset
 
 distributed = pytest.importorskip("distributed")
 
@@ -78,7 +79,7 @@ def test_dask_output_equals_single_process(client, package, dataset, tmp_path):
             pq.ParquetFile(out / part.name).metadata.num_rows
             == pq.ParquetFile(part).metadata.num_rows
         )
-    want = Scorer(package, threads=1).score_dataset(dataset)
+    want = score_dataset(Scorer(package, threads=1), dataset)
     pd.testing.assert_frame_equal(read_scores(out), want)
     manifest = json.loads((out / "manifest.json").read_text())
     assert (
@@ -138,7 +139,7 @@ def test_interrupted_run_resumes_without_recomputing(client, package, tmp_path):
     assert {k: after[k] for k in before} == before  # finished parts were not rewritten
     scores = read_scores(out)
     assert len(scores) == 300 and scores["diaSourceId"].is_unique
-    pd.testing.assert_frame_equal(scores, Scorer(package, threads=1).score_dataset(dataset))
+    pd.testing.assert_frame_equal(scores, score_dataset(Scorer(package, threads=1), dataset))
     assert not list(out.glob(".*.tmp"))
 
     again = score_distributed(dataset.path, out, package=package, client=client)
@@ -167,7 +168,7 @@ def test_damaged_or_foreign_outputs_are_recomputed(client, package, dataset, tmp
         for k in ("part-00000.parquet", "part-00002.parquet", "part-00005.parquet")
     )
     pd.testing.assert_frame_equal(
-        read_scores(out), Scorer(package, threads=1).score_dataset(open_dataset(dataset.path))
+        read_scores(out), score_dataset(Scorer(package, threads=1), open_dataset(dataset.path))
     )
 
 
@@ -177,7 +178,7 @@ def test_local_scheduler_and_option_errors(package, dataset, tmp_path):
     run = score_distributed(dataset.path, out, package=package, scheduler="local", workers=1)
     assert len(run.scored) == 6
     pd.testing.assert_frame_equal(
-        read_scores(out), Scorer(package, threads=1).score_dataset(dataset)
+        read_scores(out), score_dataset(Scorer(package, threads=1), dataset)
     )
     with pytest.raises(ConfigError, match="scheduler must be"):
         score_distributed(dataset.path, tmp_path / "o2", package=package, scheduler="slurm")
@@ -225,7 +226,7 @@ def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
     from typer.testing import CliRunner
 
     from realbogus.cli import app
-    from realbogus.package import save_package
+    from realbogus.model.package import save_package
 
     pkg = save_package(tmp_path / "pkg", package.model, package.card)
     args = [
@@ -243,7 +244,7 @@ def test_cli_score_with_scheduler_resumes(package, dataset, tmp_path):
     assert first.exit_code == 0, first.output
     assert "6 scored now, 0 already done" in first.output
     pd.testing.assert_frame_equal(
-        read_scores(tmp_path / "o"), Scorer(package, threads=1).score_dataset(dataset)
+        read_scores(tmp_path / "o"), score_dataset(Scorer(package, threads=1), dataset)
     )
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "0 scored now, 6 already done" in second.output
@@ -262,8 +263,8 @@ def test_cli_int8_is_refused_with_its_reason(package, tmp_path):
     from typer.testing import CliRunner
 
     from realbogus.cli import app
-    from realbogus.package import save_package
-    from realbogus.scoring import sample_check_stamps
+    from realbogus.io.dataset import sample_check_stamps
+    from realbogus.model.package import save_package
 
     rng = np.random.default_rng(2)
     data = rng.normal(scale=20, size=(64, 3, 51, 51)).astype(np.float32)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realbogus import metrics as M
 from realbogus.errors import ConfigError, InputError, RealBogusWarning
-from realbogus.evaluate import evaluate
+from realbogus.evaluation import metrics as M
+from realbogus.evaluation.evaluate import evaluate
 from realbogus.report import FIGURES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"

@@ -9,14 +9,15 @@ import pytest
 from test_evaluate import make_detections
 from typer.testing import CliRunner
 
-from realbogus import metrics as M
 from realbogus.cli import app
-from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import RealBogusWarning
-from realbogus.evaluate import evaluate_packages
-from realbogus.package import init_package, load_package
-from realbogus.scoring import Scorer
+from realbogus.evaluation import metrics as M
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.model.package import init_package, load_package
 from realbogus.stamps import Stamps
+from realbogus.workflows.evaluate import evaluate_packages
+from realbogus.workflows.score import score_dataset
 
 runner = CliRunner()
 
@@ -59,7 +60,7 @@ def test_cli_evaluate_two_packages(setup):
     )
     ds = open_dataset(root / "data")
     table = ds.table()
-    scores = Scorer(load_package(root / "pb")).score_dataset(ds)["reliability"].to_numpy(float)
+    scores = score_dataset(Scorer(load_package(root / "pb")), ds)["reliability"].to_numpy(float)
     lab = table["label"].to_numpy()
     mask = ~np.isnan(lab) & (table["snr"] > 5).to_numpy()
     ref = M.summarize(lab[mask] == 1, scores[mask], cutoff=0.5)

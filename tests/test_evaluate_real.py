@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from realbogus.errors import RealBogusWarning
-from realbogus.evaluate import evaluate
+from realbogus.evaluation.evaluate import evaluate
 
 
 def ztf_table(shared_data) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -8,9 +8,9 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from realbogus.errors import InputError
-from realbogus.images import read_catalog, read_image, stamps_from_files
+from realbogus.io.images import read_catalog, read_image, stamps_from_files
+from realbogus.io.tables import read_table, write_table
 from realbogus.stamps import cut_stamps
-from realbogus.tables import read_table, write_table
 
 
 def _wcs(shape):

@@ -1,4 +1,4 @@
-"""Tests of realbogus.metrics: against scikit-learn, slow loops and hand-made cases."""
+"""Tests of realbogus.evaluation.metrics: against scikit-learn, slow loops and hand-made cases."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score
 
-from realbogus import metrics as M
 from realbogus.errors import ConfigError, InputError, RealBogusWarning
+from realbogus.evaluation import metrics as M
 
 
 def _data(rng: np.random.Generator, n: int = 500, *, ties: bool = False):

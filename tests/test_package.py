@@ -10,18 +10,13 @@ import yaml
 from safetensors.torch import save_file
 
 from realbogus.errors import PackageError
-from realbogus.model import DMTN337CNN
-from realbogus.package import (
-    NOISE_FLOOR,
-    ModelCard,
-    export_rubin,
-    import_rubin,
-    init_package,
-    load_package,
-    save_package,
-    stamp_noise,
-)
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.model.architectures import DMTN337CNN
+from realbogus.model.card import ModelCard
+from realbogus.model.package import init_package, load_package, save_package
+from realbogus.model.rubin import export_rubin, import_rubin
+from realbogus.model.transforms import stamp_noise
+from realbogus.stamps import NOISE_FLOOR
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from matplotlib.image import imread
 from test_evaluate import make_detections
 
-from realbogus import metrics as M
-from realbogus.evaluate import evaluate
+from realbogus.evaluation import metrics as M
+from realbogus.evaluation.evaluate import evaluate
 from realbogus.report import FIGURES, FigureData, render_html, write_figures
 
 CHROMIUM = next(
@@ -65,8 +65,8 @@ def two_model_report(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def simulated_report(tmp_path_factory) -> Path:
     """report.html for two built-in models on a freshly simulated survey (the real chain)."""
-    from realbogus.evaluate import evaluate_packages
     from realbogus.sim import simulate_survey
+    from realbogus.workflows.evaluate import evaluate_packages
 
     root = tmp_path_factory.mktemp("simrep")
     data = simulate_survey(

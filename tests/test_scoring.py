@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from realbogus.dataset import open_dataset, write_dataset
 from realbogus.errors import ConfigError, StampShapeError
-from realbogus.package import init_package, load_package, save_package
-from realbogus.scoring import SCORE_COLUMNS, Scorer, resolve_device
+from realbogus.inference.scorer import SCORE_COLUMNS, Scorer, resolve_device
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.model.package import init_package, load_package, save_package
 from realbogus.stamps import Stamps
+from realbogus.workflows.score import score_dataset
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_score_dataset_matches_score_stamps(package, rng, tmp_path):
     table = pd.DataFrame({"diaSourceId": np.arange(100, 125), "snr": rng.uniform(5, 50, 25)})
     dataset = open_dataset(write_dataset(tmp_path / "ds", table, stamps, rows_per_part=10))
     assert len(dataset.parts) == 3
-    got = Scorer(package).score_dataset(dataset)
+    got = score_dataset(Scorer(package), dataset)
     want = Scorer(package).score_stamps(stamps, table["diaSourceId"].to_numpy())
     pd.testing.assert_frame_equal(got, want)
 
@@ -100,7 +101,7 @@ def test_onnx_and_torch_backends_agree(package, rng, tmp_path):
     """fp32 scores equal across backends within 1e-5; the exported graph loads in ONNX Runtime."""
     import onnxruntime as ort
 
-    from realbogus.scoring import export_onnx
+    from realbogus.inference.onnx import export_onnx
 
     data = rng.normal(scale=50, size=(300, 3, 51, 51)).astype(np.float32)
     torch_scores = Scorer(package, backend="torch").predict(data)
@@ -137,8 +138,13 @@ def test_self_contained_asinh_noise_graph_computes_the_noise_itself(package, rng
     by numpy's `preprocess_array`) = torch."""
     import onnxruntime as ort
 
-    from realbogus.package import preprocess, preprocess_array, stamp_noise, stamp_noise_array
-    from realbogus.scoring import export_onnx
+    from realbogus.inference.onnx import export_onnx
+    from realbogus.model.transforms import (
+        preprocess,
+        preprocess_array,
+        stamp_noise,
+        stamp_noise_array,
+    )
 
     card = package.card.model_copy(
         update={"preprocessing": "asinh-noise", "preprocessing_scale": [1.0, 1.2, 0.25]}

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from realbogus.errors import ConfigError, StampShapeError
-from realbogus.package import init_package, load_package
-from realbogus.scoring import (
+from realbogus.inference.onnx import (
     INT8_TOLERANCE,
     Int8Model,
-    Scorer,
     _predict_onnx,
     export_onnx,
     quantize_int8,
 )
+from realbogus.inference.scorer import Scorer
+from realbogus.model.package import init_package, load_package
 
 
 @pytest.fixture(scope="module")

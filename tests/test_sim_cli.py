@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from realbogus.cli import app
-from realbogus.dataset import open_dataset
+from realbogus.io.dataset import open_dataset
 
 TINY = {
     "image_size": 256,

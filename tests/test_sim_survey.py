@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realbogus.dataset import open_dataset
 from realbogus.errors import ConfigError, InputError
+from realbogus.io.dataset import open_dataset
 from realbogus.sim import TABLE_COLUMNS, load_config, plan_fields, simulate_survey
 
 #: A tiny survey (256 px images) that still has every ingredient.

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from realbogus.dataset import balance_by_subsampling, open_dataset, split_by_group, write_dataset
 from realbogus.errors import ConfigError
-from realbogus.package import load_package
-from realbogus.scoring import Scorer
+from realbogus.inference.scorer import Scorer
+from realbogus.io.dataset import balance_by_subsampling, open_dataset, split_by_group, write_dataset
+from realbogus.model.package import load_package
 from realbogus.stamps import Stamps
-from realbogus.train import (
+from realbogus.training.train import (
     StampTorchDataset,
     TrainConfig,
     epoch_lr,
@@ -187,7 +187,7 @@ def test_config_validation():
 
 def test_choose_cutoff_prefers_window_middle_then_crossing():
     """Window middle when the requirement holds somewhere; else the P = C crossing; else 0.5."""
-    from realbogus.train import choose_cutoff
+    from realbogus.training.train import choose_cutoff
 
     labels = np.array([0] * 50 + [1] * 50)
     separable = np.concatenate([np.linspace(0, 0.4, 50), np.linspace(0.6, 1, 50)])
@@ -202,8 +202,8 @@ def test_choose_cutoff_prefers_window_middle_then_crossing():
 
 def test_input_scale_is_folded_exactly_into_conv1(rng):
     """conv1 on x / scale equals the folded conv1 on raw x; unfolding restores the weights."""
-    from realbogus.model import DMTN337CNN
-    from realbogus.train import _fold_scale, robust_channel_scale
+    from realbogus.model.architectures import DMTN337CNN
+    from realbogus.training.train import _fold_scale, robust_channel_scale
 
     torch.manual_seed(0)
     model = DMTN337CNN(SIZE).eval()
@@ -242,7 +242,7 @@ def test_training_on_raw_large_pixel_values(tmp_path, preprocessing):
     else:
         assert 500 < scale[0] < 2000
     rows = np.flatnonzero(split_by_group(table, seed=1) == "test")
-    from realbogus.metrics import roc_auc
+    from realbogus.evaluation.metrics import roc_auc
 
     for backend in ("torch", "onnx"):
         scores = Scorer(pkg, backend=backend).predict(raw.data[rows])
@@ -296,7 +296,7 @@ def test_mask_blocks_zero_rectangles_in_all_planes_but_never_the_centre(rng):
 def test_training_batches_show_mirror_images_and_with_rotations_quarter_turns(rotations):
     """Every training stamp is one of its 8 orientations; transposed ones only with `rotations`,
     and then all 8 appear about equally often."""
-    from realbogus.train import _batches
+    from realbogus.training.train import _batches
 
     stamp = np.arange(3 * 9 * 9, dtype=np.float32).reshape(3, 9, 9)  # no symmetry
     orientations = [

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import InputError, StampShapeError
+from .numeric import MAD_TO_SIGMA
 
 __all__ = [
     "CHANNELS",
@@ -30,6 +31,9 @@ __all__ = [
     "fit_stamp",
     "resize_stamps",
     "robust_noise",
+    "NOISE_FLOOR",
+    "NOISE_STEP",
+    "stamp_noise_array",
 ]
 
 #: Channel order of every stamp array in realbogus (and of Rubin's production interface).
@@ -82,7 +86,7 @@ class Stamps:
 
 
 def robust_noise(planes: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Robust noise of image planes: 1.4826 x median |p| over the non-zero pixels of every
+    """Robust noise of image planes: `MAD_TO_SIGMA` x median |p| over the non-zero pixels of every
     `step`-th row and column (zeros are invalid or padded; the planes have median ~0: differences,
     or background-subtracted images).
 
@@ -97,7 +101,25 @@ def robust_noise(planes: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndar
     for k in np.unique(middle):  # one selection per distinct rank (usually one: no zeros)
         rows = np.flatnonzero(middle == k)
         median[rows] = np.partition(p[rows], k, axis=1)[:, k]
-    return median * np.float32(1.4826), n - zeros
+    return median * np.float32(MAD_TO_SIGMA), n - zeros
+
+
+#: `stamp_noise` reads every NOISE_STEP-th pixel of the difference along each axis.
+NOISE_STEP = 2
+NOISE_FLOOR = (
+    1e-20  # keeps x / sigma finite in float32 for |x| < 3e18 when a difference has no valid pixel
+)
+
+
+def stamp_noise_array(x: np.ndarray) -> np.ndarray:
+    """Robust noise of each stamp's difference plane (`realbogus.model.transforms.stamp_noise` in
+    numpy, equal to it value for value): (N, C, S, S) -> (N,), float32.
+
+    A selection (`np.partition`) instead of a sort: ~1.5 us per 63-px stamp, against ~100 us for
+    ONNX Runtime's TopK, so the Scorer computes it here and hands it to the ONNX graph.
+    """
+    noise, _ = robust_noise(x[:, 0], NOISE_STEP)
+    return np.maximum(noise, np.float32(NOISE_FLOOR))
 
 
 def check_stamps(

@@ -1,6 +1,6 @@
 """Scoring alert packets in worker processes (decode, convert units, score), keeping the survey's ids.
 
-The scorer is duck-typed (`realbogus.scoring.Scorer`: `.card` with `stamp_size`, `pixel_units`,
+The scorer is duck-typed (`realbogus.inference.scorer.Scorer`: `.card` with `stamp_size`, `pixel_units`,
 `.score_stamps(stamps, ids)`), so this module never imports torch itself.
 """
 
@@ -102,7 +102,7 @@ def score_alerts(
 
     Parameters
     ----------
-    scorer : realbogus.scoring.Scorer
+    scorer : realbogus.inference.scorer.Scorer
         The model; its card's `stamp_size` sets the stamp size and `pixel_units` (when set)
         is what the alerts' stamps are converted to (`realbogus.alerts.units`: ZTF's DN to
         nJy with the candidate's `magzpsci`); alerts that cannot be converted are failures.

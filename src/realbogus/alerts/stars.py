@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..package import stamp_noise_array
-from ..stamps import Stamps, cut_stamps
+from ..numeric import mad_sigma
+from ..stamps import Stamps, cut_stamps, stamp_noise_array
 
 __all__ = ["StarConfig", "find_stars", "star_samples"]
 
@@ -87,7 +87,7 @@ def find_stars(stamps: np.ndarray, config: StarConfig = StarConfig()) -> pd.Data
         valid = (diff != 0) & (sci != 0) & (tmpl != 0)
         if valid.mean() < 0.5:
             continue
-        noise = 1.4826 * np.median(np.abs(sci[valid] - np.median(sci[valid])))
+        noise = mad_sigma(sci[valid])
         if not noise > 0:
             continue
         b = config.border

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import fastavro
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ..io.atomic import write_bytes
 from ._avro import (
     CONFLUENT_MAGIC,
     CONTAINER_MAGIC,
@@ -120,18 +120,6 @@ def rewrite_alert_bytes(
     return stream.getvalue(), failures
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_alerts(
     scores: pd.DataFrame, out_dir: str | os.PathLike, *, overwrite: bool = False
 ) -> tuple[list[Path], list[AlertFailure]]:
@@ -192,6 +180,6 @@ def write_alerts(
             failures.append(AlertFailure(file, None, f"not written: {exc}"))
             continue
         failures.extend(bad)
-        _atomic_write(targets[file], data)
+        write_bytes(targets[file], data)
         written.append(targets[file])
     return written, failures

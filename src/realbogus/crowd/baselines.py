@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..numeric import sigmoid
 from .aggregate import register_aggregator
 from .core import (
     STABILITY_RULES,
     CrowdLabels,
     PreparedVotes,
     build_labels,
-    expit,
     grouped_cumsum,
     labels_from_trajectory,
 )
@@ -183,7 +183,7 @@ def dawid_skene(
         prior = float(np.clip(p[voted].mean() if voted.any() else 0.5, 1e-6, 1 - 1e-6))
         inc = np.where(y == 1, np.log(pl[v]) - np.log1p(-pd_[v]), np.log1p(-pl[v]) - np.log(pd_[v]))
         logit_prior = np.log(prior) - np.log1p(-prior)
-        p_new = expit(logit_prior + np.bincount(s, weights=inc, minlength=n_s))
+        p_new = sigmoid(logit_prior + np.bincount(s, weights=inc, minlength=n_s))
         p_new[~voted] = 0.5
         p_new[clamp] = pv.gold[clamp]
         delta = np.max(np.abs(p_new - p), initial=0.0)
@@ -193,7 +193,7 @@ def dawid_skene(
     order, sums = grouped_cumsum(s, inc)
     traj = labels_from_trajectory(
         s[order],
-        expit(logit_prior + sums),
+        sigmoid(logit_prior + sums),
         n_s,
         prior=prior,
         real_threshold=real_threshold,

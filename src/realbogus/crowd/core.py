@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputError
+from ..io.atomic import atomic_path
 
 __all__ = [
     "STABILITY_RULES",
@@ -309,15 +309,8 @@ class CrowdLabels:
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_labels(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
@@ -420,14 +413,3 @@ def scatter(order: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     out = np.empty_like(sorted_values)
     out[order] = sorted_values
     return out
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    """Logistic function 1 / (1 + exp(-x)), overflow-safe."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
-
-
-def logit(p: float) -> float:
-    """log(p / (1 - p)) for 0 < p < 1."""
-    return float(np.log(p) - np.log1p(-p))

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset, open_dataset, write_dataset
 from ..errors import ConfigError, InputError
+from ..io.dataset import Dataset, open_dataset, write_dataset
 from ..stamps import Stamps
 
 __all__ = ["select_labels", "training_dataset"]

@@ -3,7 +3,7 @@
 Volunteers have kinds (experts, good, noisy, always-Real optimists, always-Bogus pessimists),
 each with its own P("Real"|Real) = PL and P("Bogus"|Bogus) = PD, and heavy-tailed (Pareto)
 activity. Faint real sources are called Bogus more often (DMTN-337 Fig. 4): PL is multiplied by
-expit((snr - faint_snr) / faint_width). A subject is retired after 2 classifications if the
+sigmoid((snr - faint_snr) / faint_width). A subject is retired after 2 classifications if the
 first two agree, else after 7 (DMTN-337's rule, read as a Caesar consensus rule). A fraction of
 subjects are reference subjects carrying the hidden feedback answer ``#feedback_1_answer``
 ("0" = Real, "1" = Bogus); volunteers may also be shown them as extra feedback views.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
-from .core import expit
+from ..io.atomic import atomic_path
+from ..numeric import sigmoid
 
 __all__ = ["VOLUNTEER_KINDS", "CrowdConfig", "SimulatedCrowd", "simulate_crowd", "write_export"]
 
@@ -58,7 +58,7 @@ class CrowdConfig:
     reference_rate : float
         Extra feedback views of reference subjects, as a fraction of all classifications.
     faint_snr, faint_width : float
-        Low-SNR bias: PL times expit((snr - faint_snr) / faint_width) for real subjects with an
+        Low-SNR bias: PL times sigmoid((snr - faint_snr) / faint_width) for real subjects with an
         `snr`; `faint_width` = 0 switches it off.
     agree_votes, max_votes : int
         Retire after `agree_votes` if they all agree, else after `max_votes` (2, 7).
@@ -252,7 +252,7 @@ def simulate_crowd(
     reference = rng.random(n_s) < config.reference_fraction
     snr = rows["snr"].to_numpy(dtype=float) if "snr" in rows.columns else np.full(n_s, np.inf)
     faint = (
-        expit((snr - config.faint_snr) / config.faint_width)
+        sigmoid((snr - config.faint_snr) / config.faint_width)
         if config.faint_width > 0
         else np.ones(n_s)
     )
@@ -412,84 +412,77 @@ def write_export(
     newline = rng.random(len(votes)) < crowd.config.get("newline_rate", 0.0)
     task_label = "Label the object seen in the center of the difference image as Real or Bogus"
     created = votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC").to_numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "classification_id",
+                "user_name",
+                "user_id",
+                "user_ip",
+                "workflow_id",
+                "workflow_name",
+                "workflow_version",
+                "created_at",
+                "gold_standard",
+                "expert",
+                "metadata",
+                "annotations",
+                "subject_data",
+                "subject_ids",
+            ]
+        )
+        for i, (cid, name, uid, ip, sid, vote, seen) in enumerate(
+            zip(
+                votes["classification_id"],
+                votes["user_name"],
+                votes["user_id"],
+                votes["user_ip"],
+                votes["subject_id"],
+                votes["vote"],
+                votes["already_seen"],
+                strict=True,
+            )
+        ):
+            answer = answers[0] if vote == 1 else answers[1]
+            meta = json.dumps(
+                {
+                    "source": "api",
+                    "live_project": True,
+                    "user_language": "en",
+                    "subject_selection_state": {
+                        "retired": False,
+                        "already_seen": bool(seen),
+                        "selection_state": "normal",
+                    },
+                    "feedback": {},
+                }
+            )
+            ann = json.dumps(
                 [
-                    "classification_id",
-                    "user_name",
-                    "user_id",
-                    "user_ip",
-                    "workflow_id",
-                    "workflow_name",
-                    "workflow_version",
-                    "created_at",
-                    "gold_standard",
-                    "expert",
-                    "metadata",
-                    "annotations",
-                    "subject_data",
-                    "subject_ids",
+                    {
+                        "task": "T0",
+                        "task_label": task_label,
+                        "value": answer + ("\n" if newline[i] else ""),
+                    }
                 ]
             )
-            for i, (cid, name, uid, ip, sid, vote, seen) in enumerate(
-                zip(
-                    votes["classification_id"],
-                    votes["user_name"],
-                    votes["user_id"],
-                    votes["user_ip"],
-                    votes["subject_id"],
-                    votes["vote"],
-                    votes["already_seen"],
-                    strict=True,
-                )
-            ):
-                answer = answers[0] if vote == 1 else answers[1]
-                meta = json.dumps(
-                    {
-                        "source": "api",
-                        "live_project": True,
-                        "user_language": "en",
-                        "subject_selection_state": {
-                            "retired": False,
-                            "already_seen": bool(seen),
-                            "selection_state": "normal",
-                        },
-                        "feedback": {},
-                    }
-                )
-                ann = json.dumps(
-                    [
-                        {
-                            "task": "T0",
-                            "task_label": task_label,
-                            "value": answer + ("\n" if newline[i] else ""),
-                        }
-                    ]
-                )
-                writer.writerow(
-                    [
-                        cid,
-                        name,
-                        uid,
-                        ip,
-                        workflow_id,
-                        workflow_name,
-                        workflow_version,
-                        created[i],
-                        "",
-                        "",
-                        meta,
-                        ann,
-                        sdata[int(sid)],
-                        sid,
-                    ]
-                )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            writer.writerow(
+                [
+                    cid,
+                    name,
+                    uid,
+                    ip,
+                    workflow_id,
+                    workflow_name,
+                    workflow_version,
+                    created[i],
+                    "",
+                    "",
+                    meta,
+                    ann,
+                    sdata[int(sid)],
+                    sid,
+                ]
+            )
     return path

@@ -19,9 +19,9 @@ import pandas as pd
 from astropy.visualization import ZScaleInterval
 from PIL import Image
 
-from ..dataset import Dataset, open_dataset
 from ..errors import ConfigError, InputError
-from ..tables import atomic_directory
+from ..io.atomic import atomic_directory
+from ..io.dataset import Dataset, open_dataset
 
 __all__ = ["RELIABILITY_CUTS", "subject_sets", "render_subject", "write_subjects"]
 

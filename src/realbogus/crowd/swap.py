@@ -22,16 +22,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..numeric import logit, sigmoid
 from .aggregate import register_aggregator
 from .core import (
     STABILITY_RULES,
     CrowdLabels,
     PreparedVotes,
     build_labels,
-    expit,
     grouped_cumsum,
     labels_from_trajectory,
-    logit,
     scatter,
 )
 
@@ -205,7 +204,7 @@ def swap(
     order_s, sums = grouped_cumsum(pv.s[keep], inc[keep])
     traj = labels_from_trajectory(
         pv.s[keep][order_s],
-        expit(logit(config.prior) + sums),
+        sigmoid(logit(config.prior) + sums),
         pv.n_subjects,
         prior=config.prior,
         real_threshold=config.real_threshold,
@@ -233,7 +232,7 @@ def _offline_em(
     p_old = None
     for _ in range(config.max_iter):
         inc = _log_lr(y, pl[v], pd_[v])
-        p = expit(prior_logit + np.bincount(s, weights=inc, minlength=pv.n_subjects))
+        p = sigmoid(prior_logit + np.bincount(s, weights=inc, minlength=pv.n_subjects))
         p[clamp] = pv.gold[clamp]
         ps = p[s]
         sum_p = np.bincount(v, weights=ps, minlength=pv.n_volunteers)

@@ -3,7 +3,7 @@
 Each figure function takes a :class:`FigureData` and returns a matplotlib ``Figure``, or raises
 :class:`FigureSkipped` with a note saying which columns or rows it lacks. Nothing here computes
 a metric: curves, windows, crossings and calibration arrive precomputed from
-:mod:`realbogus.metrics`; the figures only histogram and scatter the columns they show.
+:mod:`realbogus.evaluation.metrics`; the figures only histogram and scatter the columns they show.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ..metrics import Calibration, PCCurve
+from ..evaluation.metrics import Calibration, PCCurve
 
 __all__ = [
     "FIGURES",

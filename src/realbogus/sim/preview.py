@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import open_dataset
+from ..io.dataset import open_dataset
 from ..stamps import CHANNELS
 
 __all__ = ["write_preview"]

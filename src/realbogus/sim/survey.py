@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..dataset import write_dataset
 from ..errors import ConfigError, InputError
+from ..io.atomic import atomic_path, file_mode, write_text
+from ..io.dataset import write_dataset
+from ..io.tables import write_table
 from ..stamps import Stamps
 from .config import SimConfig, load_config
 from .field import VisitResult, simulate_field
@@ -61,26 +63,6 @@ def _run_field(args: tuple) -> list[VisitResult]:
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def _atomic_parquet(table: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save_visit_images(result: VisitResult, folder: Path, config: SimConfig) -> None:
     from astropy.io import fits
 
@@ -94,13 +76,9 @@ def _save_visit_images(result: VisitResult, folder: Path, config: SimConfig) -> 
     header["FIELD"] = int(result.metrics["field"])
     header["SEEING"] = (float(result.metrics["seeing"]), "science PSF FWHM, arcsec")
     for name in ("science", "template", "difference", "variance"):
-        path = folder / f"{name}.fits"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".fits", dir=folder)
-        os.close(fd)
-        fits.PrimaryHDU(result.images[name], header=header).writeto(tmp, overwrite=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    _atomic_parquet(result.table, folder / "catalog.parquet")
+        with atomic_path(folder / f"{name}.fits") as tmp:
+            fits.PrimaryHDU(result.images[name], header=header).writeto(tmp, overwrite=True)
+    write_table(result.table, folder / "catalog.parquet")
 
 
 def simulate_survey(
@@ -238,13 +216,13 @@ def simulate_survey(
             rows_per_part=10_000,
         )
         del big
-        _atomic_parquet(truth, out / "truth.parquet")
-        _atomic_parquet(visits, out / "visits.parquet")
-        _atomic_write_text(
+        write_table(truth, out / "truth.parquet")
+        write_table(visits, out / "visits.parquet")
+        write_text(
             out / "config.yaml",
             yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False),
         )
-        _atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        write_text(out / "summary.json", json.dumps(summary, indent=2))
         if preview and len(table):
             from .preview import write_preview
 
@@ -252,7 +230,7 @@ def simulate_survey(
         if save_images:
             if (out / "images").exists():
                 shutil.rmtree(out / "images")
-            os.chmod(image_dir, 0o755)
+            os.chmod(image_dir, file_mode(directory=True))
             os.replace(image_dir, out / "images")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,8 +17,8 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from .errors import InputError
-from .stamps import Stamps, cut_stamps
+from ..errors import InputError
+from ..stamps import Stamps, cut_stamps
 from .tables import read_table
 
 __all__ = ["Image", "read_image", "read_catalog", "stamps_from_files"]

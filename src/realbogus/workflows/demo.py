@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import open_dataset
-from .errors import RealBogusWarning
-from .evaluate import evaluate
-from .package import load_package
-from .scoring import Scorer
-from .tables import atomic_path, write_table
+from ..errors import RealBogusWarning
+from ..evaluation.evaluate import evaluate
+from ..inference.scorer import Scorer
+from ..io.atomic import atomic_path
+from ..io.dataset import open_dataset
+from ..io.tables import write_table
+from ..model.package import load_package
+from .score import score_dataset
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -73,7 +75,7 @@ def run_demo(
     progress : callable(done, total), optional
         Progress within the current stage.
     """
-    from .sim import simulate_survey
+    from ..sim import simulate_survey
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,7 @@ def run_demo(
         overwrite=True,
     )
     if retrain:
-        from .train import TrainConfig, train
+        from ..training.train import TrainConfig, train
 
         say(f"simulating {train_visits} training visits (seed {seed + 1})")
         train_data = simulate_survey(
@@ -118,7 +120,7 @@ def run_demo(
 
     say(f"scoring with {package.version}")
     dataset = open_dataset(data)
-    scores = Scorer(package).score_dataset(dataset, progress=progress)
+    scores = score_dataset(Scorer(package), dataset, progress=progress)
     scores_path = write_table(scores, out / "scores.parquet")
 
     say("evaluating")

@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
-from .stamps import CHANNELS, Stamps
-from .tables import atomic_directory
+from ..errors import InputError
+from ..stamps import CHANNELS, Stamps
+from .atomic import atomic_directory
 
 __all__ = [
     "MANIFEST",
@@ -36,6 +36,7 @@ __all__ = [
     "split_by_group",
     "balance_by_subsampling",
     "concat_datasets",
+    "sample_check_stamps",
 ]
 
 MANIFEST = "manifest.json"
@@ -345,3 +346,21 @@ def concat_datasets(
         provenance={**record, **(provenance or {})},
         overwrite=overwrite,
     )
+
+
+def sample_check_stamps(dataset: Dataset, n: int = 2048) -> np.ndarray:
+    """Up to `n` check stamps for `quantize_int8`: evenly spaced rows of a dataset's first parts.
+
+    Returns
+    -------
+    ndarray of shape (min(n, len(dataset)), 3, S, S), float32
+    """
+    pieces, have = [], 0
+    for _, stamps in dataset.iter_parts():
+        step = max(1, len(stamps) // (n - have))
+        pieces.append(stamps.data[::step][: n - have].copy())
+        have += len(pieces[-1])
+        if have >= n:
+            break
+    size = dataset.stamp_size
+    return np.concatenate(pieces) if pieces else np.empty((0, 3, size, size), np.float32)

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .errors import ConfigError, InputError, RealBogusWarning
+from ..errors import ConfigError, InputError, RealBogusWarning
 
 __all__ = [
     "REQUIREMENT_PURITY",

@@ -26,19 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics
-from .dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
-from .errors import ConfigError, InputError
-from .model import build_model
-from .package import (
-    PREPROCESSING,
-    ModelCard,
-    ModelPackage,
-    load_package,
-    preprocess_pixels,
-    save_package,
-)
-from .tables import atomic_path
+from ..errors import ConfigError, InputError
+from ..evaluation import metrics
+from ..io.atomic import atomic_path
+from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
+from ..model.architectures import build_model
+from ..model.card import ModelCard
+from ..model.package import ModelPackage, load_package, save_package
+from ..model.transforms import PREPROCESSING, preprocess_pixels
+from ..numeric import mad_sigma
 
 __all__ = [
     "TrainConfig",
@@ -218,7 +214,7 @@ class StampTorchDataset(torch.utils.data.Dataset):
 def robust_channel_scale(
     stamps: np.ndarray, rows: np.ndarray, *, seed: int = 0, n: int = 2000
 ) -> np.ndarray:
-    """Per-channel noise level of stamps: 1.4826 x the median absolute deviation of the
+    """Per-channel noise level of stamps: `mad_sigma`, the robust standard deviation of the
     non-zero pixels of up to `n` sampled rows. Shape (3,), float32, > 0."""
     sample = np.sort(np.random.default_rng(seed).choice(rows, min(n, len(rows)), replace=False))
     pixels = (
@@ -230,7 +226,7 @@ def robust_channel_scale(
     for c, values in enumerate(pixels):
         values = values[values != 0]
         if values.size:
-            mad = 1.4826 * np.median(np.abs(values - np.median(values)))
+            mad = mad_sigma(values)
             scale[c] = mad if np.isfinite(mad) and mad > 0 else 1.0
     return scale
 
@@ -348,7 +344,7 @@ def choose_cutoff(
     """
     import warnings
 
-    from .errors import RealBogusWarning
+    from ..errors import RealBogusWarning
 
     keep = np.ones(len(labels), bool) if snr is None else np.asarray(snr) > 5
     with warnings.catch_warnings():

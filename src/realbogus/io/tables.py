@@ -1,62 +1,19 @@
-"""Atomic file writing and tables by extension (.parquet, .csv, .fits)."""
+"""Tables by extension (.parquet, .csv, .fits), read with errors that name the file, written atomically."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
+from .atomic import atomic_path
 
-__all__ = ["TABLE_FORMATS", "atomic_directory", "atomic_path", "read_table", "write_table"]
+__all__ = ["TABLE_FORMATS", "read_table", "write_table"]
 
 TABLE_FORMATS = (".parquet", ".csv", ".fits")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
-
-    A crash leaves the earlier `path` (if any) untouched and no partial file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; if the block succeeds it replaces `path`.
-
-    A crash leaves the earlier `path` (if any) untouched and no temporary directory behind. The
-    result gets the usual permissions (mkdtemp makes 0700).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _format(path: Path) -> str:

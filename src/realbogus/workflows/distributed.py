@@ -38,11 +38,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dataset import Dataset, open_dataset, read_part
-from .errors import ConfigError, InputError, StampShapeError
-from .package import ModelPackage
-from .scoring import SCORE_COLUMNS, Int8Model, Scorer, available_cores
-from .tables import atomic_path
+from ..errors import ConfigError, InputError, StampShapeError
+from ..inference.onnx import Int8Model
+from ..inference.scorer import SCORE_COLUMNS, Scorer
+from ..io.atomic import atomic_path
+from ..io.dataset import Dataset, open_dataset, read_part
+from ..model.package import ModelPackage
+from ..numeric import available_cores
 
 __all__ = [
     "SCORES_MANIFEST",

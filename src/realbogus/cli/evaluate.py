@@ -1,0 +1,101 @@
+"""`realbogus evaluate`: model versions side by side on a labelled dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..errors import RealBogusError
+from .common import console, fail
+
+
+def evaluate_command(
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="Model package (directory, .zip or built-in name); repeat to compare several.",
+        ),
+    ],
+    data: Annotated[
+        Path, typer.Option(help="Labelled stamp dataset directory (realbogus dataset).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Report directory to write: metrics.json, report.html, figures/, curves/."
+        ),
+    ],
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
+) -> None:
+    """Evaluate model versions side by side: requirement window, P = C crossing, slices, report."""
+    import warnings
+
+    from ..errors import RealBogusWarning
+    from ..workflows.evaluate import evaluate_packages
+
+    try:
+        with (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar,
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always", RealBogusWarning)
+            tasks: dict[str, int] = {}
+
+            def update(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = evaluate_packages(
+                model, data, out, n_boot=n_boot, seed=seed, overwrite=overwrite, progress=update
+            )
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    table = Table(title="requirement window (purity >= 0.95, completeness >= 0.90)")
+    for column in (
+        "model",
+        "population",
+        "Real/Bogus",
+        "window",
+        "P = C (threshold: value)",
+        "AUC",
+    ):
+        table.add_column(column)
+    for name, entry in result.metrics["models"].items():
+        for pop, s in entry["populations"].items():
+            if s is None:
+                table.add_row(name, pop, "-", "not computed", "-", "-")
+                continue
+            win, cross = s["window"], s["crossing"]
+            table.add_row(
+                name,
+                pop,
+                f"{s['n_real']}/{s['n_bogus']}",
+                "none" if win is None else f"[{win['low']:.3f}, {win['high']:.3f}]",
+                "-" if cross is None else f"{cross['threshold']:.3f}: {cross['value']:.3f}",
+                "-" if s["auc"] is None else f"{s['auc']:.3f}",
+            )
+    console.print(table)
+    n_warn = sum(issubclass(w.category, RealBogusWarning) for w in caught)
+    if result.metrics["warnings"]:
+        console.print(
+            f"[yellow]{len(result.metrics['warnings'])} degenerate slice(s)/population(s)[/]: see 'warnings' in metrics.json"
+        )
+    elif n_warn:
+        console.print(f"[yellow]{n_warn} warning(s)[/]")
+    console.print(f"report -> {result.report}")

@@ -1,0 +1,236 @@
+"""`realbogus score`: alert packets, a stamp dataset (also on Dask), or FITS images with a catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import RealBogusError
+from .common import console, fail, progress_bar
+
+
+def score(
+    model: Annotated[
+        str, typer.Option(help="Model package: a directory, a .zip, or a built-in name.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Score table to write: .parquet, .csv or .fits (by extension); with --scheduler, an output directory."
+        ),
+    ],
+    data: Annotated[Path | None, typer.Option(help="A realbogus stamp dataset directory.")] = None,
+    science: Annotated[Path | None, typer.Option(help="Science image (FITS).")] = None,
+    template: Annotated[
+        Path | None, typer.Option(help="Template image (FITS), warped to the science image.")
+    ] = None,
+    difference: Annotated[Path | None, typer.Option(help="Difference image (FITS).")] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Detections: Parquet/CSV/FITS with x, y (pixels) or ra, dec."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Stamps per forward pass (default: the backend's best).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="auto (torch on a GPU, else ONNX Runtime), torch or onnx.")
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU cores to score on (default: all; per task with --scheduler)."),
+    ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.",
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Score --data on Dask, one output part per input part, resumable: 'local' or tcp://HOST:PORT."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes of --scheduler local (default 1); for alert packets, decoding processes (default: one per core)."
+        ),
+    ] = None,
+    write_alerts: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-alerts",
+            help="With alert packets: a folder to write them back to, reliability filled in.",
+        ),
+    ] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Alert packets: Avro container files, Confluent .msg files (Rubin, ZTF), or folders of them.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Score detections: alert packets (PATH...), a stamp dataset (--data), or FITS images plus a catalog.
+
+    Exit status 1 when some alert packets failed (after writing the rest, each failure reported).
+    """
+    from ..inference.scorer import Scorer
+    from ..io.dataset import open_dataset, sample_check_stamps
+    from ..io.images import stamps_from_files
+    from ..io.tables import write_table
+    from ..model.package import load_package
+    from ..workflows.score import score_dataset, score_images
+
+    image_args = {
+        "science": science,
+        "template": template,
+        "difference": difference,
+        "catalog": catalog,
+    }
+    given = [k for k, v in image_args.items() if v is not None]
+    if paths:
+        if data is not None or given or scheduler is not None:
+            console.print(
+                "[bold red]error:[/] alert packets (PATH...) go alone, without --data, FITS images or --scheduler"
+            )
+            raise typer.Exit(code=2)
+        _score_alert_files(
+            paths,
+            model=model,
+            out=out,
+            write_alerts=write_alerts,
+            workers=workers,
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+        )
+        return
+    if (data is None) == (not given) or (given and len(given) != 4):
+        console.print(
+            "[bold red]error:[/] give alert packets (PATH...), --data DIR, or all of --science --template --difference --catalog"
+        )
+        raise typer.Exit(code=2)
+    if (scheduler is not None or workers is not None) and data is None:
+        console.print(
+            "[bold red]error:[/] --scheduler and --workers score a stamp dataset: give --data DIR"
+        )
+        raise typer.Exit(code=2)
+    if workers is not None and scheduler != "local":
+        console.print("[bold red]error:[/] --workers sets the processes of --scheduler local")
+        raise typer.Exit(code=2)
+    try:
+        package = load_package(model)
+        if scheduler is not None:
+            from ..workflows.distributed import score_distributed
+
+            dataset = open_dataset(data)
+            check = sample_check_stamps(dataset) if int8 else None
+            with progress_bar(f"scoring with {package.version} on {scheduler}") as progress:
+                run = score_distributed(
+                    dataset.path,
+                    out,
+                    package=package,
+                    scheduler=scheduler,
+                    workers=workers,
+                    threads=threads,
+                    backend=backend,
+                    device=device,
+                    batch_size=batch_size,
+                    int8=int8,
+                    check_stamps=check,
+                    progress=progress,
+                )
+            console.print(
+                f"scored {run.n_rows} detections in {len(run.scored) + len(run.skipped)} parts with {package.version} "
+                f"({len(run.scored)} scored now, {len(run.skipped)} already done) -> {out}"
+            )
+            return
+        if int8:
+            check = (
+                sample_check_stamps(open_dataset(data))
+                if data is not None
+                else stamps_from_files(size=package.card.stamp_size, **image_args)[1]
+            )
+        scorer = Scorer(
+            package,
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+            int8=int8,
+            check_stamps=check if int8 else None,
+        )
+        if scorer.int8_model is not None:
+            console.print(
+                f"int8 accepted: at most {scorer.int8_model.max_deviation:.4f} from fp32 on {scorer.int8_model.n_check} check stamps"
+            )
+        with progress_bar(f"scoring with {scorer.version}") as progress:
+            if data is not None:
+                scores = score_dataset(scorer, open_dataset(data), progress=progress)
+            else:
+                scores = score_images(scorer, **image_args, progress=progress)
+        write_table(scores, out)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    n_pass = int(scores["passes_cutoff"].sum())
+    console.print(
+        f"scored {len(scores)} detections with {scorer.version}: {n_pass} pass the cutoff "
+        f"{scorer.card.cutoff:g}, {int(scores['edge'].sum())} flagged edge -> {out}"
+    )
+
+
+def _score_alert_files(
+    paths: list[Path],
+    *,
+    model: str,
+    out: Path,
+    write_alerts: Path | None,
+    workers: int | None,
+    batch_size: int | None,
+    device: str,
+    backend: str,
+    threads: int | None,
+) -> None:
+    """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
+    from ..alerts import write_alerts as write_packets
+    from ..inference.scorer import Scorer
+    from ..io.tables import write_table
+    from ..model.package import load_package
+    from ..workflows.score import score_alert_files
+
+    try:
+        scorer = Scorer(
+            load_package(model),
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            threads=threads,
+        )
+        with progress_bar(f"scoring alerts with {scorer.version}") as progress:
+            result = score_alert_files(scorer, paths, workers=workers, progress=progress)
+        write_table(result.table, out)
+        failures = list(result.failures)
+        written: list = []
+        if write_alerts is not None:
+            written, write_failures = write_packets(result.table, write_alerts)
+            failures += write_failures
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"scored {len(result.table)} alerts with {scorer.version}: "
+        f"{int(result.table['passes_cutoff'].sum())} pass the cutoff {scorer.card.cutoff:g} -> {out}"
+        + (f"; wrote {len(written)} files -> {write_alerts}" if write_alerts is not None else "")
+    )
+    for failure in failures:
+        where = failure.file if failure.index is None else f"{failure.file} [{failure.index}]"
+        console.print(f"[bold red]failed:[/] {where}: {failure.reason}", soft_wrap=True)
+    if failures:
+        console.print(f"[bold red]{len(failures)} packet(s) or file(s) failed[/]")
+        raise typer.Exit(code=1)

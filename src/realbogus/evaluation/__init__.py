@@ -1,0 +1,1 @@
+"""Evaluation: metrics (purity, completeness, thresholds, intervals) and the report of a run."""

@@ -1,0 +1,1 @@
+"""Models: architectures, input transforms, the model card, packages, Rubin interchange."""

@@ -1,0 +1,1 @@
+"""Training: fitting and fine-tuning networks, fitting the observing-condition correction."""

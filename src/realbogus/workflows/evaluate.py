@@ -1,0 +1,124 @@
+"""Evaluating model packages on a labelled stamp dataset: score each, then `evaluate` them side by side."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError, PackageError
+from ..evaluation.evaluate import EvaluationResult, evaluate
+from ..inference.scorer import Scorer
+from ..io.dataset import open_dataset
+from ..model.package import load_package
+from .score import score_dataset
+
+__all__ = ["evaluate_packages"]
+
+
+def evaluate_packages(
+    packages: Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: object,
+) -> EvaluationResult:
+    """Score a stamp dataset with each model package, then :func:`evaluate` them side by side.
+
+    Parameters
+    ----------
+    packages : sequence of str or path
+        Model package names (built-in versions) or paths, as ``realbogus.load_package``
+        takes them.
+    data : path-like
+        A dataset directory (``realbogus.io.dataset``) with a ``label`` column.
+    out : path-like
+        Report directory.
+    progress : callable (stage, done, total), optional
+        ``stage`` is ``"score <model>"`` or ``"evaluate"``.
+    **options
+        Passed to :func:`evaluate` (n_boot, seed, overwrite, ...).
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    if not packages:
+        msg = "give at least one model package"
+        raise ConfigError(msg)
+    allowed = set(inspect.signature(evaluate).parameters) - {
+        "table",
+        "scores",
+        "out",
+        "cutoffs",
+        "provenance",
+        "progress",
+    }
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        msg = f"unknown option(s) {unknown} for evaluate; allowed: {sorted(allowed)}"
+        raise ConfigError(msg)
+    out = Path(out)
+    if out.exists() and not options.get("overwrite", False):
+        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        raise InputError(msg)
+    dataset = open_dataset(data)
+    table = dataset.table()
+    scores: dict[str, np.ndarray] = {}
+    cutoffs: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for ref in packages:
+        package = load_package(ref)
+        stage = f"score {ref}"
+        scored = score_dataset(
+            Scorer(package),
+            dataset,
+            progress=None if progress is None else (lambda d, t, s=stage: progress(s, d, t)),
+        )
+        if len(scored) != len(table):
+            msg = f"{ref}: the scorer returned {len(scored)} rows for {len(table)} detections"
+            raise InputError(msg)
+        if "diaSourceId" in table.columns and not np.array_equal(
+            scored["diaSourceId"].to_numpy(), table["diaSourceId"].to_numpy()
+        ):
+            msg = f"{ref}: the score table is not in dataset order (diaSourceId differs)"
+            raise InputError(msg)
+        version = str(package.version)
+        name = version
+        k = 1
+        while name in scores:  # two packages with the same version string
+            k += 1
+            name = f"{version} ({k})"
+        scores[name] = scored["reliability"].to_numpy(np.float64)
+        cutoffs[name] = _card_cutoff(package)
+        sources[name] = str(ref)
+    for col in ("valid_fraction", "edge"):
+        if col not in table.columns and col in scored.columns:
+            table[col] = scored[col].to_numpy()
+    provenance = {
+        "data": str(Path(data)),
+        "data_content_hash": dataset.manifest.get("content_hash"),
+        "packages": sources,
+    }
+    return evaluate(
+        table,
+        scores,
+        out,
+        cutoffs=cutoffs,
+        provenance=provenance,
+        progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
+        **options,
+    )
+
+
+def _card_cutoff(package: object) -> float:
+    """The package card's reliability cutoff."""
+    value = getattr(getattr(package, "card", None), "cutoff", None)
+    if value is None:
+        msg = f"model package {getattr(package, 'source', package)} has no card cutoff"
+        raise PackageError(msg)
+    return float(value)
