@@ -7,12 +7,20 @@ are ``swap`` (DMTN-337's modified SWAP), ``majority`` and ``dawid-skene``; other
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
 from ..errors import ConfigError
-from .core import CrowdLabels, PreparedVotes, prepare_votes
+from . import baselines, swap  # noqa: F401  (importing them registers the built-ins)
+from .core import (
+    AGGREGATORS,
+    Aggregator,
+    CrowdLabels,
+    PreparedVotes,
+    prepare_votes,
+    register_aggregator,
+)
 
 __all__ = [
     "register_aggregator",
@@ -22,40 +30,18 @@ __all__ = [
     "aggregate_export",
 ]
 
-Aggregator = Callable[..., CrowdLabels]
-_REGISTRY: dict[str, Aggregator] = {}
-
-
-def register_aggregator(name: str) -> Callable[[Aggregator], Aggregator]:
-    """Decorator registering an aggregator under `name` (an existing name is an error)."""
-
-    def deco(func: Aggregator) -> Aggregator:
-        if name in _REGISTRY and _REGISTRY[name] is not func:
-            msg = f"an aggregator named {name!r} is already registered"
-            raise ConfigError(msg)
-        _REGISTRY[name] = func
-        return func
-
-    return deco
-
-
-def _load_builtins() -> None:
-    from . import baselines, swap  # noqa: F401  (importing registers them)
-
 
 def aggregator_names() -> tuple[str, ...]:
     """Names of the registered aggregators, sorted."""
-    _load_builtins()
-    return tuple(sorted(_REGISTRY))
+    return tuple(sorted(AGGREGATORS))
 
 
 def get_aggregator(name: str) -> Aggregator:
     """The aggregator registered as `name`; `ConfigError` listing the valid names otherwise."""
-    _load_builtins()
     try:
-        return _REGISTRY[name]
+        return AGGREGATORS[name]
     except KeyError:
-        msg = f"unknown aggregation method {name!r}; choose one of {sorted(_REGISTRY)}"
+        msg = f"unknown aggregation method {name!r}; choose one of {sorted(AGGREGATORS)}"
         raise ConfigError(msg) from None
 
 

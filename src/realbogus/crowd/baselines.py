@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..numeric import sigmoid
-from .aggregate import register_aggregator
 from .core import (
     STABILITY_RULES,
     CrowdLabels,
@@ -19,6 +18,7 @@ from .core import (
     build_labels,
     grouped_cumsum,
     labels_from_trajectory,
+    register_aggregator,
 )
 
 __all__ = ["majority_vote", "dawid_skene"]

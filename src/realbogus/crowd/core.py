@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,9 @@ __all__ = [
     "skill_bits",
     "labels_from_trajectory",
     "read_labels",
+    "AGGREGATORS",
+    "Aggregator",
+    "register_aggregator",
 ]
 
 #: Stability rules: "dmtn" = DMTN-337 wording (the threshold holds at each of the last three
@@ -413,3 +416,20 @@ def scatter(order: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     out = np.empty_like(sorted_values)
     out[order] = sorted_values
     return out
+
+
+Aggregator = Callable[..., CrowdLabels]
+AGGREGATORS: dict[str, Aggregator] = {}
+
+
+def register_aggregator(name: str) -> Callable[[Aggregator], Aggregator]:
+    """Decorator registering an aggregator under `name` (an existing name is an error)."""
+
+    def deco(func: Aggregator) -> Aggregator:
+        if name in AGGREGATORS and AGGREGATORS[name] is not func:
+            msg = f"an aggregator named {name!r} is already registered"
+            raise ConfigError(msg)
+        AGGREGATORS[name] = func
+        return func
+
+    return deco

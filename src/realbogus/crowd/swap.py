@@ -23,7 +23,6 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..numeric import logit, sigmoid
-from .aggregate import register_aggregator
 from .core import (
     STABILITY_RULES,
     CrowdLabels,
@@ -31,6 +30,7 @@ from .core import (
     build_labels,
     grouped_cumsum,
     labels_from_trajectory,
+    register_aggregator,
     scatter,
 )
 

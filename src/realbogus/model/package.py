@@ -221,15 +221,16 @@ def init_package(
     seed: int = 0,
     name: str = "untrained",
     version: str = "untrained",
+    architecture: str = "dmtn337-cnn",
     overwrite: bool = False,
 ) -> Path:
     """Write a randomly initialised (untrained) package: for tests and as a training start."""
     torch.manual_seed(seed)
-    model = build_model("dmtn337-cnn", stamp_size)
+    model = build_model(architecture, stamp_size)
     card = ModelCard(
         name=name,
         version=version,
-        architecture="dmtn337-cnn",
+        architecture=architecture,
         stamp_size=stamp_size,
         description=f"randomly initialised with torch seed {seed}; not trained",
         hyperparameters={"init_seed": seed},

@@ -30,7 +30,7 @@ from ..errors import ConfigError, InputError
 from ..evaluation import metrics
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
-from ..model.architectures import build_model
+from ..model.architectures import Network, build_model, get_architecture
 from ..model.card import ModelCard
 from ..model.package import ModelPackage, load_package, save_package
 from ..model.transforms import PREPROCESSING, preprocess_pixels
@@ -89,8 +89,11 @@ class TrainConfig:
     lr_schedule: str = "constant"
     mask_augment: float = 0.0
     rotations: bool = False
+    architecture: str | None = None
 
     def __post_init__(self) -> None:
+        if self.architecture is not None:
+            get_architecture(self.architecture)  # unknown ids list the registered ones
         for name in ("epochs", "batch_size", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -243,12 +246,14 @@ def input_transform(
     return None
 
 
-def _fold_scale(model: nn.Module, scale: np.ndarray, *, inverse: bool = False) -> None:
-    """conv1 on x / scale == conv1 with weights / scale on x: make the model take raw pixels
-    (or, with `inverse`, take scaled pixels again)."""
-    factor = torch.from_numpy(np.asarray(scale, dtype=np.float32)).view(1, -1, 1, 1)
+def _fold_scale(model: Network, scale: np.ndarray, *, inverse: bool = False) -> None:
+    """The first layer (conv1) on x / scale == that layer with weights / scale on x: make the
+    model take raw pixels (or, with `inverse`, take scaled pixels again)."""
+    first = getattr(model, model.layers[0].name)
+    shape = (1, -1) + (1,) * (first.weight.dim() - 2)
+    factor = torch.from_numpy(np.asarray(scale, dtype=np.float32)).view(*shape)
     with torch.no_grad():
-        model.conv1.weight.mul_(factor if inverse else 1.0 / factor)
+        first.weight.mul_(factor if inverse else 1.0 / factor)
 
 
 def _batches(
@@ -445,7 +450,13 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
-    model = build_model("dmtn337-cnn", dataset.stamp_size)
+    architecture = config.architecture or (
+        parent_package.card.architecture if parent_package else "dmtn337-cnn"
+    )
+    if parent_package is not None and parent_package.card.architecture != architecture:
+        msg = f"parent {parent_package.version} is a {parent_package.card.architecture!r} network, not {architecture!r}"
+        raise ConfigError(msg)
+    model = build_model(architecture, dataset.stamp_size)
     stamps = stamp_memmap(dataset)
     preprocessing = config.preprocessing or (
         parent_package.card.preprocessing if parent_package else "asinh-noise"
@@ -583,7 +594,7 @@ def train(
         version=version
         or f"{name}-{dataset.manifest['content_hash'].split(':')[-1][:8]}-s{config.seed}",
         parent=parent_package.version if parent_package else None,
-        architecture="dmtn337-cnn",
+        architecture=architecture,
         stamp_size=dataset.stamp_size,
         preprocessing=preprocessing,
         preprocessing_scale=[float(v) for v in scale] if preprocessing != "none" else None,
