@@ -18,15 +18,17 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, RealBogusWarning
 from ..evaluation import metrics
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
@@ -366,14 +368,12 @@ def choose_cutoff(
     return 0.5, "default 0.5 (no window or crossing on validation)"
 
 
-def _purity_completeness(
-    labels: np.ndarray, scores: np.ndarray, threshold: float
-) -> tuple[float, float]:
-    selected = scores >= threshold
-    tp = float(np.sum(selected & (labels == 1)))
-    purity = tp / selected.sum() if selected.any() else float("nan")
-    completeness = tp / (labels == 1).sum() if (labels == 1).any() else float("nan")
-    return purity, completeness
+def _rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Purity and completeness of ``scores >= threshold`` by the metrics' counting core (NaN
+    where undefined: nothing selected, or no Real row; reported as NaN, not warned)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        return metrics.rates_at(metrics.purity_completeness(labels, scores), threshold)
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -381,6 +381,179 @@ def _save_state(path: Path, state: dict) -> None:
     torch.save(state, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """Row numbers of a dataset for training: labelled rows and their split, balanced subsets."""
+
+    rows: np.ndarray  # labelled rows
+    split: np.ndarray  # "train" / "validation" / "test" per labelled row
+    train: np.ndarray  # balanced training rows
+    validation: np.ndarray  # balanced validation rows (early stopping)
+    test: np.ndarray
+
+
+def _split_rows(
+    dataset: Dataset, table: pd.DataFrame, labels: np.ndarray, config: TrainConfig
+) -> _Split:
+    labelled = table["label"].notna().to_numpy()
+    split = split_by_group(table[labelled], fractions=config.fractions, seed=config.seed)
+    rows = np.flatnonzero(labelled)
+    train_rows, val_rows, test_rows = (rows[split == s] for s in ("train", "validation", "test"))
+    if config.balance:
+        train_rows = train_rows[balance_by_subsampling(labels[train_rows], seed=config.seed)]
+        val_rows = val_rows[balance_by_subsampling(labels[val_rows], seed=config.seed + 1)]
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        msg = f"{dataset.path}: too few labelled groups for a train/validation split ({len(train_rows)}/{len(val_rows)} rows)"
+        raise InputError(msg)
+    return _Split(rows, split, train_rows, val_rows, test_rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """The network to train and how its inputs are scaled."""
+
+    architecture: str
+    model: Network
+    preprocessing: str
+    scale: np.ndarray | None  # the card's preprocessing_scale, or the input scale of "none"
+    fold: (
+        np.ndarray | None
+    )  # for "none": x / fold during training, folded into the first layer after
+    transform: Callable[[np.ndarray], np.ndarray] | None
+
+
+def _start(
+    config: TrainConfig, parent: ModelPackage | None, stamps: np.ndarray, train_rows: np.ndarray
+) -> _Start:
+    architecture = config.architecture or (parent.card.architecture if parent else "dmtn337-cnn")
+    if parent is not None and parent.card.architecture != architecture:
+        msg = f"parent {parent.version} is a {parent.card.architecture!r} network, not {architecture!r}"
+        raise ConfigError(msg)
+    model = build_model(architecture, stamps.shape[-1])
+    preprocessing = config.preprocessing or (parent.card.preprocessing if parent else "asinh-noise")
+    if parent is not None and parent.card.preprocessing != preprocessing:
+        msg = f"parent {parent.version} uses preprocessing {parent.card.preprocessing!r}, not {preprocessing!r}"
+        raise ConfigError(msg)
+    if parent is not None and preprocessing != "none":
+        scale = np.asarray(parent.card.preprocessing_scale, dtype=np.float32)
+    elif preprocessing != "none" or config.input_scale:
+        scale = robust_channel_scale(stamps, train_rows, seed=config.seed)
+        if preprocessing == "asinh-noise":
+            scale = scale / scale[0]  # each channel's noise in units of the difference's
+    else:
+        scale = None
+    fold = scale if preprocessing == "none" else None
+    if parent is not None:
+        model.load_state_dict(parent.model.state_dict())
+        if fold is not None:  # the parent takes raw pixels; we feed scaled ones
+            _fold_scale(model, fold, inverse=True)
+    transform = input_transform(preprocessing, scale)
+    return _Start(architecture, model, preprocessing, scale, fold, transform)
+
+
+@dataclasses.dataclass
+class _Fit:
+    best_loss: float = float("inf")
+    best_state: dict | None = None
+    bad_epochs: int = 0
+    history: list = dataclasses.field(default_factory=list)
+
+
+def _fit(
+    start: _Start,
+    stamps: np.ndarray,
+    labels: np.ndarray,
+    split: _Split,
+    config: TrainConfig,
+    state_path: Path,
+    fingerprint: str,
+    on_epoch: Callable[[EpochReport], None] | None,
+    progress: Callable[[int, int], None] | None,
+) -> _Fit:
+    """The epochs, resumed from `state_path` when it holds this run's state; early stopping."""
+    model, transform = start.model, start.transform
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    fit, start_epoch = _Fit(), 0
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # our own file
+        if state["fingerprint"] != fingerprint:
+            msg = f"{state_path} belongs to a run with other settings or data; delete {state_path.parent} to start over"
+            raise ConfigError(msg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = state["epoch"] + 1
+        fit = _Fit(
+            state["best_loss"],
+            state["best_model"],
+            state["bad_epochs"],
+            json.loads(state["history"]),
+        )
+
+    n_batches = -(-len(split.train) // config.batch_size)
+    for epoch in range(start_epoch, config.epochs):
+        if fit.bad_epochs >= config.patience:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(config, epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout draws of this epoch
+        rng = np.random.default_rng([config.seed, epoch])
+        model.train()
+        running = 0.0
+        batches = _batches(
+            stamps,
+            labels,
+            split.train,
+            batch_size=config.batch_size,
+            rng=rng,
+            flips=config.flips,
+            transform=transform,
+            mask_augment=config.mask_augment,
+            rotations=config.rotations,
+        )
+        for b, (x, y) in enumerate(batches):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model.logits(x), y)
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach()) * len(y)
+            if progress is not None:
+                progress(epoch * n_batches + b + 1, config.epochs * n_batches)
+        val_loss, val_scores = _evaluate(
+            model, stamps, labels, split.validation, transform=transform
+        )
+        purity, completeness = _rates(labels[split.validation], val_scores, config.threshold)
+        improved = val_loss < fit.best_loss
+        if improved:
+            fit.best_loss, fit.bad_epochs = val_loss, 0
+            fit.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            fit.bad_epochs += 1
+        report = EpochReport(
+            epoch, running / len(split.train), val_loss, purity, completeness, improved
+        )
+        fit.history.append(dataclasses.asdict(report))
+        _save_state(
+            state_path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best_loss": fit.best_loss,
+                "bad_epochs": fit.bad_epochs,
+                "best_model": fit.best_state,
+                "history": json.dumps(fit.history),
+            },
+        )
+        if on_epoch is not None:
+            on_epoch(report)
+    if fit.best_state is None:
+        msg = f"{state_path}: no finished epoch to take weights from"
+        raise ConfigError(msg)
+    return fit
 
 
 def train(
@@ -425,24 +598,9 @@ def train(
         raise InputError(msg)
     if "field" not in table:
         table = table.assign(field=np.arange(len(table)))
-    labelled = table["label"].notna().to_numpy()
     labels = table["label"].fillna(-1).to_numpy(dtype=np.float32)
-
-    split = split_by_group(table[labelled], fractions=config.fractions, seed=config.seed)
-    rows = np.flatnonzero(labelled)
-    train_rows, val_rows, test_rows = (rows[split == s] for s in ("train", "validation", "test"))
-    if config.balance:
-        train_rows = train_rows[balance_by_subsampling(labels[train_rows], seed=config.seed)]
-        val_rows = val_rows[balance_by_subsampling(labels[val_rows], seed=config.seed + 1)]
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        msg = f"{dataset.path}: too few labelled groups for a train/validation split ({len(train_rows)}/{len(val_rows)} rows)"
-        raise InputError(msg)
-
-    parent_package = (
-        load_package(parent)
-        if parent is not None and not isinstance(parent, ModelPackage)
-        else parent
-    )
+    split = _split_rows(dataset, table, labels, config)
+    parent_package = load_package(parent) if isinstance(parent, (str, os.PathLike)) else parent
     if parent_package is not None and parent_package.card.stamp_size != dataset.stamp_size:
         msg = f"parent {parent_package.version} takes {parent_package.card.stamp_size} px; dataset stamps are {dataset.stamp_size} px"
         raise InputError(msg)
@@ -450,41 +608,9 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
-    architecture = config.architecture or (
-        parent_package.card.architecture if parent_package else "dmtn337-cnn"
-    )
-    if parent_package is not None and parent_package.card.architecture != architecture:
-        msg = f"parent {parent_package.version} is a {parent_package.card.architecture!r} network, not {architecture!r}"
-        raise ConfigError(msg)
-    model = build_model(architecture, dataset.stamp_size)
     stamps = stamp_memmap(dataset)
-    preprocessing = config.preprocessing or (
-        parent_package.card.preprocessing if parent_package else "asinh-noise"
-    )
-    if parent_package is not None and parent_package.card.preprocessing != preprocessing:
-        msg = f"parent {parent_package.version} uses preprocessing {parent_package.card.preprocessing!r}, not {preprocessing!r}"
-        raise ConfigError(msg)
-    if parent_package is not None and preprocessing != "none":
-        scale = np.asarray(parent_package.card.preprocessing_scale, dtype=np.float32)
-    elif preprocessing != "none" or config.input_scale:
-        scale = robust_channel_scale(stamps, train_rows, seed=config.seed)
-        if preprocessing == "asinh-noise":
-            scale = scale / scale[0]  # each channel's noise in units of the difference's
-    else:
-        scale = None
-    fold = scale if preprocessing == "none" else None  # x / scale, folded into conv1 at the end
-    transform = input_transform(preprocessing, scale)
-    if parent_package is not None:
-        model.load_state_dict(parent_package.model.state_dict())
-        if fold is not None:
-            _fold_scale(
-                model, fold, inverse=True
-            )  # the parent takes raw pixels; we feed scaled ones
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-
+    start = _start(config, parent_package, stamps, split.train)
     state_dir = out.with_name(out.name + ".train")
-    state_path = state_dir / STATE
     fingerprint = json.dumps(
         {
             "config": dataclasses.asdict(config),
@@ -493,86 +619,14 @@ def train(
         },
         sort_keys=True,
     )
-    start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)  # our own file
-        if state["fingerprint"] != fingerprint:
-            msg = f"{state_path} belongs to a run with other settings or data; delete {state_dir} to start over"
-            raise ConfigError(msg)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_loss, bad_epochs = (
-            state["epoch"] + 1,
-            state["best_loss"],
-            state["bad_epochs"],
-        )
-        best_state, history = state["best_model"], json.loads(state["history"])
-
-    n_batches = -(-len(train_rows) // config.batch_size)
-    for epoch in range(start_epoch, config.epochs):
-        if bad_epochs >= config.patience:
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = epoch_lr(config, epoch)
-        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout draws of this epoch
-        rng = np.random.default_rng([config.seed, epoch])
-        model.train()
-        running = 0.0
-        for b, (x, y) in enumerate(
-            _batches(
-                stamps,
-                labels,
-                train_rows,
-                batch_size=config.batch_size,
-                rng=rng,
-                flips=config.flips,
-                transform=transform,
-                mask_augment=config.mask_augment,
-                rotations=config.rotations,
-            )
-        ):
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model.logits(x), y)
-            loss.backward()
-            optimizer.step()
-            running += float(loss.detach()) * len(y)
-            if progress is not None:
-                progress(epoch * n_batches + b + 1, config.epochs * n_batches)
-        val_loss, val_scores = _evaluate(model, stamps, labels, val_rows, transform=transform)
-        purity, completeness = _purity_completeness(labels[val_rows], val_scores, config.threshold)
-        improved = val_loss < best_loss
-        if improved:
-            best_loss, bad_epochs = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        report = EpochReport(
-            epoch, running / len(train_rows), val_loss, purity, completeness, improved
-        )
-        history.append(dataclasses.asdict(report))
-        _save_state(
-            state_path,
-            {
-                "fingerprint": fingerprint,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "best_loss": best_loss,
-                "bad_epochs": bad_epochs,
-                "best_model": best_state,
-                "history": json.dumps(history),
-            },
-        )
-        if on_epoch is not None:
-            on_epoch(report)
-
-    if best_state is None:
-        msg = f"{state_path}: no finished epoch to take weights from"
-        raise ConfigError(msg)
-    model.load_state_dict(best_state)
+    fit = _fit(
+        start, stamps, labels, split, config, state_dir / STATE, fingerprint, on_epoch, progress
+    )
+    model, transform = start.model, start.transform
+    model.load_state_dict(fit.best_state)
     cutoff_note = "given"
     if cutoff == "auto":
-        val_all = rows[split == "validation"]
+        val_all = split.rows[split.split == "validation"]
         _, val_scores = _evaluate(model, stamps, labels, val_all, transform=transform)
         snr = table["snr"].to_numpy(float)[val_all] if "snr" in table else None
         cutoff, cutoff_note = choose_cutoff(labels[val_all], val_scores, snr)
@@ -580,12 +634,12 @@ def train(
         msg = f"cutoff must be 'auto' or a number in [0, 1]; got {cutoff!r}"
         raise ConfigError(msg)
     test_metrics = {}
-    if len(test_rows):
-        _, test_scores = _evaluate(model, stamps, labels, test_rows, transform=transform)
-        purity, completeness = _purity_completeness(labels[test_rows], test_scores, cutoff)
+    if len(split.test):
+        _, test_scores = _evaluate(model, stamps, labels, split.test, transform=transform)
+        purity, completeness = _rates(labels[split.test], test_scores, cutoff)
         test_metrics = {
-            "test_rows": int(len(test_rows)),
-            "test_roc_auc": metrics.roc_auc(labels[test_rows], test_scores),
+            "test_rows": int(len(split.test)),
+            "test_roc_auc": metrics.roc_auc(labels[split.test], test_scores),
             "test_purity_at_cutoff": purity,
             "test_completeness_at_cutoff": completeness,
         }
@@ -594,38 +648,42 @@ def train(
         version=version
         or f"{name}-{dataset.manifest['content_hash'].split(':')[-1][:8]}-s{config.seed}",
         parent=parent_package.version if parent_package else None,
-        architecture=architecture,
+        architecture=start.architecture,
         stamp_size=dataset.stamp_size,
-        preprocessing=preprocessing,
-        preprocessing_scale=[float(v) for v in scale] if preprocessing != "none" else None,
+        preprocessing=start.preprocessing,
+        preprocessing_scale=[float(v) for v in start.scale]
+        if start.preprocessing != "none"
+        else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
         hyperparameters={
             **dataclasses.asdict(config),
             "optimizer": "Adam",
             "loss": "BCE",
-            "input_scale_folded_into_conv1": None if fold is None else [float(v) for v in fold],
+            "input_scale_folded_into_conv1": None
+            if start.fold is None
+            else [float(v) for v in start.fold],
         },
         training_data={
             "dataset": str(dataset.path),
             "content_hash": dataset.manifest["content_hash"],
             "counts": dataset.manifest.get("counts", {}),
-            "n_train": int(len(train_rows)),
-            "n_validation": int(len(val_rows)),
-            "n_test": int(len(test_rows)),
+            "n_train": int(len(split.train)),
+            "n_validation": int(len(split.validation)),
+            "n_test": int(len(split.test)),
             "split": "grouped by field, stratified by label and origin",
             "split_seed": config.seed,
         },
         metrics={
             "cutoff_choice": cutoff_note,
-            "best_val_loss": best_loss,
-            "epochs_run": len(history),
-            "history": history,
+            "best_val_loss": fit.best_loss,
+            "epochs_run": len(fit.history),
+            "history": fit.history,
             **test_metrics,
         },
     )
-    if fold is not None:
-        _fold_scale(model, fold)  # the package takes raw pixels
+    if start.fold is not None:
+        _fold_scale(model, start.fold)  # the package takes raw pixels
     path = save_package(out, model, card, overwrite=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     return path
