@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
-from realbogus.crowd.accuracy import score_labels
+from realbogus.crowd.accuracy import label_accuracy
 from realbogus.crowd.core import grouped_cumsum, scatter
 from realbogus.crowd.panoptes import read_classifications
 from realbogus.crowd.simulate import CrowdConfig, SimulatedCrowd, simulate_crowd, write_export
@@ -100,7 +100,7 @@ def main() -> None:
             ).mean()
         )
         rows.append((name, t, acc))
-        for label_set, r in score_labels(s, held_truth).iterrows():
+        for label_set, r in label_accuracy(s, held_truth).iterrows():
             quality.append((name, label_set, r["coverage"], r["accuracy"], r["balanced_accuracy"]))
     t_e2e, _ = best_of(args.repeat, lambda: aggregate(votes, gold, method="swap"))
     rows.insert(2, ("swap online incl. prepare_votes", t_e2e, None))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from realbogus.crowd import aggregate, prepare_votes
-from realbogus.crowd.accuracy import reference_split, score_labels
+from realbogus.crowd.accuracy import label_accuracy, reference_split
 
 METHODS = {
     "swap (DMTN defaults)": ("swap", {}),
@@ -65,7 +65,7 @@ def run(data: Path, seeds: list[int]) -> pd.DataFrame:
         gold, held = truth[ref], truth[~ref]
         pv = prepare_votes(long_votes(votes, seed), gold)
         for name, (method, opts) in METHODS.items():
-            scores = score_labels(aggregate(pv, method=method, **opts).subjects, held)
+            scores = label_accuracy(aggregate(pv, method=method, **opts).subjects, held)
             for label_set, r in scores.iterrows():
                 rows.append({"seed": seed, "method": name, "set": label_set, **r.to_dict()})
     return pd.DataFrame(rows)

@@ -73,7 +73,7 @@ crowd_versions() {
     python - "$BUILD" <<'PY'
 import shutil, sys
 from pathlib import Path
-from realbogus.dataset import concat_datasets, open_dataset
+from realbogus.io.dataset import concat_datasets, open_dataset
 build = Path(sys.argv[1])
 crowd, fakes = open_dataset(build / "crowd-train"), open_dataset(build / "injections")
 for name, sources in (("v0.2-train", [(crowd, "origin != 'injection'")]),
@@ -97,7 +97,7 @@ PY
     done
 }
 
-ztf_conditions() {  # ztf-v0.3: ztf-v0.2's network, its scores corrected for thick cloud (realbogus.conditions)
+ztf_conditions() {  # ztf-v0.3: ztf-v0.2's network, its scores corrected for thick cloud (realbogus.model.conditions)
     local config=scripts/ztf-v0.3-conditions.yaml parent=ztf-v0.2
     [ ! -d "$BUILD/ztf-v0.2" ] || parent="$BUILD/ztf-v0.2"  # the one this build made, installed or not
     simulate --config "$config" --visits "${CONDITIONS_VISITS:-400}" --seed 777 --overwrite --out "$BUILD/ztf-v0.3-conditions"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from realbogus.crowd import aggregate, aggregator_names, register_aggregator
-from realbogus.crowd.accuracy import reference_split, score_labels
+from realbogus.crowd.accuracy import label_accuracy, reference_split
 from realbogus.errors import ConfigError
 
 
@@ -64,9 +64,9 @@ def test_dawid_skene_beats_majority_with_biased_volunteers(rng):
     votes, truth = _crowd(rng)
     gold = pd.Series(truth[:60], index=np.arange(60))
     held = pd.Series(truth[60:], index=np.arange(60, len(truth)))
-    ds = score_labels(aggregate(votes, gold, method="dawid-skene").subjects, held).loc["all"]
-    mv = score_labels(aggregate(votes, method="majority").subjects, held).loc["all"]
-    sw = score_labels(aggregate(votes, gold, method="swap").subjects, held).loc["all"]
+    ds = label_accuracy(aggregate(votes, gold, method="dawid-skene").subjects, held).loc["all"]
+    mv = label_accuracy(aggregate(votes, method="majority").subjects, held).loc["all"]
+    sw = label_accuracy(aggregate(votes, gold, method="swap").subjects, held).loc["all"]
     assert ds["balanced_accuracy"] > mv["balanced_accuracy"] + 0.02
     assert sw["balanced_accuracy"] > mv["balanced_accuracy"] + 0.02
     vols = aggregate(votes, gold, method="dawid-skene").volunteers.set_index("volunteer")
@@ -102,7 +102,7 @@ def test_score_labels_and_split():
         }
     )
     truth = pd.Series([1, 0, 0, 1], index=[1, 2, 3, 4])
-    r = score_labels(subjects, truth)
+    r = label_accuracy(subjects, truth)
     assert r.loc["all", "coverage"] == 0.75 and r.loc["all", "accuracy"] == pytest.approx(2 / 3)
     assert r.loc["all", "balanced_accuracy"] == pytest.approx(0.75)
     assert r.loc["unstable", "accuracy"] == 1.0 and r.loc["unstable", "coverage"] == 0.5

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from realbogus.crowd import aggregate, prepare_votes
-from realbogus.crowd.accuracy import reference_split, score_labels
+from realbogus.crowd.accuracy import label_accuracy, reference_split
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_swap_at_least_majority_on_held_out(meerlicht, seed):
     ref = reference_split(truth.index.to_numpy(), fraction=0.2, seed=seed)
     pv = prepare_votes(_long(votes, seed), truth[ref])
     held = truth[~ref]
-    sw = score_labels(aggregate(pv, method="swap").subjects, held)
-    mv = score_labels(aggregate(pv, method="majority").subjects, held)
-    ds = score_labels(aggregate(pv, method="dawid-skene").subjects, held)
+    sw = label_accuracy(aggregate(pv, method="swap").subjects, held)
+    mv = label_accuracy(aggregate(pv, method="majority").subjects, held)
+    ds = label_accuracy(aggregate(pv, method="dawid-skene").subjects, held)
     for label_set in ("unstable", "stable"):
         assert sw.loc[label_set, "balanced_accuracy"] >= mv.loc[label_set, "balanced_accuracy"]
         assert sw.loc[label_set, "coverage"] > mv.loc[label_set, "coverage"]

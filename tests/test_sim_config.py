@@ -77,3 +77,33 @@ def test_bad_files_and_presets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=str(bad.parent)):
         bad.write_text("seeing: [2, 1]\n")
         load_config(bad)
+
+
+def test_a_registered_preset_simulates_from_the_cli(tmp_path: Path) -> None:
+    """The recipe of docs/design.md "Adding a survey preset": a toy survey (another pixel scale
+    and stamp size) registered in code is simulated by `realbogus simulate --survey NAME`."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+    from realbogus.io.dataset import open_dataset
+    from realbogus.sim import register_preset
+
+    toy = preset("rubin-small").model_copy(
+        update={"name": "toy", "pixel_scale": 0.3, "stamp_size": 45, "image_size": 360}
+    )
+    register_preset(toy, small_size=200)
+    try:
+        assert preset("toy") is toy and preset("toy-small").image_size == 200
+        with pytest.raises(ConfigError, match="already registered"):
+            register_preset(toy.model_copy(update={"band": "g"}))
+        out = tmp_path / "toy"
+        result = CliRunner().invoke(
+            app, ["simulate", "--survey", "toy", "--visits", "1", "--seed", "2", "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        dataset = open_dataset(out)
+        assert dataset.stamp_size == 45 and len(dataset) > 0
+        assert dataset.manifest["provenance"]["survey"] == "toy"
+    finally:
+        PRESETS.pop("toy", None)
+        PRESETS.pop("toy-small", None)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["score_labels", "reference_split"]
+__all__ = ["label_accuracy", "reference_split"]
 
 
 def reference_split(subject_ids: np.ndarray, *, fraction: float, seed: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def reference_split(subject_ids: np.ndarray, *, fraction: float, seed: int) -> n
     return mask
 
 
-def score_labels(subjects: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
+def label_accuracy(subjects: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
     """Accuracy, balanced accuracy and coverage of each label set against `truth`.
 
     Parameters

@@ -41,7 +41,7 @@ class ModelCard(BaseModel):
     preprocessing_scale: list[float] | None = None
     pixel_units: str | None = None
     cutoff: float = Field(default=0.5, ge=0.0, le=1.0)
-    #: Observing-condition correction of the network's scores (`realbogus.conditions`), if any.
+    #: Observing-condition correction of the network's scores (`realbogus.model.conditions`), if any.
     conditions: ConditionCorrection | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     training_data: dict[str, Any] = Field(default_factory=dict)

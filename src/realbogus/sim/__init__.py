@@ -5,13 +5,14 @@ injects Real sources and Bogus artifacts, subtracts (Alard-Lupton + decorrelatio
 detects on both polarities, measures, labels by truth matching and writes a stamp dataset.
 """
 
-from .config import PRESETS, SimConfig, load_config, preset
+from .config import PRESETS, SimConfig, load_config, preset, register_preset
 from .field import TABLE_COLUMNS, VisitResult, simulate_field
 from .labels import BOGUS_KINDS, ORIGINS, REAL_KINDS
-from .survey import plan_fields, simulate_survey, summarize
+from .survey import plan_fields, simulate_survey, survey_summary
 
 __all__ = [
     "PRESETS",
+    "register_preset",
     "SimConfig",
     "load_config",
     "preset",
@@ -23,5 +24,5 @@ __all__ = [
     "REAL_KINDS",
     "plan_fields",
     "simulate_survey",
-    "summarize",
+    "survey_summary",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "SubtractionConfig",
     "SimConfig",
     "preset",
+    "register_preset",
     "load_config",
 ]
 
@@ -318,8 +319,24 @@ PRESETS: dict[str, SimConfig] = {
 }
 
 
+def register_preset(config: SimConfig, *, small_size: int | None = None) -> SimConfig:
+    """Add a survey preset under ``config.name`` (and, with `small_size`, ``<name>-small`` on a
+    `small_size`-pixel image at the same densities); `simulate --survey NAME` then takes it.
+
+    A name is registered once; registering another config under it is a ConfigError.
+    """
+    configs = [config] + ([_small(config, small_size)] if small_size else [])
+    for item in configs:
+        if PRESETS.get(item.name, item) != item:
+            msg = f"a different survey preset named {item.name!r} is already registered"
+            raise ConfigError(msg)
+    for item in configs:
+        PRESETS[item.name] = item
+    return config
+
+
 def preset(name: str) -> SimConfig:
-    """Return the built-in preset `name` (``"rubin"`` or ``"ztf"``)."""
+    """Return the registered preset `name` (built in: rubin, ztf, rubin-small, ztf-small)."""
     if name not in PRESETS:
         msg = f"unknown survey preset {name!r}; choose one of {sorted(PRESETS)}"
         raise ConfigError(msg)

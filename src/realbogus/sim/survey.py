@@ -2,7 +2,7 @@
 
 Output directory layout (``out``):
 
-* the dataset itself (``manifest.json`` + Parquet parts, `realbogus.dataset.write_dataset`);
+* the dataset itself (``manifest.json`` + Parquet parts, `realbogus.io.dataset.write_dataset`);
 * ``truth.parquet``: every Real truth source with ``detected`` and its measured SNR and flux;
 * ``visits.parquet``: per-visit conditions and quality numbers (SNR-map robust std, kernel sum);
 * ``config.yaml``: the exact `SimConfig` used; ``summary.json``: the headline quality numbers;
@@ -32,7 +32,7 @@ from ..stamps import Stamps
 from .config import SimConfig, load_config
 from .field import VisitResult, simulate_field
 
-__all__ = ["simulate_survey", "plan_fields", "summarize"]
+__all__ = ["simulate_survey", "plan_fields", "survey_summary"]
 
 Progress = Callable[[int, int], None]
 
@@ -196,7 +196,7 @@ def simulate_survey(
         big.flush()
         truth = pd.concat([truths[i] for i in order], ignore_index=True)
         visits = pd.DataFrame([metrics[i] for i in order])
-        summary = summarize(table, truth, visits)
+        summary = survey_summary(table, truth, visits)
         provenance = {
             "generator": "realbogus.sim",
             "survey": cfg.name,
@@ -237,7 +237,7 @@ def simulate_survey(
     return out
 
 
-def summarize(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
+def survey_summary(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
     """Headline quality numbers of a simulated survey (what docs/simulation.md reports).
 
     Returns a JSON-serialisable dict: counts by label, kind, origin and polarity; the fraction

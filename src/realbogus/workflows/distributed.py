@@ -1,6 +1,6 @@
 """Bulk scoring of a partitioned stamp dataset on a Dask cluster: one score part per input part.
 
-The work unit is one Parquet part of a dataset (`dataset.py`). Each part is scored by the same
+The work unit is one Parquet part of a dataset (`realbogus.io.dataset`). Each part is scored by the same
 `Scorer.score_part` that the single-process `Scorer.score_dataset` runs, so the output equals
 the single-process score table row for row, and written atomically (temporary file, then
 rename) to ``OUT/part-NNNNN.parquet`` with the score-table columns (docs/design.md).
