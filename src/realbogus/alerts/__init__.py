@@ -5,6 +5,7 @@ No torch here: decoding runs in worker processes that never load a model.
 
 from ._avro import rubin_schema, rubin_schema_ids
 from ._fits import decode_fits, decode_fits_hdus
+from .formats import ALERT_FORMATS, AlertFormat, register_alert_format
 from .reader import (
     ALERT_SUFFIXES,
     AlertBatch,
@@ -17,6 +18,9 @@ from .score import PASS_THROUGH, AlertScores, score_alerts, score_batch
 from .writer import rewrite_alert_bytes, write_alerts
 
 __all__ = [
+    "ALERT_FORMATS",
+    "AlertFormat",
+    "register_alert_format",
     "ALERT_SUFFIXES",
     "AlertBatch",
     "AlertFailure",

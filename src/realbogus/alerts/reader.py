@@ -36,8 +36,9 @@ from ._avro import (
     decode_confluent,
     read_container,
 )
-from .rubin import RUBIN_CUTOUTS, RUBIN_FIELDS, rubin_cutouts, rubin_row
-from .ztf import ZTF_CUTOUTS, ZTF_FIELDS, ztf_cutouts, ztf_row
+from .formats import decode_record, read_fields
+from .rubin import RUBIN_FIELDS
+from .ztf import ZTF_FIELDS
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -183,40 +184,8 @@ def _empty_table() -> pd.DataFrame:
     return _table([])
 
 
-def _decode_record(record: dict, where: str) -> tuple[dict, list, list, str]:
-    """One decoded Avro record -> (row, planes, centres, unit)."""
-    if not isinstance(record, dict):
-        msg = f"{where}: record is not an Avro record"
-        raise InputError(msg)
-    if "diaSource" in record:
-        row = rubin_row(record, where=where)
-        planes, centres, unit = rubin_cutouts(record, row, where=where)
-        row["survey"] = "rubin"
-    elif "candidate" in record:
-        row = ztf_row(record, where=where)
-        planes, centres, unit = ztf_cutouts(record, row, where=where)
-        row["survey"] = "ztf"
-        vsn = row.pop("schemavsn")
-        row["schema"] = None if vsn is None else str(vsn)
-    else:
-        msg = f"{where}: record is neither a Rubin alert (no diaSource) nor a ZTF alert (no candidate)"
-        raise InputError(msg)
-    return row, planes, centres, unit
-
-
 #: Top-level record fields the reader needs; the others are skipped while decoding.
-READ_FIELDS = frozenset(
-    {
-        "diaSourceId",
-        "diaSource",
-        "candid",
-        "objectId",
-        "schemavsn",
-        "candidate",
-        *RUBIN_CUTOUTS,
-        *ZTF_CUTOUTS,
-    }
-)
+READ_FIELDS = read_fields()  # of the built-in formats; the reader asks `read_fields()` each time
 
 
 def decode_alert_bytes(
@@ -300,14 +269,16 @@ def decode_chunk(
         label = source if isinstance(source, str) else source[0]
         try:
             label, buf, first_index = _read_source(source)
-            packets = decode_alert_bytes(buf, where=label, first_index=first_index)
+            packets = decode_alert_bytes(
+                buf, where=label, keep=read_fields(), first_index=first_index
+            )
             for index, record, schema in packets:
                 if isinstance(record, InputError):
                     failures.append(AlertFailure(label, index, str(record)))
                     continue
                 where = f"{label} record {index}"
                 try:
-                    row, planes, plane_centres, unit = _decode_record(record, where)
+                    row, planes, plane_centres, unit = decode_record(record, where)
                 except InputError as exc:
                     failures.append(AlertFailure(label, index, str(exc)))
                     continue

@@ -16,7 +16,10 @@ def simulate(
         Path, typer.Option(help="Output dataset directory (must not exist unless --overwrite).")
     ],
     survey: Annotated[
-        str, typer.Option(help="Survey preset: rubin, ztf, rubin-small, ztf-small, or one registered with realbogus.sim.register_preset.")
+        str,
+        typer.Option(
+            help="Survey preset: rubin, ztf, rubin-small, ztf-small, or one registered with realbogus.sim.register_preset."
+        ),
     ] = "rubin",
     visits: Annotated[
         int, typer.Option(help="Science visits to simulate (grouped into fields).")
