@@ -8,6 +8,7 @@ atomically (a temporary directory renamed into place)::
     OUT/report.html             self-contained (figures embedded as data URIs)
     OUT/figures/<name>.png      the figures
     OUT/curves/<model>.csv      purity/completeness at every distinct threshold, per population
+    OUT/galleries/<model>/*.png stamp triplets of the galleries (when stamps are given)
 
 :func:`evaluate_packages` scores a stamp dataset with model packages first (the CLI's path).
 """
@@ -34,7 +35,9 @@ import pyarrow.csv as pacsv
 from . import __version__
 from . import metrics as M
 from .errors import ConfigError, InputError, PackageError, RealBogusWarning
+from .evaluate_extras import model_extras, summary_sentences
 from .report import FigureData, render_html, write_figures
+from .report.gallery import StampLoader, dataset_loader, write_galleries
 from .tables import atomic_directory
 
 __all__ = [
@@ -180,6 +183,8 @@ def evaluate(
     overwrite: bool = False,
     provenance: Mapping[str, object] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stamps: StampLoader | None = None,
+    n_gallery: int = 8,
 ) -> EvaluationResult:
     """Evaluate models side by side on one detection table and write the report directory.
 
@@ -214,6 +219,12 @@ def evaluate(
     provenance : mapping, optional
         JSON-serialisable record stored under ``"provenance"`` (data path, packages, ...).
     progress : callable (done, total), optional
+    stamps : callable rows -> ndarray of shape (k, 3, S, S), optional
+        Reads the stamps of table rows (``realbogus.report.gallery.dataset_loader``); with it the
+        report shows each model's galleries: the `n_gallery` most confident false positives and
+        false negatives at its cutoff and `n_gallery` // 2 random Real and Bogus detections.
+    n_gallery : int
+        Triplets per mistake gallery.
 
     Returns
     -------
@@ -355,10 +366,13 @@ def evaluate(
                     for o in sorted(set(keys[labelled].tolist())):
                         mk = labelled & (keys == o)
                         origin_curves[m][o] = M.purity_completeness(y_all[mk], r[mk])
+            entry.update(model_extras(table, labels, r, cut[m]))
             entry["curves_file"] = f"curves/{safe[m]}.csv"
             models[m] = entry
             step()
-    messages = [str(w.message) for w in caught if issubclass(w.category, RealBogusWarning)]
+    messages = list(  # one statement per degenerate case
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RealBogusWarning))
+    )
     for w in caught:  # anything else (a third-party warning) goes on unchanged
         if not issubclass(w.category, RealBogusWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -387,6 +401,7 @@ def evaluate(
         "figures": [],
         "warnings": messages,
     }
+    metrics["summary"] = summary_sentences(metrics)
 
     with atomic_directory(out) as tmp:
         (tmp / "figures").mkdir()
@@ -406,7 +421,21 @@ def evaluate(
             population_labels={"overall": "SNR > 5", "requirement": "5.5 <= SNR <= 6.5"}
             if snr is not None
             else {"overall": "all labelled"},
+            efficiency={m: models[m]["efficiency"] for m in scores},
         )
+        if stamps is not None:
+            metrics["galleries"] = write_galleries(
+                tmp / "galleries",
+                table,
+                labels,
+                scores,
+                cut,
+                stamps,
+                folder_names=safe,
+                n_confident=n_gallery,
+                n_random=max(1, n_gallery // 2),
+                seed=seed,
+            )
         records = write_figures(fig_data, tmp / "figures")
         metrics["figures"] = [
             {
@@ -509,6 +538,7 @@ def evaluate_packages(
         "cutoffs",
         "provenance",
         "progress",
+        "stamps",
     }
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -561,6 +591,7 @@ def evaluate_packages(
         out,
         cutoffs=cutoffs,
         provenance=provenance,
+        stamps=dataset_loader(dataset),
         progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
         **options,
     )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .figures import FigureRecord
+from .sections import galleries_html, origin_rates_html, summary_html
 
 __all__ = ["render_html"]
 
@@ -28,6 +29,10 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 figure{margin:1em 0}figcaption{font-size:.9em;color:#444;max-width:70em}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#855;font-size:.9em}.meta{color:#555;font-size:.9em}
+ul.summary{font-size:1.05em;line-height:1.45;padding-left:1.2em}ul.summary li{margin:.3em 0;
+padding:.3em .5em}
+.grid{display:flex;flex-wrap:wrap;gap:.6em}figure.triplet{margin:0;width:330px}
+figure.triplet img{width:330px;image-rendering:pixelated}figure.triplet figcaption{font-size:.8em}
 """
 
 
@@ -78,7 +83,7 @@ def _requirement_table(metrics: dict) -> str:
             iv = s.get("intervals")
             win = s.get("window")
             if win is None:
-                wtxt, cls = "none", "no"
+                wtxt, cls = "none: requirement not met", "no"
             else:
                 wtxt = f"[{_num(win['low'])}, {_num(win['high'])}]"
                 if not win["contiguous"]:
@@ -144,7 +149,7 @@ def _slice_tables(metrics: dict) -> str:
             body = []
             for key, s in groups.items():
                 win = s.get("window")
-                wtxt = "none" if win is None else f"[{_num(win['low'])}, {_num(win['high'])}]"
+                wtxt = "not met" if win is None else f"[{_num(win['low'])}, {_num(win['high'])}]"
                 cross = s.get("crossing") or {}
                 body.append(
                     f"<tr><td class=l>{_e(key)}</td><td>{s['n_real']}</td><td>{s['n_bogus']}</td>"
@@ -180,7 +185,11 @@ def _figures(records: Sequence[FigureRecord], figure_dir: Path) -> str:
 
 
 def render_html(
-    metrics: dict, records: Sequence[FigureRecord], figure_dir: str | os.PathLike
+    metrics: dict,
+    records: Sequence[FigureRecord],
+    figure_dir: str | os.PathLike,
+    *,
+    extra: str | None = None,
 ) -> str:
     """The report page as one HTML string.
 
@@ -192,7 +201,9 @@ def render_html(
         From :func:`realbogus.report.write_figures`; written figures are read from
         `figure_dir` and embedded.
     figure_dir : path-like
-        Where the figure PNGs are.
+        Where the figure PNGs are (``<report>/figures``; galleries are read from its parent).
+    extra : str, optional
+        HTML fragment appended after the figures (the real-alerts section).
 
     Returns
     -------
@@ -200,6 +211,7 @@ def render_html(
         A complete HTML5 document with no external reference.
     """
     figure_dir = Path(figure_dir)
+    extra_html = extra or ""
     d = metrics["data"]
     models = ", ".join(_e(m) for m in metrics["models"])
     prov = metrics.get("provenance") or {}
@@ -224,10 +236,16 @@ def render_html(
         f"{d['n_rows']} detections: {d['n_real']} Real, {d['n_bogus']} Bogus, "
         f"{d['n_unlabelled']} unlabelled{flag}.</p>"
         f"<ul class=meta>{prov_html}</ul>"
-        f"<h2>Requirement window and headline numbers</h2>{_requirement_table(metrics)}"
+        f"{summary_html(metrics)}"
+        f"<h2 id=requirement>Requirement window and headline numbers</h2>"
+        f"{_requirement_table(metrics)}"
         f"<h2>True positives and false negatives per type (DMTN-337 Table 5)</h2>"
         f"{_type_tables(metrics)}"
+        f"<h2 id=origins>Purity and completeness per origin at the cutoff</h2>"
+        f"{origin_rates_html(metrics)}"
         f"<h2>Slices (all labelled detections)</h2>{_slice_tables(metrics)}"
-        f"<h2>Figures</h2>{_figures(records, figure_dir)}"
+        f"<h2 id=galleries>Stamp galleries</h2>{galleries_html(metrics, figure_dir.parent)}"
+        f"<h2 id=figures>Figures</h2>{_figures(records, figure_dir)}"
+        f"{extra_html}"
         f"{warn_html}</body></html>\n"
     )
