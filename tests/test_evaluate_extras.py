@@ -63,3 +63,13 @@ def test_model_extras_efficiency_and_origins():
     assert eff["fifty"] == pytest.approx(8, abs=1.5)
     assert out["efficiency"]["magnitude"] is None
     assert [r["group"] for r in out["origin_rates"]] == ["ss", "tns"]
+
+
+def test_summary_says_when_the_cutoff_is_outside_the_window():
+    """A window that exists but excludes the cutoff is said so."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = M.summarize(y, np.clip(0.8 * y + 0.2 * rng.random(400), 0, 1), cutoff=0.01)
+    text = summary_sentences(_metrics({"m": s}))[0]["text"]
+    assert "purity >= 95 % and completeness >= 90 %" in text
+    assert "its cutoff 0.010 is outside that range" in text

@@ -96,9 +96,9 @@ def simulated_report(tmp_path_factory) -> Path:
 
 
 def _expected_triplets(metrics: dict) -> int:
-    return sum(
-        len(v) for kinds in (metrics.get("galleries") or {}).values() for v in kinds.values()
-    )
+    galleries = list((metrics.get("galleries") or {}).values())
+    galleries += [m["galleries"] for m in (metrics.get("alerts") or {}).get("models", {}).values()]
+    return sum(len(v) for kinds in galleries for v in kinds.values())
 
 
 def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
@@ -108,6 +108,7 @@ def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
     metrics = json.loads((report / "metrics.json").read_text())
     assert [f["name"] for f in metrics["figures"]] == [name for name, *_ in FIGURES]
     n_drawn = sum(f["file"] is not None for f in metrics["figures"])
+    n_drawn += len((metrics.get("alerts") or {}).get("figures", []))
     n_triplets = len(re.findall(r"<figure class=triplet>", page))
     assert n_triplets == _expected_triplets(metrics)
     for block in re.finditer(r"<div class=gallery [^>]*data-n='(\d+)'>(.*?)</div></div>", page):

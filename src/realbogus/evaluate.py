@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +38,12 @@ from . import metrics as M
 from .errors import ConfigError, InputError, PackageError, RealBogusWarning
 from .evaluate_extras import model_extras, summary_sentences
 from .report import FigureData, render_html, write_figures
+from .report.alerts_section import alerts_html, write_alerts_section
 from .report.gallery import StampLoader, dataset_loader, write_galleries
 from .tables import atomic_directory
+
+if TYPE_CHECKING:
+    from .alerts.compare import AlertRun
 
 __all__ = [
     "METRICS_SCHEMA_VERSION",
@@ -185,6 +190,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     stamps: StampLoader | None = None,
     n_gallery: int = 8,
+    alerts: AlertRun | None = None,
 ) -> EvaluationResult:
     """Evaluate models side by side on one detection table and write the report directory.
 
@@ -225,6 +231,9 @@ def evaluate(
         false negatives at its cutoff and `n_gallery` // 2 random Real and Bogus detections.
     n_gallery : int
         Triplets per mistake gallery.
+    alerts : realbogus.alerts.compare.AlertRun, optional
+        Real alert packets scored by the models (``score_alert_folder``): adds the report's
+        real-alerts section and ``metrics.json`` ``alerts``.
 
     Returns
     -------
@@ -437,6 +446,8 @@ def evaluate(
                 seed=seed,
             )
         records = write_figures(fig_data, tmp / "figures")
+        if alerts is not None:
+            metrics["alerts"] = write_alerts_section(alerts, tmp)
         metrics["figures"] = [
             {
                 "name": rec.name,
@@ -449,7 +460,10 @@ def evaluate(
         metrics = _jsonable(metrics)
         text = json.dumps(metrics, indent=2, allow_nan=False)
         (tmp / "metrics.json").write_text(text + "\n")
-        (tmp / "report.html").write_text(render_html(metrics, records, tmp / "figures"))
+        extra = alerts_html(metrics["alerts"], tmp) if alerts is not None else None
+        (tmp / "report.html").write_text(
+            render_html(metrics, records, tmp / "figures", extra=extra)
+        )
         step()
     if messages:
         head = "; ".join(messages[:3])
@@ -502,6 +516,7 @@ def evaluate_packages(
     out: str | os.PathLike,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    alerts: str | os.PathLike | None = None,
     **options: object,
 ) -> EvaluationResult:
     """Score a stamp dataset with each model package, then :func:`evaluate` them side by side.
@@ -517,6 +532,9 @@ def evaluate_packages(
         Report directory.
     progress : callable (stage, done, total), optional
         ``stage`` is ``"score <model>"`` or ``"evaluate"``.
+    alerts : path-like, optional
+        Folder of Rubin or ZTF alert packets with the survey's own score, scored by the same
+        packages for the report's real-alerts section.
     **options
         Passed to :func:`evaluate` (n_boot, seed, overwrite, ...).
 
@@ -539,6 +557,7 @@ def evaluate_packages(
         "provenance",
         "progress",
         "stamps",
+        "alerts",
     }
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -553,6 +572,7 @@ def evaluate_packages(
     scores: dict[str, np.ndarray] = {}
     cutoffs: dict[str, float] = {}
     sources: dict[str, str] = {}
+    loaded = []
     for ref in packages:
         package = load_package(ref)
         stage = f"score {ref}"
@@ -577,9 +597,15 @@ def evaluate_packages(
         scores[name] = scored["reliability"].to_numpy(np.float64)
         cutoffs[name] = _card_cutoff(package)
         sources[name] = str(ref)
+        loaded.append((name, package))
     for col in ("valid_fraction", "edge"):
         if col not in table.columns and col in scored.columns:
             table[col] = scored[col].to_numpy()
+    run = None
+    if alerts is not None:
+        from .alerts.compare import score_alert_folder
+
+        run = score_alert_folder(loaded, alerts)
     provenance = {
         "data": str(Path(data)),
         "data_content_hash": dataset.manifest.get("content_hash"),
@@ -592,6 +618,7 @@ def evaluate_packages(
         cutoffs=cutoffs,
         provenance=provenance,
         stamps=dataset_loader(dataset),
+        alerts=run,
         progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
         **options,
     )

@@ -191,7 +191,8 @@ def summary_sentences(metrics: dict) -> list[dict]:
     """
     req = metrics["requirement"]
     need = (
-        f"purity >= {_pct(req['min_purity'])} and completeness >= {_pct(req['min_completeness'])}"
+        f"purity >= {100 * req['min_purity']:g} % and completeness >= "
+        f"{100 * req['min_completeness']:g} %"
     )
     level = int(round(100 * metrics["bootstrap"]["level"]))
     n_boot = metrics["bootstrap"]["n_boot"]
@@ -220,7 +221,13 @@ def summary_sentences(metrics: dict) -> list[dict]:
             verdict = "meets"
             text = (
                 f"{model} MEETS OSS-REQ-0353 ({need} at SNR 6) on {pop}: thresholds from "
-                f"{win['low']:.3f} to {win['high']:.3f} give both."
+                f"{win['low']:.3f} to {win['high']:.3f} give both"
+            )
+            inside = win["low"] <= s["cutoff"] <= win["high"]
+            text += (
+                f", its cutoff {s['cutoff']:.3f} among them."
+                if inside
+                else f"; its cutoff {s['cutoff']:.3f} is outside that range."
             )
         else:
             verdict = "does not meet"

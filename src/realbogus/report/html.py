@@ -6,7 +6,6 @@ and can be mailed as one file. Nothing here computes a metric; it formats ``metr
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import os
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .figures import FigureRecord
-from .sections import galleries_html, origin_rates_html, summary_html
+from .sections import figure_img, galleries_html, origin_rates_html, summary_html
 
 __all__ = ["render_html"]
 
@@ -175,10 +174,9 @@ def _figures(records: Sequence[FigureRecord], figure_dir: Path) -> str:
         if rec.file is None:
             parts.append(f"<h3>{_e(rec.title)}</h3><p class=note>Not drawn: {_e(rec.note)}.</p>")
             continue
-        data = base64.b64encode((figure_dir / rec.file).read_bytes()).decode("ascii")
+        img = figure_img((figure_dir / rec.file).read_bytes(), rec.title)
         parts.append(
-            f"<figure id='fig-{_e(rec.name)}'><h3>{_e(rec.title)}</h3>"
-            f"<img alt='{_e(rec.title)}' src='data:image/png;base64,{data}'>"
+            f"<figure id='fig-{_e(rec.name)}'><h3>{_e(rec.title)}</h3>{img}"
             f"<figcaption>{_e(rec.caption)}</figcaption></figure>"
         )
     return "".join(parts)
@@ -218,7 +216,9 @@ def render_html(
     prov_html = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in prov.items())
     warn = metrics.get("warnings") or []
     warn_html = (
-        "<h2>Degenerate results</h2><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warn) + "</ul>"
+        "<section id=degenerate><h2>Degenerate results</h2><ul>"
+        + "".join(f"<li>{_e(w)}</li>" for w in warn)
+        + "</ul></section>"
         if warn
         else ""
     )
@@ -237,15 +237,16 @@ def render_html(
         f"{d['n_unlabelled']} unlabelled{flag}.</p>"
         f"<ul class=meta>{prov_html}</ul>"
         f"{summary_html(metrics)}"
-        f"<h2 id=requirement>Requirement window and headline numbers</h2>"
-        f"{_requirement_table(metrics)}"
-        f"<h2>True positives and false negatives per type (DMTN-337 Table 5)</h2>"
-        f"{_type_tables(metrics)}"
-        f"<h2 id=origins>Purity and completeness per origin at the cutoff</h2>"
-        f"{origin_rates_html(metrics)}"
-        f"<h2>Slices (all labelled detections)</h2>{_slice_tables(metrics)}"
-        f"<h2 id=galleries>Stamp galleries</h2>{galleries_html(metrics, figure_dir.parent)}"
-        f"<h2 id=figures>Figures</h2>{_figures(records, figure_dir)}"
+        "<section id=requirement><h2>Requirement window and headline numbers</h2>"
+        f"{_requirement_table(metrics)}</section>"
+        "<section id=types><h2>True positives and false negatives per type (DMTN-337 Table 5)"
+        f"</h2>{_type_tables(metrics)}</section>"
+        "<section id=origins><h2>Purity and completeness per origin at the cutoff</h2>"
+        f"{origin_rates_html(metrics)}</section>"
+        f"<section id=slices><h2>Slices (all labelled detections)</h2>{_slice_tables(metrics)}"
+        "</section><section id=galleries><h2>Stamp galleries</h2>"
+        f"{galleries_html(metrics, figure_dir.parent)}</section>"
+        f"<section id=figures><h2>Figures</h2>{_figures(records, figure_dir)}</section>"
         f"{extra_html}"
         f"{warn_html}</body></html>\n"
     )

@@ -14,7 +14,28 @@ from pathlib import Path
 
 from .gallery import GALLERIES
 
-__all__ = ["galleries_html", "origin_rates_html", "summary_html"]
+__all__ = ["figure_img", "galleries_html", "origin_rates_html", "summary_html"]
+
+
+def figure_img(data: bytes, alt: str) -> str:
+    """An ``<img>`` of a PNG figure written at 2x, displayed at half its pixel width.
+
+    Parameters
+    ----------
+    data : bytes
+        A PNG file (its IHDR width is read from bytes 16-20).
+    alt : str
+        Alternative text (escaped here).
+
+    Returns
+    -------
+    str
+        ``<img>`` with a data URI and ``style='width:Wpx'`` (W = pixel width / 2), so the figure
+        is the size it was laid out at and stays sharp when zoomed or on high-DPI screens.
+    """
+    width = int.from_bytes(data[16:20], "big") // 2
+    uri = base64.b64encode(data).decode("ascii")
+    return f"<img alt='{_e(alt)}' style='width:{width}px' src='data:image/png;base64,{uri}'>"
 
 
 def _e(value: object) -> str:
@@ -25,6 +46,20 @@ def _f(value: object, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "&ndash;"
     return f"{float(value):.{digits}f}"
+
+
+def _fifty_text(e: dict, name: str) -> str:
+    """Where completeness crosses 50 %, or that it never does over the binned range."""
+    if e.get("fifty") is not None:
+        return f"50 % completeness at {name} {_f(e['fifty'], 2)}"
+    frac = [f for f, n in zip(e["fraction"], e["n"], strict=True) if n and f is not None]
+    if not frac:
+        return f"no Real detection with a {name}"
+    side = "above" if min(frac) >= 0.5 else "below" if max(frac) < 0.5 else "around"
+    return (
+        f"completeness {side} 50 % in every {name} bin (from {_f(min(frac), 2)} to "
+        f"{_f(max(frac), 2)}): no 50 % point"
+    )
 
 
 def summary_html(metrics: dict) -> str:
@@ -43,7 +78,7 @@ def summary_html(metrics: dict) -> str:
     items = []
     for s in metrics.get("summary", []):
         cls = {"meets": "ok", "does not meet": "no"}.get(s["verdict"], "note")
-        items.append(f"<li class={cls}><b>{_e(s['verdict'].upper())}</b>: {_e(s['text'])}</li>")
+        items.append(f"<li class={cls}>{_e(s['text'])}</li>")
     fifty = []
     for model, entry in metrics["models"].items():
         eff = entry.get("efficiency") or {}
@@ -52,8 +87,7 @@ def summary_html(metrics: dict) -> str:
             e = eff.get(q)
             if e is None:
                 continue
-            where = _f(e.get("fifty"), 2) if e.get("fifty") is not None else "not reached"
-            parts.append(f"50 % completeness at {name} {where}")
+            parts.append(_fifty_text(e, name))
         if parts:
             fifty.append(
                 f"<li>{_e(model)} (reliability &ge; {_f(entry['cutoff'])}): {'; '.join(parts)}</li>"
