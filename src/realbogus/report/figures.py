@@ -260,7 +260,7 @@ def _flux_panels(data: FigureData, *, with_cutoff: bool) -> Figure:
         _symlog(ax, "x", lt, lim)
         _symlog(ax, "y", lt, lim)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
-        title = f"{m}: reliability >= {data.cutoffs[m]:g}" if with_cutoff else m
+        title = f"{m}: reliability >= {data.cutoffs[m]:.3f}" if with_cutoff else m
         _title(ax, title)
         ax.set(
             xlabel=f"scienceFlux \N{MINUS SIGN} templateFlux ({_FLUX_UNIT})",

@@ -135,8 +135,9 @@ def gallery_figure(
         ax.imshow(render_triplet(stamp, scale=1, gap=2), interpolation="nearest")
         ax.set_title(caption, fontsize=7, loc="left")
     names = " | ".join(CHANNELS)
-    fig.suptitle(f"{names}; zscale per panel, magenta: NaN", fontsize=7)
-    fig.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.3)
+    height = fig.get_figheight()
+    fig.suptitle(f"{names}; zscale per panel, y up, magenta: NaN", fontsize=7, y=1 - 0.05 / height)
+    fig.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.3, rect=(0, 0, 1, 1 - 0.3 / height))
     return fig
 
 
