@@ -1,7 +1,9 @@
-"""Figures (matplotlib, Agg) and the self-contained HTML report. No metric is computed here."""
+"""Figures (matplotlib, Agg), stamp galleries (the one stamp renderer) and the self-contained HTML
+report. No metric is computed here."""
 
 from .figures import FIGURES, FigureData, FigureRecord, FigureSkipped, write_figures
 from .html import render_html
+from .stamps_render import render_triplet, render_triplet_png
 
 __all__ = [
     "FIGURES",
@@ -9,5 +11,7 @@ __all__ = [
     "FigureRecord",
     "FigureSkipped",
     "render_html",
+    "render_triplet",
+    "render_triplet_png",
     "write_figures",
 ]
