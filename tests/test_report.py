@@ -122,6 +122,9 @@ def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
     found = re.search(r'<pre id="imgcheck">(.*?)</pre>', run.stdout, re.S)
     assert found, f"the check script did not run; DOM tail: {run.stdout[-500:]}"
     images = json.loads(found.group(1).replace("&quot;", '"'))
+    for block in re.findall(r"by snr_bin</summary>(.*?)</details>", run.stdout, re.S):
+        lows = [float(lo) for lo in re.findall(r'<td class="l">\[([-0-9.inf]+), ', block)]
+        assert len(lows) >= 2 and lows == sorted(lows), lows  # as shown: numeric order
     assert len(images) == n_figures
     assert all(i["complete"] and i["w"] >= 800 and i["h"] > 0 for i in images), images
 
