@@ -6,7 +6,9 @@ Rows:
 * bootstrap intervals of the requirement window (B replicates): realbogus (data sorted once,
   each replicate = multiplicities through the counting core) vs the plain way (resample rows,
   rerun precision_recall_curve per replicate);
-* the whole evaluate() of two models (metrics.json, nine figures, report.html).
+* the whole evaluate() of two models (metrics.json, twelve figures, report.html), without and
+  with stamp galleries (48 triplets of 51 px synthetic stamps); the load average is printed
+  before and after.
 
     python benchmarks/metrics.py [--n 1000000] [--boot-n 100000] [--boot 100] [--repeat 3]
 """
@@ -76,7 +78,7 @@ def main() -> None:
     console = Console()
     console.print(
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}"
+        f"numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}"
     )
     table = Table(title="evaluation speed (best and median of repeats, seconds)")
     for col in ("task", "method", "n", "best s", "median s", "vs sklearn"):
@@ -151,7 +153,30 @@ def main() -> None:
         f"{ev[1]:.2f}",
         "",
     )
+
+    def stamps(rows: np.ndarray) -> np.ndarray:  # synthetic 51 px triplets for any rows
+        out = np.random.default_rng(4).normal(size=(len(rows), 3, 51, 51)).astype(np.float32)
+        out[:, :, 25, 25] += 30
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = timed(
+            lambda: evaluate(
+                det, scores, Path(tmp) / "r", n_boot=200, overwrite=True, stamps=stamps
+            ),
+            1,
+        )
+    table.add_row(
+        "evaluate(), 2 models, n_boot 200, galleries",
+        "realbogus",
+        f"{args.eval_n:,}",
+        f"{ev[0]:.2f}",
+        f"{ev[1]:.2f}",
+        "",
+    )
     console.print(table)
+    console.print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def test_metrics_keys_documented(evaluated):
     documented = set(re.findall(r"`([A-Za-z_]+)`", doc))
 
     def free(path):  # maps keyed by data values: model names, slice groups, package names
-        return path in {("models",), ("provenance", "packages")} or (
+        return path in {("models",), ("provenance", "packages"), ("galleries",)} or (
             len(path) == 4 and path[:3] == ("models", "*", "slices")
         )
 

@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0,
     "numeric": 0,
     "stamps": 0,
+    "render": 0,
     "io": 1,
     "sim": 2,
     "crowd": 2,

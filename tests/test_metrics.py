@@ -461,3 +461,37 @@ def test_bootstrap_auc_interval_coverage():
         iv = M.bootstrap_intervals(y, s, n_boot=200, seed=k)["auc"]
         covered += iv["low"] <= truth <= iv["high"]
     assert 0.89 <= covered / trials <= 0.99, covered / trials
+
+
+def test_slices_sort_snr_bins_numerically(rng):
+    """SNR-bin slices come in numeric order, 'missing' last (not '[10, 15)' before '[5, 5.5)')."""
+    y, s = _data(rng, n=400)
+    snr = np.r_[rng.uniform(4, 80, 399), np.nan]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        out = M.slice_summaries(y, s, M.snr_bin_labels(snr), by="snr_bin")
+    keys = list(out)
+    assert keys[-1] == "missing"
+    lows = [float(k[1:].split(",")[0]) for k in keys[:-1]]
+    assert (
+        lows == sorted(lows)
+        and "[10, 15)" in keys
+        and keys.index("[5, 5.5)") < keys.index("[10, 15)")
+    )
+    assert sorted(["b", "[50, inf)", "a", "[5.5, 6.5)"], key=M.slice_sort_key) == [
+        "[5.5, 6.5)",
+        "[50, inf)",
+        "a",
+        "b",
+    ]
+
+
+def test_one_class_real_message_agrees_with_the_numbers(rng):
+    """All-Real slices: the warning says the crossing/window are defined when they are."""
+    s = rng.random(50)
+    with pytest.warns(RealBogusWarning) as caught:
+        out = M.summarize(np.ones(50, int), s, name="slice origin=injection")
+    text = str(caught[0].message)
+    assert out["crossing"] is not None and out["window"] is not None
+    assert "AUC is undefined" in text and "only reflect completeness" in text
+    assert "crossing and window are undefined" not in text

@@ -17,6 +17,7 @@ from test_evaluate import make_detections
 
 from realbogus.evaluation import metrics as M
 from realbogus.evaluation.evaluate import evaluate
+from realbogus.io.dataset import open_dataset
 from realbogus.report import FIGURES, FigureData, render_html, write_figures
 
 CHROMIUM = next(
@@ -58,8 +59,24 @@ def two_model_report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rep") / "report"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one-class slices are expected here; tested elsewhere
-        evaluate(table, scores, out, cutoffs={"model-A": 0.5, "model-B v2": 0.3}, n_boot=30)
+        evaluate(
+            table,
+            scores,
+            out,
+            cutoffs={"model-A": 0.5, "model-B v2": 0.3},
+            n_boot=30,
+            stamps=_fake_stamps,
+        )
     return out
+
+
+def _fake_stamps(rows: np.ndarray) -> np.ndarray:
+    """Stamps for any rows: noise with a point source, a NaN strip on the first."""
+    rng = np.random.default_rng(0)
+    stamps = rng.normal(size=(len(rows), 3, 21, 21)).astype(np.float32)
+    stamps[:, :, 10, 10] += 20
+    stamps[:1, 0, :2] = np.nan
+    return stamps
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +95,26 @@ def simulated_report(tmp_path_factory) -> Path:
     return root / "report"
 
 
+def _expected_triplets(metrics: dict) -> int:
+    galleries = list((metrics.get("galleries") or {}).values())
+    galleries += [m["galleries"] for m in (metrics.get("alerts") or {}).get("models", {}).values()]
+    return sum(len(v) for kinds in galleries for v in kinds.values())
+
+
 def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
-    """Chromium loads report.html offline, every <img> decodes, and a screenshot is not blank."""
+    """Chromium loads report.html offline, every <img> decodes at >= 800 px width, the galleries
+    hold the expected triplets, and a screenshot is not blank."""
     page = (report / "report.html").read_text()
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert [f["name"] for f in metrics["figures"]] == [name for name, *_ in FIGURES]
+    n_drawn = sum(f["file"] is not None for f in metrics["figures"])
+    n_drawn += len((metrics.get("alerts") or {}).get("figures", []))
+    n_triplets = len(re.findall(r"<figure class=triplet>", page))
+    assert n_triplets == _expected_triplets(metrics)
+    for block in re.finditer(r"<div class=gallery [^>]*data-n='(\d+)'>(.*?)</div></div>", page):
+        assert block.group(2).count("<figure class=triplet>") == int(block.group(1))
     n_figures = len(re.findall(r"<img ", page))
-    assert n_figures == len(FIGURES)
+    assert n_figures == n_drawn + n_triplets
     probe = tmp_path / "probe.html"  # a copy with a tiny script that writes the check into the DOM
     probe.write_text(page.replace("</body>", _CHECK_SCRIPT + "</body>"))
     run = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path / "p1")
@@ -90,8 +122,11 @@ def _assert_opens_in_chromium(report: Path, tmp_path: Path) -> None:
     found = re.search(r'<pre id="imgcheck">(.*?)</pre>', run.stdout, re.S)
     assert found, f"the check script did not run; DOM tail: {run.stdout[-500:]}"
     images = json.loads(found.group(1).replace("&quot;", '"'))
+    for block in re.findall(r"by snr_bin</summary>(.*?)</details>", run.stdout, re.S):
+        lows = [float(lo) for lo in re.findall(r'<td class="l">\[([-0-9.inf]+), ', block)]
+        assert len(lows) >= 2 and lows == sorted(lows), lows  # as shown: numeric order
     assert len(images) == n_figures
-    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in images), images
+    assert all(i["complete"] and i["w"] >= 800 and i["h"] > 0 for i in images), images
 
     shot = tmp_path / "shot.png"
     run = _chromium(
@@ -127,7 +162,29 @@ def test_simulated_survey_report_opens_in_headless_chromium(simulated_report, tm
     assert all(f["file"] is not None for f in metrics["figures"]), [
         f["note"] for f in metrics["figures"]
     ]
+    labels = open_dataset(simulated_report.parent / "data").table(columns=["label"])["label"]
+    for model, kinds in metrics["galleries"].items():  # the galleries are full where data allow
+        assert len(kinds["random_real"]) == min(4, int((labels == 1).sum()))
+        assert len(kinds["random_bogus"]) == min(4, int((labels == 0).sum()))
+        fp = [t["reliability"] for t in kinds["false_positives"]]
+        assert fp == sorted(fp, reverse=True)
+        assert all(t["label"] == 0 for t in kinds["false_positives"])
+        assert all(r >= metrics["models"][model]["cutoff"] for r in fp)
     _assert_opens_in_chromium(simulated_report, tmp_path)
+
+
+def test_report_summary_and_numeric_slice_order(two_model_report):
+    """The page opens with one verdict per model in words; SNR slices read in numeric order."""
+    page = (two_model_report / "report.html").read_text()
+    metrics = json.loads((two_model_report / "metrics.json").read_text())
+    assert page.index("<section id=summary>") < page.index("id=requirement")
+    for s in metrics["summary"]:
+        window = metrics["models"][s["model"]]["populations"]["requirement"]["window"]
+        assert s["verdict"] == ("meets" if window is not None else "does not meet")
+        assert (" MEETS " if window is not None else " DOES NOT MEET ") in s["text"]
+    block = re.search(r"model-A: by snr_bin</summary>(.*?)</details>", page, re.S).group(1)
+    lows = [float(lo) for lo in re.findall(r"<td class=l>\[([-0-9.inf]+), ", block)]
+    assert len(lows) >= 5 and lows == sorted(lows)
 
 
 def test_report_tables_show_window_with_intervals_per_model(two_model_report):

@@ -34,6 +34,13 @@ def evaluate_command(
         int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")
     ] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    alerts: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of Rubin or ZTF alert packets carrying the survey's own score: adds a "
+            "real-alerts section (ours vs theirs, ROC, asteroid recall, disagreement galleries)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
 ) -> None:
     """Evaluate model versions side by side: requirement window, P = C crossing, slices, report."""
@@ -62,7 +69,14 @@ def evaluate_command(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = evaluate_packages(
-                model, data, out, n_boot=n_boot, seed=seed, overwrite=overwrite, progress=update
+                model,
+                data,
+                out,
+                n_boot=n_boot,
+                seed=seed,
+                overwrite=overwrite,
+                progress=update,
+                alerts=alerts,
             )
     except RealBogusError as exc:
         raise fail(exc) from exc
@@ -86,11 +100,13 @@ def evaluate_command(
                 name,
                 pop,
                 f"{s['n_real']}/{s['n_bogus']}",
-                "none" if win is None else f"[{win['low']:.3f}, {win['high']:.3f}]",
+                "none: not met" if win is None else f"[{win['low']:.3f}, {win['high']:.3f}]",
                 "-" if cross is None else f"{cross['threshold']:.3f}: {cross['value']:.3f}",
                 "-" if s["auc"] is None else f"{s['auc']:.3f}",
             )
     console.print(table)
+    for verdict in result.metrics.get("summary", []):
+        console.print(verdict["text"], markup=False)
     n_warn = sum(issubclass(w.category, RealBogusWarning) for w in caught)
     if result.metrics["warnings"]:
         console.print(

@@ -1,7 +1,8 @@
 """Zooniverse subjects from a dataset: one PNG per detection and Panoptes subject manifests.
 
 Each PNG shows template | science | difference side by side (DMTN-337 Fig. 2), each panel
-scaled by its own zscale limits (astropy `ZScaleInterval`) to 8-bit grey and enlarged by
+scaled by its own zscale limits (the one stamp renderer,
+:func:`realbogus.render.render_triplet`) to 8-bit grey and enlarged by
 nearest-neighbour repetition. The manifests carry hidden (``#``) metadata: ``#diaSourceId``,
 ``#origin`` and, for reference subjects, ``#feedback_1_answer`` ("0" = Real, "1" = Bogus).
 Subject sets follow DMTN-337 Table 3: one per `origin`, plus ``reliability_cuts`` for the
@@ -16,17 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.visualization import ZScaleInterval
 from PIL import Image
 
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_directory
 from ..io.dataset import Dataset, open_dataset
+from ..render import render_triplet
 
 __all__ = ["RELIABILITY_CUTS", "subject_sets", "render_subject", "write_subjects"]
 
 RELIABILITY_CUTS = "reliability_cuts"
-_PANEL_ORDER = (2, 1, 0)  # template | science | difference, from (difference, science, template)
+_PANEL_ORDER = (
+    "template",
+    "science",
+    "difference",
+)  # DMTN-337 Fig. 2: template | science | difference
 
 
 def subject_sets(
@@ -65,17 +70,6 @@ def subject_sets(
     return sets
 
 
-def _to_uint8(panel: np.ndarray) -> np.ndarray:
-    finite = panel[np.isfinite(panel)]
-    if finite.size == 0 or np.ptp(finite) == 0:
-        return np.full(panel.shape, 128, dtype=np.uint8)
-    vmin, vmax = ZScaleInterval().get_limits(finite)
-    if not vmax > vmin:
-        vmin, vmax = float(finite.min()), float(finite.max())
-    scaled = (np.nan_to_num(panel, nan=vmin) - vmin) / (vmax - vmin)
-    return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
-
-
 def render_subject(stamp: np.ndarray, *, scale: int = 4, gap: int = 2) -> np.ndarray:
     """One subject image: template | science | difference, each zscaled, as 8-bit grey.
 
@@ -95,15 +89,8 @@ def render_subject(stamp: np.ndarray, *, scale: int = 4, gap: int = 2) -> np.nda
     if stamp.ndim != 3 or stamp.shape[0] != 3 or stamp.shape[1] != stamp.shape[2]:
         msg = f"a subject stamp must have shape (3, S, S); got {stamp.shape}"
         raise InputError(msg)
-    size = stamp.shape[-1]
-    spacer = np.full((size, gap), 255, dtype=np.uint8)
-    pieces = []
-    for j, c in enumerate(_PANEL_ORDER):
-        if j:
-            pieces.append(spacer)
-        pieces.append(_to_uint8(np.asarray(stamp[c], dtype=float)))
-    image = np.concatenate(pieces, axis=1)
-    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    rgb = render_triplet(stamp, order=_PANEL_ORDER, scale=scale, gap=gap, nan_color=None)
+    return rgb[:, :, 0]  # the one renderer (realbogus.render); grey: planes equal
 
 
 def write_subjects(

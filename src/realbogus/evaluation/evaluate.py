@@ -8,6 +8,7 @@ atomically (a temporary directory renamed into place)::
     OUT/report.html             self-contained (figures embedded as data URIs)
     OUT/figures/<name>.png      the figures
     OUT/curves/<model>.csv      purity/completeness at every distinct threshold, per population
+    OUT/galleries/<model>/*.png stamp triplets of the galleries (when stamps are given)
 
 :func:`realbogus.workflows.evaluate.evaluate_packages` scores a stamp dataset with model packages
 first (the CLI's path).
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +37,13 @@ from .. import __version__
 from ..errors import ConfigError, InputError, RealBogusWarning
 from ..io.atomic import atomic_directory
 from ..report import FigureData, render_html, write_figures
+from ..report.alerts_section import alerts_html, write_alerts_section
+from ..report.gallery import StampLoader, write_galleries
 from . import metrics as M
+from .summary import model_extras, summary_sentences
+
+if TYPE_CHECKING:
+    from .alerts import AlertRun
 
 __all__ = [
     "METRICS_SCHEMA_VERSION",
@@ -179,6 +187,9 @@ def evaluate(
     overwrite: bool = False,
     provenance: Mapping[str, object] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stamps: StampLoader | None = None,
+    n_gallery: int = 8,
+    alerts: AlertRun | None = None,
 ) -> EvaluationResult:
     """Evaluate models side by side on one detection table and write the report directory.
 
@@ -213,6 +224,15 @@ def evaluate(
     provenance : mapping, optional
         JSON-serialisable record stored under ``"provenance"`` (data path, packages, ...).
     progress : callable (done, total), optional
+    stamps : callable rows -> ndarray of shape (k, 3, S, S), optional
+        Reads the stamps of table rows (``realbogus.report.gallery.dataset_loader``); with it the
+        report shows each model's galleries: the `n_gallery` most confident false positives and
+        false negatives at its cutoff and `n_gallery` // 2 random Real and Bogus detections.
+    n_gallery : int
+        Triplets per mistake gallery.
+    alerts : realbogus.workflows.alerts.AlertRun, optional
+        Real alert packets scored by the models (``score_alert_folder``): adds the report's
+        real-alerts section and ``metrics.json`` ``alerts``.
 
     Returns
     -------
@@ -354,10 +374,13 @@ def evaluate(
                     for o in sorted(set(keys[labelled].tolist())):
                         mk = labelled & (keys == o)
                         origin_curves[m][o] = M.purity_completeness(y_all[mk], r[mk])
+            entry.update(model_extras(table, labels, r, cut[m]))
             entry["curves_file"] = f"curves/{safe[m]}.csv"
             models[m] = entry
             step()
-    messages = [str(w.message) for w in caught if issubclass(w.category, RealBogusWarning)]
+    messages = list(  # one statement per degenerate case
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RealBogusWarning))
+    )
     for w in caught:  # anything else (a third-party warning) goes on unchanged
         if not issubclass(w.category, RealBogusWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -386,6 +409,7 @@ def evaluate(
         "figures": [],
         "warnings": messages,
     }
+    metrics["summary"] = summary_sentences(metrics)
 
     with atomic_directory(out) as tmp:
         (tmp / "figures").mkdir()
@@ -405,8 +429,24 @@ def evaluate(
             population_labels={"overall": "SNR > 5", "requirement": "5.5 <= SNR <= 6.5"}
             if snr is not None
             else {"overall": "all labelled"},
+            efficiency={m: models[m]["efficiency"] for m in scores},
         )
+        if stamps is not None:
+            metrics["galleries"] = write_galleries(
+                tmp / "galleries",
+                table,
+                labels,
+                scores,
+                cut,
+                stamps,
+                folder_names=safe,
+                n_confident=n_gallery,
+                n_random=max(1, n_gallery // 2),
+                seed=seed,
+            )
         records = write_figures(fig_data, tmp / "figures")
+        if alerts is not None:
+            metrics["alerts"] = write_alerts_section(alerts, tmp)
         metrics["figures"] = [
             {
                 "name": rec.name,
@@ -419,7 +459,10 @@ def evaluate(
         metrics = _jsonable(metrics)
         text = json.dumps(metrics, indent=2, allow_nan=False)
         (tmp / "metrics.json").write_text(text + "\n")
-        (tmp / "report.html").write_text(render_html(metrics, records, tmp / "figures"))
+        extra = alerts_html(metrics["alerts"], tmp) if alerts is not None else None
+        (tmp / "report.html").write_text(
+            render_html(metrics, records, tmp / "figures", extra=extra)
+        )
         step()
     if messages:
         head = "; ".join(messages[:3])
@@ -461,6 +504,3 @@ def _write_curves(
     ]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), path)  # fast, full precision
-
-
-# ------------------------------------------------------------------------------ packages -----

@@ -50,6 +50,7 @@ __all__ = [
     "bootstrap_intervals",
     "summarize",
     "snr_bin_labels",
+    "slice_sort_key",
     "slice_summaries",
     "type_table",
 ]
@@ -661,6 +662,21 @@ def bootstrap_intervals(
     return out
 
 
+def _one_class_message(name: str, n_real: int, n_bogus: int, crossed: bool, window: bool) -> str:
+    """One statement per one-class sample that says exactly what is and is not defined."""
+    head = f"{name}: one-class sample ({n_real} Real, {n_bogus} Bogus): AUC is undefined"
+    if n_real == 0:
+        return head + "; completeness is undefined, and so are the P = C crossing and the window"
+    defined = [w for w, ok in (("the P = C crossing", crossed), ("the window", window)) if ok]
+    absent = [w for w, ok in (("the P = C crossing", crossed), ("the window", window)) if not ok]
+    text = head + "; purity is 1 at every threshold, so"
+    if defined:
+        text += f" {' and '.join(defined)} only reflect completeness"
+    if absent:
+        text += ("; " if defined else " ") + f"{' and '.join(absent)} not reached"
+    return text
+
+
 def summarize(
     y_true: npt.ArrayLike,
     y_score: npt.ArrayLike,
@@ -704,20 +720,18 @@ def summarize(
             RealBogusWarning,
             stacklevel=2,
         )
-    elif n_real == 0 or n_bogus == 0:
-        warnings.warn(
-            f"{name}: one-class sample ({n_real} Real, {n_bogus} Bogus): AUC, crossing and "
-            "window are undefined (NaN/None)"
-            + ("; completeness is undefined" if n_real == 0 else ""),
-            RealBogusWarning,
-            stacklevel=2,
-        )
     order, s_sorted, y_sorted = _sort(y, s)
     y_sorted = y_sorted.astype(np.float64)
     thr, tp, fp = _counts_sorted(s_sorted, y_sorted, w[order])
     curve = _curve_from_counts(thr, tp, fp, n_real, n_bogus)
     cross = crossing(curve)
     win = requirement_window(curve, min_purity=min_purity, min_completeness=min_completeness)
+    if (n_real == 0) != (n_bogus == 0):
+        warnings.warn(
+            _one_class_message(name, n_real, n_bogus, cross is not None, win is not None),
+            RealBogusWarning,
+            stacklevel=2,
+        )
     p_cut, c_cut = rates_at(curve, cutoff)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     *_, ece = _calibration_arrays(
@@ -789,6 +803,22 @@ def snr_bin_labels(snr: npt.ArrayLike, edges: tuple[float, ...] = SNR_BINS) -> n
     return names[idx]
 
 
+def slice_sort_key(key: str) -> tuple:
+    """Sort key for slice names: numeric intervals ``"[lo, hi)"`` by their bounds, then text.
+
+    ``"[5, 5.5)" < "[5.5, 6.5)" < "[10, 15)" < "[50, inf)"``, and ``"missing"`` last; other keys
+    (origins, kinds) sort as text after the intervals.
+    """
+    if key.startswith("[") and key.endswith(")") and ", " in key:
+        try:
+            lo, hi = (float(v) for v in key[1:-1].split(", "))
+        except ValueError:
+            pass
+        else:
+            return (0, lo, hi, "")
+    return (2, 0.0, 0.0, key) if key == "missing" else (1, 0.0, 0.0, key)
+
+
 def _fmt(v: float) -> str:
     return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
 
@@ -828,7 +858,7 @@ def slice_summaries(
     Returns
     -------
     dict
-        ``{group key: summary}``, keys sorted. One-class groups warn (RealBogusWarning) and get
+        ``{group key: summary}``, keys in :func:`slice_sort_key` order (SNR bins numeric). One-class groups warn (RealBogusWarning) and get
         NaN/None for the undefined numbers.
     """
     y = np.asarray(labels)
@@ -838,7 +868,7 @@ def slice_summaries(
         msg = f"groups ({len(keys)}) and labels ({len(y)}) differ in length"
         raise InputError(msg)
     out = {}
-    for key in sorted(set(keys.tolist())):
+    for key in sorted(set(keys.tolist()), key=slice_sort_key):
         m = keys == key
         out[key] = summarize(
             y[m],

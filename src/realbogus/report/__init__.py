@@ -1,5 +1,7 @@
-"""Figures (matplotlib, Agg) and the self-contained HTML report. No metric is computed here."""
+"""Figures (matplotlib, Agg), stamp galleries (the one stamp renderer) and the self-contained HTML
+report. No metric is computed here."""
 
+from ..render import render_triplet, render_triplet_png
 from .figures import FIGURES, FigureData, FigureRecord, FigureSkipped, write_figures
 from .html import render_html
 
@@ -9,5 +11,7 @@ __all__ = [
     "FigureRecord",
     "FigureSkipped",
     "render_html",
+    "render_triplet",
+    "render_triplet_png",
     "write_figures",
 ]

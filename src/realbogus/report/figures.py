@@ -9,6 +9,7 @@ a metric: curves, windows, crossings and calibration arrive precomputed from
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +18,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from ..evaluation.efficiency import calibration_intervals, roc_points
 from ..evaluation.metrics import Calibration, PCCurve
 
 __all__ = [
     "FIGURES",
+    "SAVE_DPI",
     "FigureData",
     "FigureRecord",
     "FigureSkipped",
     "write_figures",
 ]
 
-_DPI = 90
+_DPI = 100  # layout resolution (points to pixels) while drawing
+#: Resolution of the written PNGs: 2x the layout, so figures stay sharp when zoomed (>= 840 px wide).
+SAVE_DPI = 200
+_FLUX_UNIT = "nJy"
 _MAX_POINTS = 20_000  # scatter plots show a seeded random subset of at most this many rows
 
 
@@ -60,6 +67,10 @@ class FigureData:
         Legend text for `flagged`.
     population_labels : mapping population -> str
         Human-readable selection of each population.
+    efficiency : mapping model -> mapping quantity -> dict
+        Completeness per bin of ``"snr"`` and ``"magnitude"`` (the JSON-ready dicts of
+        :func:`realbogus.evaluation.summary.efficiency_entry`: ``label, centre, n, fraction, low,
+        high, fifty``).
     """
 
     table: pd.DataFrame
@@ -72,6 +83,7 @@ class FigureData:
     flagged: np.ndarray | None = None
     flag_label: str = "NaN rows/columns"
     population_labels: Mapping[str, str] = field(default_factory=dict)
+    efficiency: Mapping[str, Mapping[str, dict]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,48 @@ def _need(table: pd.DataFrame, *columns: str) -> None:
         raise FigureSkipped(msg)
 
 
-def _panels(n: int, *, rows: int = 1, width: float = 4.2, height: float = 3.4):
+def _panels(n: int, *, rows: int = 1, width: float = 4.6, height: float = 3.6):
     fig = Figure(figsize=(width * n, height * rows), dpi=_DPI, layout="constrained")
     axes = fig.subplots(rows, n, squeeze=False)
     return fig, axes
+
+
+def _title(ax, text: str, *, width: float | None = None) -> None:
+    """Set a title wrapped to the panel's width, so that long model names are never cut."""
+    if width is None:
+        width = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(20, int(width * 72 / (10 * 0.58)))  # 10 pt text, ~0.58 em per character
+    ax.set_title("\n".join(textwrap.wrap(text, chars)), fontsize=10)
+
+
+def _symlog_ticks(linthresh: float, lim: float, *, max_ticks: int = 7) -> np.ndarray:
+    """0 and +-10^k decades from the linear threshold to the limit, thinned to <= max_ticks."""
+    lo = int(np.floor(np.log10(max(linthresh, 1e-30))))
+    hi = int(np.ceil(np.log10(max(lim, linthresh * 10))))
+    decades = np.arange(lo, hi + 1)
+    step = 1
+    while 2 * len(decades[::step]) + 1 > max_ticks:
+        step += 1
+    pos = 10.0 ** decades[::-1][::step][::-1]  # keep the largest decade
+    pos = pos[pos >= linthresh * 0.999]
+    return np.r_[-pos[::-1], 0.0, pos]
+
+
+def _decade_label(v: float, _pos: object = None) -> str:
+    if v == 0:
+        return "0"
+    k = int(round(np.log10(abs(v))))
+    sign = "\N{MINUS SIGN}" if v < 0 else ""
+    return f"{sign}10$^{{{k}}}$" if abs(k) > 2 else f"{v:g}".replace("-", "\N{MINUS SIGN}")
+
+
+def _symlog(ax, which: str, linthresh: float, lim: float) -> None:
+    """A symmetric-log axis with decade ticks that never crowd (see :func:`_symlog_ticks`)."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("symlog", linthresh=linthresh)
+    axis.set_major_locator(FixedLocator(_symlog_ticks(linthresh, lim)))
+    axis.set_major_formatter(FuncFormatter(_decade_label))
+    axis.set_minor_locator(NullLocator())
 
 
 def _subset(n: int) -> np.ndarray:
@@ -137,12 +187,14 @@ def fig_score_distribution(data: FigureData) -> Figure:
                 label=["other stamps", data.flag_label],
                 color=["tab:blue", "tab:red"],
             )
-            ax.legend(fontsize=7)
         else:
-            ax.hist(r, bins=bins, color="tab:blue")
-        ax.axvline(data.cutoffs[m], color="k", ls="--", lw=1)
+            ax.hist(r, bins=bins, color="tab:blue", label="all stamps")
+        ax.axvline(data.cutoffs[m], color="k", ls="--", lw=1, label="cutoff")
         ax.set_yscale("log")
-        ax.set(title=m, xlabel="reliability", ylabel="detections")
+        ax.set(xlabel="reliability", ylabel="detections per bin of 0.02")
+        _title(ax, m)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -174,8 +226,9 @@ def fig_reliability_vs_snr_fakes(data: FigureData) -> Figure:
         ax.axhline(data.cutoffs[m], color="k", ls="--", lw=1)
         if np.nanmin(snr) > 0:
             ax.set_xscale("log")
-        ax.set(title=m, xlabel="SNR", ylabel="reliability", ylim=(-0.02, 1.02))
-    fig.colorbar(sc, ax=axes[0].tolist(), label="injected magnitude")
+        ax.set(xlabel="SNR", ylabel="reliability", ylim=(-0.02, 1.02))
+        _title(ax, m)
+    fig.colorbar(sc, ax=axes[0].tolist(), label="injected magnitude (mag)")
     return fig
 
 
@@ -204,10 +257,15 @@ def _flux_panels(data: FigureData, *, with_cutoff: bool) -> Figure:
             norm=Normalize(0, 1),
         )
         ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.7, ls=":")
-        ax.set_xscale("symlog", linthresh=lt)
-        ax.set_yscale("symlog", linthresh=lt)
-        title = f"{m}: reliability >= {data.cutoffs[m]:g}" if with_cutoff else m
-        ax.set(title=title, xlabel="scienceFlux - templateFlux", ylabel="apFlux")
+        _symlog(ax, "x", lt, lim)
+        _symlog(ax, "y", lt, lim)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
+        title = f"{m}: reliability >= {data.cutoffs[m]:.3f}" if with_cutoff else m
+        _title(ax, title)
+        ax.set(
+            xlabel=f"scienceFlux \N{MINUS SIGN} templateFlux ({_FLUX_UNIT})",
+            ylabel=f"apFlux ({_FLUX_UNIT})",
+        )
     fig.colorbar(sc, ax=axes[0].tolist(), label="reliability")
     return fig
 
@@ -236,8 +294,12 @@ def fig_reliability_vs_psf_snr(data: FigureData) -> Figure:
     for ax, m in zip(axes[0], models, strict=True):
         ax.scatter(ratio[keep], data.scores[m][keep], s=3, alpha=0.5)
         ax.axhline(data.cutoffs[m], color="k", ls="--", lw=1)
-        ax.set_xscale("symlog", linthresh=5)
-        ax.set(title=m, xlabel="psfFlux / psfFluxErr", ylabel="reliability", ylim=(-0.02, 1.02))
+        lim = float(np.nanmax(np.abs(ratio[keep]))) * 1.1
+        _symlog(ax, "x", 5.0, max(lim, 50.0))
+        ax.set(xlim=(-max(lim, 50.0), max(lim, 50.0)))
+        ax.set(xlabel="psfFlux / psfFluxErr (signed significance)", ylabel="reliability")
+        ax.set(ylim=(-0.02, 1.02))
+        _title(ax, m)
     return fig
 
 
@@ -273,10 +335,9 @@ def _pc_axes(ax, curve: PCCurve, summary: dict | None, title: str) -> None:
                 ms=4,
                 label=f"P = C = {cross['value']:.3f} at {cross['threshold']:.3f}",
             )
-    ax.set(
-        title=title, xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1), ylim=(0, 1.02)
-    )
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set(xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1), ylim=(0, 1.02))
+    _title(ax, title)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
 
 
 def fig_purity_completeness(data: FigureData) -> Figure:
@@ -285,7 +346,7 @@ def fig_purity_completeness(data: FigureData) -> Figure:
     if not models:
         raise FigureSkipped("no labelled detections: no purity/completeness curve")
     pops = list(data.curves[models[0]])
-    fig, axes = _panels(len(models), rows=len(pops))
+    fig, axes = _panels(len(models), rows=len(pops), height=4.4)
     for j, m in enumerate(models):
         for i, pop in enumerate(pops):
             curve = data.curves[m].get(pop)
@@ -307,7 +368,7 @@ def fig_purity_completeness_by_origin(data: FigureData) -> Figure:
     models = [m for m in data.scores if data.origin_curves.get(m)]
     if not models:
         raise FigureSkipped("no labelled detections with an origin")
-    fig, axes = _panels(len(models), width=5.0)
+    fig, axes = _panels(len(models), width=5.0, height=4.4)
     for ax, m in zip(axes[0], models, strict=True):
         for k, (origin, curve) in enumerate(data.origin_curves[m].items()):
             color = f"C{k % 10}"
@@ -326,14 +387,11 @@ def fig_purity_completeness_by_origin(data: FigureData) -> Figure:
                     ls="--",
                     drawstyle="steps-post",
                 )
-        ax.set(
-            title=f"{m}: purity (solid), completeness (dashed)",
-            xlabel="reliability threshold",
-            ylabel="fraction",
-            xlim=(0, 1),
-            ylim=(0, 1.02),
+        ax.set(xlabel="reliability threshold", ylabel="fraction", xlim=(0, 1), ylim=(0, 1.02))
+        _title(ax, f"{m}: purity (solid), completeness (dashed)")
+        ax.legend(
+            fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False
         )
-        ax.legend(fontsize=7, loc="lower left")
     return fig
 
 
@@ -367,14 +425,20 @@ def fig_score_by_origin(data: FigureData) -> Figure:
                 color=f"C{k % 10}",
                 label=o,
             )
-        axes[0][j].set(
-            title=f"{m}: share of detections by origin",
-            xlabel="reliability",
-            ylabel="fraction",
-            ylim=(0, 1),
-        )
-        axes[1][j].set(title=f"{m}: reliability per origin", xlabel="reliability", ylabel="density")
-        axes[0][j].legend(fontsize=7)
+        axes[0][j].set(xlabel="reliability", ylabel="fraction of detections", ylim=(0, 1))
+        _title(axes[0][j], f"{m}: share of detections by origin")
+        axes[1][j].set(xlabel="reliability", ylabel="density (per unit reliability)")
+        _title(axes[1][j], f"{m}: reliability per origin")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncols=min(len(names), 6),
+        fontsize=8,
+        frameon=False,
+        title="origin",
+    )
     return fig
 
 
@@ -382,24 +446,136 @@ def fig_calibration(data: FigureData) -> Figure:
     """Reliability diagram (fraction Real vs mean reliability per bin) and ECE per model."""
     if not data.calibrations:
         raise FigureSkipped("no labelled detections: no calibration")
-    fig = Figure(figsize=(5.5, 6.0), dpi=_DPI, layout="constrained")
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    fig = Figure(figsize=(6.5, 7.0), dpi=_DPI, layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1.3], sharex=True)
     top.plot([0, 1], [0, 1], color="k", ls=":", lw=0.8, label="perfect calibration")
+    n_models = len(data.calibrations)
     for k, (m, cal) in enumerate(data.calibrations.items()):
         ok = cal.count > 0
-        top.plot(
+        low, high = calibration_intervals(cal)
+        frac = cal.fraction_real[ok]
+        top.errorbar(
             cal.mean_score[ok],
-            cal.fraction_real[ok],
-            "o-",
+            frac,
+            yerr=[frac - low[ok], high[ok] - frac],
+            fmt="o-",
+            ms=4,
+            capsize=2,
             color=f"C{k}",
             label=f"{m} (ECE {cal.ece:.3f})",
         )
         centres = 0.5 * (cal.edges[1:] + cal.edges[:-1])
-        bottom.step(centres, cal.count, where="mid", color=f"C{k}")
-    top.set(ylabel="fraction Real", xlim=(0, 1), ylim=(0, 1), title="calibration (labelled)")
-    top.legend(fontsize=8)
-    bottom.set(xlabel="reliability", ylabel="detections", yscale="log")
+        width = (cal.edges[1] - cal.edges[0]) / (n_models + 1)
+        x = centres + (k - (n_models - 1) / 2) * width
+        bars = bottom.bar(x, cal.count, width=width, color=f"C{k}")
+        if n_models <= 2:
+            bottom.bar_label(bars, labels=[f"{int(c)}" for c in cal.count], fontsize=6)
+    top.set(ylabel="fraction Real (95 % binomial interval)", xlim=(0, 1), ylim=(-0.02, 1.02))
+    _title(top, "calibration (labelled, SNR > 5): fraction Real per reliability bin")
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.08), ncols=2, frameon=False)
+    bottom.set(xlabel="reliability", ylabel="detections per bin", yscale="log")
+    bottom.margins(y=0.25)
     return fig
+
+
+def fig_roc(data: FigureData) -> Figure:
+    """ROC curve per population (rows: models overlaid), AUC in the legend."""
+    models = [m for m in data.scores if data.curves.get(m)]
+    if not models:
+        raise FigureSkipped("no labelled detections: no ROC curve")
+    pops = [p for p in data.curves[models[0]] if data.curves[models[0]].get(p) is not None]
+    fig, axes = _panels(len(pops), width=4.8, height=5.0)
+    drawn = False
+    for ax, pop in zip(axes[0], pops, strict=True):
+        for k, m in enumerate(models):
+            curve = data.curves[m].get(pop)
+            if curve is None or curve.n_real == 0 or curve.n_bogus == 0:
+                continue
+            fpr, tpr = roc_points(curve)
+            auc = (data.summaries.get(m, {}).get(pop) or {}).get("auc")
+            label = m if auc is None else f"{m} (AUC {auc:.3f})"
+            ax.plot(fpr, tpr, color=f"C{k}", label=label, drawstyle="steps-post")
+            drawn = True
+            cut = data.cutoffs[m]
+            passes = curve.thresholds >= cut
+            if passes.any():
+                i = int(np.flatnonzero(passes)[0])
+                ax.plot(
+                    [curve.fp[i] / curve.n_bogus],
+                    [curve.tp[i] / curve.n_real],
+                    "o",
+                    color=f"C{k}",
+                    mec="k",
+                    label=f"{m} at cutoff {cut:g}",
+                )
+        ax.plot([0, 1], [0, 1], color="k", ls=":", lw=0.8)
+        ax.set(
+            xlabel="false-positive rate (Bogus passing)",
+            ylabel="true-positive rate (completeness)",
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+            aspect="equal",
+        )
+        _title(ax, f"ROC, {data.population_labels.get(pop, pop)}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    if not drawn:
+        raise FigureSkipped("no population has both Real and Bogus detections")
+    return fig
+
+
+def _efficiency(data: FigureData, quantity: str, *, log_x: bool) -> Figure:
+    models = [m for m in data.scores if (data.efficiency.get(m) or {}).get(quantity)]
+    if not models:
+        raise FigureSkipped(f"no Real detections with a finite {quantity}")
+    fig = Figure(figsize=(7.0, 4.8), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    label = ""
+    for k, m in enumerate(models):
+        e = data.efficiency[m][quantity]
+        label = e["label"]
+        x = np.asarray(e["centre"], dtype=float)
+        f = np.asarray(e["fraction"], dtype=float)
+        ok = np.asarray(e["n"]) > 0
+        lo, hi = np.asarray(e["low"], dtype=float), np.asarray(e["high"], dtype=float)
+        ax.errorbar(
+            x[ok],
+            f[ok],
+            yerr=[f[ok] - lo[ok], hi[ok] - f[ok]],
+            fmt="o-",
+            ms=4,
+            capsize=2,
+            color=f"C{k}",
+            label=f"{m}, reliability >= {data.cutoffs[m]:g}",
+        )
+        if e.get("fifty") is not None:
+            ax.axvline(e["fifty"], color=f"C{k}", ls="--", lw=1)
+            ax.annotate(
+                f"50 %: {e['fifty']:.2f}",
+                (e["fifty"], 0.5),
+                xytext=(4, 6 + 14 * k),
+                textcoords="offset points",
+                color=f"C{k}",
+                fontsize=8,
+            )
+    ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
+    ax.axhline(0.9, color="tab:orange", lw=0.7, ls=":", label="completeness 0.90")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlabel=label, ylabel="completeness (95 % binomial interval)", ylim=(-0.02, 1.05))
+    _title(ax, f"Completeness of Real detections vs {quantity}")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
+    return fig
+
+
+def fig_efficiency_snr(data: FigureData) -> Figure:
+    """Completeness vs SNR with binomial intervals and the 50 % SNR (cf. DMTN-337 Fig. 13)."""
+    return _efficiency(data, "snr", log_x=True)
+
+
+def fig_efficiency_magnitude(data: FigureData) -> Figure:
+    """Completeness vs magnitude with binomial intervals and the 50 % magnitude (Fig. 7)."""
+    return _efficiency(data, "magnitude", log_x=False)
 
 
 #: (name, title, caption, function) of every figure, in report order.
@@ -444,6 +620,29 @@ FIGURES: tuple[tuple[str, str, str, Callable[[FigureData], Figure]], ...] = (
         fig_purity_completeness,
     ),
     (
+        "roc",
+        "ROC curve",
+        "True-positive rate (completeness) against false-positive rate (fraction of Bogus "
+        "passing) over all thresholds, per population; dots: each model's cutoff; dotted: chance.",
+        fig_roc,
+    ),
+    (
+        "efficiency_snr",
+        "Completeness vs SNR (cf. Fig. 13)",
+        "Fraction of labelled Real detections passing each model's cutoff per SNR bin, with 95 % "
+        "Clopper-Pearson intervals; dashed: the SNR of 50 % completeness (linear interpolation "
+        "between bins).",
+        fig_efficiency_snr,
+    ),
+    (
+        "efficiency_magnitude",
+        "Completeness vs magnitude (cf. Fig. 7)",
+        "As above against magnitude: the injected magnitude truthMag where the table has it, "
+        "otherwise the PSF magnitude 31.4 - 2.5 log10(psfFlux / nJy) (AB). Dashed: the 50 % "
+        "completeness magnitude.",
+        fig_efficiency_magnitude,
+    ),
+    (
         "purity_completeness_by_origin",
         "Purity and completeness per origin (Fig. 16)",
         "All labelled detections, one colour per origin.",
@@ -460,7 +659,8 @@ FIGURES: tuple[tuple[str, str, str, Callable[[FigureData], Figure]], ...] = (
         "calibration",
         "Calibration",
         "Fraction of Real detections against mean reliability in ten equal-width bins (labelled "
-        "detections with SNR > 5); lower panel: detections per bin.",
+        "detections with SNR > 5), with 95 % Clopper-Pearson intervals; lower panel: detections "
+        "per bin (log), with their counts.",
         fig_calibration,
     ),
 )
@@ -495,7 +695,7 @@ def write_figures(
             records.append(FigureRecord(name, title, caption, None, str(exc)))
         else:
             fname = f"{name}.png"
-            fig.savefig(directory / fname, dpi=_DPI, metadata={"Software": None})
+            fig.savefig(directory / fname, dpi=SAVE_DPI, metadata={"Software": None})
             records.append(FigureRecord(name, title, caption, fname))
         if progress is not None:
             progress(i + 1, len(FIGURES))

@@ -6,7 +6,6 @@ and can be mailed as one file. Nothing here computes a metric; it formats ``metr
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import os
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .figures import FigureRecord
+from .sections import figure_img, galleries_html, origin_rates_html, summary_html
 
 __all__ = ["render_html"]
 
@@ -28,6 +28,10 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 figure{margin:1em 0}figcaption{font-size:.9em;color:#444;max-width:70em}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#855;font-size:.9em}.meta{color:#555;font-size:.9em}
+ul.summary{font-size:1.05em;line-height:1.45;padding-left:1.2em}ul.summary li{margin:.3em 0;
+padding:.3em .5em}
+.grid{display:flex;flex-wrap:wrap;gap:.6em}figure.triplet{margin:0;width:330px}
+figure.triplet img{width:330px;image-rendering:pixelated}figure.triplet figcaption{font-size:.8em}
 """
 
 
@@ -78,7 +82,7 @@ def _requirement_table(metrics: dict) -> str:
             iv = s.get("intervals")
             win = s.get("window")
             if win is None:
-                wtxt, cls = "none", "no"
+                wtxt, cls = "none: requirement not met", "no"
             else:
                 wtxt = f"[{_num(win['low'])}, {_num(win['high'])}]"
                 if not win["contiguous"]:
@@ -144,7 +148,7 @@ def _slice_tables(metrics: dict) -> str:
             body = []
             for key, s in groups.items():
                 win = s.get("window")
-                wtxt = "none" if win is None else f"[{_num(win['low'])}, {_num(win['high'])}]"
+                wtxt = "not met" if win is None else f"[{_num(win['low'])}, {_num(win['high'])}]"
                 cross = s.get("crossing") or {}
                 body.append(
                     f"<tr><td class=l>{_e(key)}</td><td>{s['n_real']}</td><td>{s['n_bogus']}</td>"
@@ -170,17 +174,20 @@ def _figures(records: Sequence[FigureRecord], figure_dir: Path) -> str:
         if rec.file is None:
             parts.append(f"<h3>{_e(rec.title)}</h3><p class=note>Not drawn: {_e(rec.note)}.</p>")
             continue
-        data = base64.b64encode((figure_dir / rec.file).read_bytes()).decode("ascii")
+        img = figure_img((figure_dir / rec.file).read_bytes(), rec.title)
         parts.append(
-            f"<figure id='fig-{_e(rec.name)}'><h3>{_e(rec.title)}</h3>"
-            f"<img alt='{_e(rec.title)}' src='data:image/png;base64,{data}'>"
+            f"<figure id='fig-{_e(rec.name)}'><h3>{_e(rec.title)}</h3>{img}"
             f"<figcaption>{_e(rec.caption)}</figcaption></figure>"
         )
     return "".join(parts)
 
 
 def render_html(
-    metrics: dict, records: Sequence[FigureRecord], figure_dir: str | os.PathLike
+    metrics: dict,
+    records: Sequence[FigureRecord],
+    figure_dir: str | os.PathLike,
+    *,
+    extra: str | None = None,
 ) -> str:
     """The report page as one HTML string.
 
@@ -192,7 +199,9 @@ def render_html(
         From :func:`realbogus.report.write_figures`; written figures are read from
         `figure_dir` and embedded.
     figure_dir : path-like
-        Where the figure PNGs are.
+        Where the figure PNGs are (``<report>/figures``; galleries are read from its parent).
+    extra : str, optional
+        HTML fragment appended after the figures (the real-alerts section).
 
     Returns
     -------
@@ -200,13 +209,16 @@ def render_html(
         A complete HTML5 document with no external reference.
     """
     figure_dir = Path(figure_dir)
+    extra_html = extra or ""
     d = metrics["data"]
     models = ", ".join(_e(m) for m in metrics["models"])
     prov = metrics.get("provenance") or {}
     prov_html = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in prov.items())
     warn = metrics.get("warnings") or []
     warn_html = (
-        "<h2>Degenerate results</h2><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warn) + "</ul>"
+        "<section id=degenerate><h2>Degenerate results</h2><ul>"
+        + "".join(f"<li>{_e(w)}</li>" for w in warn)
+        + "</ul></section>"
         if warn
         else ""
     )
@@ -224,10 +236,17 @@ def render_html(
         f"{d['n_rows']} detections: {d['n_real']} Real, {d['n_bogus']} Bogus, "
         f"{d['n_unlabelled']} unlabelled{flag}.</p>"
         f"<ul class=meta>{prov_html}</ul>"
-        f"<h2>Requirement window and headline numbers</h2>{_requirement_table(metrics)}"
-        f"<h2>True positives and false negatives per type (DMTN-337 Table 5)</h2>"
-        f"{_type_tables(metrics)}"
-        f"<h2>Slices (all labelled detections)</h2>{_slice_tables(metrics)}"
-        f"<h2>Figures</h2>{_figures(records, figure_dir)}"
+        f"{summary_html(metrics)}"
+        "<section id=requirement><h2>Requirement window and headline numbers</h2>"
+        f"{_requirement_table(metrics)}</section>"
+        "<section id=types><h2>True positives and false negatives per type (DMTN-337 Table 5)"
+        f"</h2>{_type_tables(metrics)}</section>"
+        "<section id=origins><h2>Purity and completeness per origin at the cutoff</h2>"
+        f"{origin_rates_html(metrics)}</section>"
+        f"<section id=slices><h2>Slices (all labelled detections)</h2>{_slice_tables(metrics)}"
+        "</section><section id=galleries><h2>Stamp galleries</h2>"
+        f"{galleries_html(metrics, figure_dir.parent)}</section>"
+        f"<section id=figures><h2>Figures</h2>{_figures(records, figure_dir)}</section>"
+        f"{extra_html}"
         f"{warn_html}</body></html>\n"
     )

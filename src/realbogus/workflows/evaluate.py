@@ -14,6 +14,8 @@ from ..evaluation.evaluate import EvaluationResult, evaluate
 from ..inference.scorer import Scorer
 from ..io.dataset import open_dataset
 from ..model.package import load_package
+from ..report.gallery import dataset_loader
+from .alerts import score_alert_folder
 from .score import score_dataset
 
 __all__ = ["evaluate_packages"]
@@ -25,6 +27,7 @@ def evaluate_packages(
     out: str | os.PathLike,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    alerts: str | os.PathLike | None = None,
     **options: object,
 ) -> EvaluationResult:
     """Score a stamp dataset with each model package, then :func:`evaluate` them side by side.
@@ -40,6 +43,9 @@ def evaluate_packages(
         Report directory.
     progress : callable (stage, done, total), optional
         ``stage`` is ``"score <model>"`` or ``"evaluate"``.
+    alerts : path-like, optional
+        Folder of Rubin or ZTF alert packets with the survey's own score, scored by the same
+        packages for the report's real-alerts section.
     **options
         Passed to :func:`evaluate` (n_boot, seed, overwrite, ...).
 
@@ -57,6 +63,8 @@ def evaluate_packages(
         "cutoffs",
         "provenance",
         "progress",
+        "stamps",
+        "alerts",
     }
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -71,6 +79,7 @@ def evaluate_packages(
     scores: dict[str, np.ndarray] = {}
     cutoffs: dict[str, float] = {}
     sources: dict[str, str] = {}
+    loaded = []
     for ref in packages:
         package = load_package(ref)
         stage = f"score {ref}"
@@ -96,6 +105,7 @@ def evaluate_packages(
         scores[name] = scored["reliability"].to_numpy(np.float64)
         cutoffs[name] = _card_cutoff(package)
         sources[name] = str(ref)
+        loaded.append((name, package))
     for col in ("valid_fraction", "edge"):
         if col not in table.columns and col in scored.columns:
             table[col] = scored[col].to_numpy()
@@ -104,12 +114,15 @@ def evaluate_packages(
         "data_content_hash": dataset.manifest.get("content_hash"),
         "packages": sources,
     }
+    run = score_alert_folder(loaded, alerts) if alerts is not None else None
     return evaluate(
         table,
         scores,
         out,
         cutoffs=cutoffs,
         provenance=provenance,
+        stamps=dataset_loader(dataset),
+        alerts=run,
         progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
         **options,
     )
