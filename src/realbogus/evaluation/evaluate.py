@@ -270,27 +270,14 @@ def evaluate(
     safe = _safe_names(list(scores))
 
     labelled = ~np.isnan(labels)
-    y_all = labels == 1.0
     snr = _floats(table["snr"]) if "snr" in table.columns else None
-    if snr is not None:
-        pops = {
-            "overall": labelled & (snr > 5.0),
-            "requirement": labelled & (snr >= 5.5) & (snr <= 6.5),
-        }
-        pop_desc = dict(POPULATIONS)
-    else:
-        pops = {"overall": labelled, "requirement": None}
-        pop_desc = {
-            "overall": "all labelled detections (the table has no snr column)",
-            "requirement": "not computed: the table has no snr column",
-        }
+    pops, pop_desc = _populations(labelled, snr)
     flagged, flag_source, flag_label = _flagged(table)
     slice_groups: dict[str, np.ndarray] = {
         c: table[c].to_numpy(dtype=object) for c in SLICE_COLUMNS if c in table.columns
     }
     if snr is not None:
         slice_groups["snr_bin"] = M.snr_bin_labels(snr, snr_bins)
-    type_columns = [c for c in ("truthKind", "origin") if c in table.columns]
 
     n_steps = len(scores) * 2 * n_boot + len(scores) + 1
     done = 0
@@ -309,72 +296,9 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RealBogusWarning)
         for m, r in scores.items():
-            entry: dict = {
-                "cutoff": cut[m],
-                "n_scored": n,
-                "fraction_passing_cutoff": float((r >= cut[m]).mean()) if n else math.nan,
-                "populations": {},
-            }
-            curves[m] = {}
-            for pop, mask in pops.items():
-                if mask is None:
-                    entry["populations"][pop] = None
-                    step(n_boot)
-                    continue
-                entry["populations"][pop] = M.summarize(
-                    y_all[mask],
-                    r[mask],
-                    cutoff=cut[m],
-                    n_boot=n_boot,
-                    seed=seed,
-                    level=level,
-                    name=f"{m}, population {pop}",
-                    **common,
-                )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RealBogusWarning)  # already warned above
-                    curves[m][pop] = M.purity_completeness(y_all[mask], r[mask])
-                step(n_boot)
-            cal_mask = pops["overall"]
-            cal = M.calibration(y_all[cal_mask], r[cal_mask], n_bins=n_bins)
-            calibrations[m] = cal
-            entry["calibration"] = {
-                "population": "overall",
-                "edges": cal.edges,
-                "count": cal.count,
-                "mean_score": cal.mean_score,
-                "fraction_real": cal.fraction_real,
-                "ece": cal.ece,
-            }
-            entry["slices"] = {
-                by: M.slice_summaries(
-                    y_all[labelled],
-                    r[labelled],
-                    groups[labelled],
-                    by=f"{m}: {by}",
-                    cutoff=cut[m],
-                    **common,
-                )
-                for by, groups in slice_groups.items()
-            }
-            entry["type_table"] = {
-                col: M.type_table(
-                    y_all[labelled],
-                    r[labelled],
-                    table[col].to_numpy(object)[labelled],
-                    cutoff=cut[m],
-                )
-                for col in type_columns
-            }
-            origin_curves[m] = {}
-            if "origin" in table.columns:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RealBogusWarning)  # slices warned above
-                    keys = np.array([M._group_key(v) for v in slice_groups["origin"]], dtype=object)
-                    for o in sorted(set(keys[labelled].tolist())):
-                        mk = labelled & (keys == o)
-                        origin_curves[m][o] = M.purity_completeness(y_all[mk], r[mk])
-            entry.update(model_extras(table, labels, r, cut[m]))
+            entry, curves[m], origin_curves[m], calibrations[m] = _model_metrics(
+                m, r, cut[m], table, labels, pops, slice_groups, n_boot, seed, level, common, step
+            )
             entry["curves_file"] = f"curves/{safe[m]}.csv"
             models[m] = entry
             step()
@@ -474,6 +398,110 @@ def evaluate(
             stacklevel=2,
         )
     return EvaluationResult(path=out, metrics=metrics)
+
+
+def _model_metrics(
+    m: str,
+    r: np.ndarray,
+    cutoff: float,
+    table: pd.DataFrame,
+    labels: np.ndarray,
+    pops: dict[str, np.ndarray | None],
+    slice_groups: dict[str, np.ndarray],
+    n_boot: int,
+    seed: int,
+    level: float,
+    common: dict,
+    step: Callable[..., None],
+) -> tuple[dict, dict[str, M.PCCurve], dict[str, M.PCCurve], M.Calibration]:
+    """One model's `metrics.json` entry, its curves per population and per origin, and its
+    calibration; `r` (N,) its scores on `table`, `labels` (N,) 1/0/NaN."""
+    n = len(table)
+    labelled = ~np.isnan(labels)
+    y_all = labels == 1.0
+    type_columns = [c for c in ("truthKind", "origin") if c in table.columns]
+    entry: dict = {
+        "cutoff": cutoff,
+        "n_scored": n,
+        "fraction_passing_cutoff": float((r >= cutoff).mean()) if n else math.nan,
+        "populations": {},
+    }
+    curves: dict[str, M.PCCurve] = {}
+    for pop, mask in pops.items():
+        if mask is None:
+            entry["populations"][pop] = None
+            step(n_boot)
+            continue
+        entry["populations"][pop] = M.summarize(
+            y_all[mask],
+            r[mask],
+            cutoff=cutoff,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            name=f"{m}, population {pop}",
+            **common,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RealBogusWarning)  # already warned above
+            curves[pop] = M.purity_completeness(y_all[mask], r[mask])
+        step(n_boot)
+    cal_mask = pops["overall"]
+    cal = M.calibration(y_all[cal_mask], r[cal_mask], n_bins=common["n_bins"])
+    entry["calibration"] = {
+        "population": "overall",
+        "edges": cal.edges,
+        "count": cal.count,
+        "mean_score": cal.mean_score,
+        "fraction_real": cal.fraction_real,
+        "ece": cal.ece,
+    }
+    entry["slices"] = {
+        by: M.slice_summaries(
+            y_all[labelled],
+            r[labelled],
+            groups[labelled],
+            by=f"{m}: {by}",
+            cutoff=cutoff,
+            **common,
+        )
+        for by, groups in slice_groups.items()
+    }
+    entry["type_table"] = {
+        col: M.type_table(
+            y_all[labelled],
+            r[labelled],
+            table[col].to_numpy(object)[labelled],
+            cutoff=cutoff,
+        )
+        for col in type_columns
+    }
+    origin_curves: dict[str, M.PCCurve] = {}
+    if "origin" in table.columns:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RealBogusWarning)  # slices warned above
+            keys = np.array([M._group_key(v) for v in slice_groups["origin"]], dtype=object)
+            for o in sorted(set(keys[labelled].tolist())):
+                mk = labelled & (keys == o)
+                origin_curves[o] = M.purity_completeness(y_all[mk], r[mk])
+    entry.update(model_extras(table, labels, r, cutoff))
+    return entry, curves, origin_curves, cal
+
+
+def _populations(
+    labelled: np.ndarray, snr: np.ndarray | None
+) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
+    """The headline populations as row masks (None: not computable) and their descriptions."""
+    if snr is None:
+        return {"overall": labelled, "requirement": None}, {
+            "overall": "all labelled detections (the table has no snr column)",
+            "requirement": "not computed: the table has no snr column",
+        }
+    masks = {
+        "overall": labelled & (snr > 5.0),
+        "requirement": labelled & (snr >= 5.5) & (snr <= 6.5),
+    }
+    return masks, dict(POPULATIONS)
 
 
 def _write_curves(
