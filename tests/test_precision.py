@@ -9,6 +9,7 @@ import torch
 
 from realbogus.errors import ConfigError
 from realbogus.inference.bf16 import Bf16Network
+from realbogus.inference.onnx import GRAPH_CACHE_ENV, cached_graph, export_onnx
 from realbogus.inference.precision import MAX_DEVIATION, check_precision
 from realbogus.inference.scorer import Scorer
 from realbogus.model.package import init_package, load_package
@@ -101,3 +102,23 @@ def test_precision_option_errors(package):
         Scorer(package, precision="int8", backend="torch", device="cpu", check_stamps=stamps)
     with pytest.raises(ConfigError, match="at least 2 check stamps"):
         Scorer(package, precision="bf16", check_stamps=stamps[:1])
+
+
+def test_cached_graph_is_the_exported_graph(tmp_path, monkeypatch, rng):
+    """The on-disk graph cache returns export_onnx's bytes; other weights get another entry."""
+    monkeypatch.setenv(GRAPH_CACHE_ENV, str(tmp_path / "cache"))
+    package = load_package(init_package(tmp_path / "a", seed=3))
+    first = cached_graph(package, preprocessed_input=True)
+    assert first == export_onnx(package, preprocessed_input=True)
+    (entry,) = (tmp_path / "cache").iterdir()
+    entry.write_bytes(b"marker")  # the second call reads the file, not the exporter
+    assert cached_graph(package, preprocessed_input=True) == b"marker"
+    entry.write_bytes(first)
+    other = load_package(init_package(tmp_path / "b", seed=4))
+    assert cached_graph(other, preprocessed_input=True) == export_onnx(
+        other, preprocessed_input=True
+    )
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    monkeypatch.setenv(GRAPH_CACHE_ENV, "off")
+    assert cached_graph(package, preprocessed_input=True) == first
+    assert len(list((tmp_path / "cache").iterdir())) == 2

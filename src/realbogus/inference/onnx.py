@@ -33,9 +33,11 @@ from ..model.transforms import get_transform, preprocess_array
 from ..stamps import Stamps, check_stamps
 
 __all__ = [
+    "GRAPH_CACHE_ENV",
     "INT8_TOLERANCE",
     "Int8Model",
     "OnnxRunner",
+    "cached_graph",
     "check_finite",
     "export_onnx",
     "onnx_available",
@@ -112,6 +114,63 @@ def export_onnx(
     data = onnx_model.SerializeToString()
     if path is not None:
         write_bytes(path, data)
+    return data
+
+
+#: Environment variable: the folder of cached fp32 graphs ('' or 'off': no cache).
+GRAPH_CACHE_ENV = "REALBOGUS_GRAPH_CACHE"
+#: Source files whose text decides the graph `export_onnx` builds (part of the cache key).
+_EXPORTER_SOURCES = ("inference/onnx.py", "model/architectures.py", "model/transforms.py")
+
+
+def _graph_cache_folder() -> Path | None:
+    folder = os.environ.get(GRAPH_CACHE_ENV)
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "realbogus", "onnx")
+    return None if folder in ("", "off") else Path(folder)
+
+
+def _graph_key(package: ModelPackage, crop: bool, preprocessed_input: bool) -> str:
+    """sha256 of everything `export_onnx`'s bytes depend on: the exporter's source text, the
+    onnx package's version, the card, the weights and the options."""
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(f"{version('onnx')}|{crop}|{preprocessed_input}|".encode())
+    for name in _EXPORTER_SOURCES:
+        digest.update((root / name).read_bytes())
+    digest.update(package.card.model_dump_json().encode())
+    for name, value in sorted(package.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_graph(
+    package: ModelPackage, *, crop: bool = True, preprocessed_input: bool = False
+) -> bytes:
+    """`export_onnx(package, ...)`'s bytes, from an on-disk cache when an earlier process made them.
+
+    Importing onnx and building the graph cost ~0.5-1 s of every `realbogus score` process;
+    the cached file is the same bytes, keyed by the sha256 of the exporter's source, the onnx
+    version, the card and the weights (`~/.cache/realbogus/onnx`, or $REALBOGUS_GRAPH_CACHE;
+    'off' disables it). A cache that cannot be read or written is skipped silently.
+    """
+    folder = _graph_cache_folder()
+    if folder is None:
+        return export_onnx(package, crop=crop, preprocessed_input=preprocessed_input)
+    path = folder / f"{_graph_key(package, crop, preprocessed_input)}.onnx"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = export_onnx(package, crop=crop, preprocessed_input=preprocessed_input)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, data)
+    except OSError:
+        pass
     return data
 
 

@@ -37,6 +37,7 @@ from .onnx import (
     INT8_TOLERANCE,
     Int8Model,
     OnnxRunner,
+    cached_graph,
     check_finite,
     export_onnx,
     onnx_available,
@@ -281,7 +282,7 @@ class Scorer:
             if self.int8_model is not None:
                 self._onnx = self.int8_model.onnx
             elif getattr(self, "_onnx", None) is None or getattr(self, "_onnx_int8", False):
-                self._onnx = export_onnx(self.package, preprocessed_input=True)
+                self._onnx = cached_graph(self.package, preprocessed_input=True)
             self._onnx_int8 = self.int8_model is not None
             self._runner = OnnxRunner(self._onnx, self.threads, prepare)
         else:
