@@ -9,9 +9,9 @@ and torch (on a GPU when present). Precisions (`precision=`): fp32, the default 
 re-scoring); bf16 (torch/oneDNN convolutions in bfloat16, `inference.bf16`) and int8 (ONNX
 Runtime's static int8 graph, `quantize_int8`), each used only when it passes the gate of
 `inference.precision` on check stamps from the input, else fp32 with the reason in
-`Scorer.precision_check`. The precision that computed a table is in its `precision` column. Each ONNX session's graph starts at
-the first convolution: the card's transform runs in numpy on each batch (`preprocess_array`),
-~30x cheaper than in the graph. A card's observing-condition correction
+`Scorer.precision_check`. The precision that computed a table is in its `precision` column.
+Each ONNX session's graph starts at the first convolution: the card's transform runs in numpy
+on each batch (`preprocess_array`), ~30x cheaper than in the graph. A card's observing-condition correction
 (`realbogus.model.conditions`) is applied to the network's scores after either backend.
 """
 
@@ -62,7 +62,8 @@ Progress = Callable[[int, int], None]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
 # small batches also balance the per-core sessions. Eager torch on the CPU gains from big batches.
-# bf16 (oneDNN, one thread per network): 64 measured best of 16-128 (docs/benchmarks.md).
+# bf16 (oneDNN, one thread per network): batches of 32-96 were within ~5 % of each other per
+# CPU-second at 51 and 63 px in a sweep under load (2026-12-03); 16 and 128 were slower.
 _DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096, "int8": 32, "bf16": 64}
 
 
@@ -137,9 +138,9 @@ class Scorer:
         fp32 and `precision_check.reason` says why. bf16 runs on the CPU (oneDNN), int8 on
         the onnx backend.
     int8 : bool or Int8Model
-        The strict int8 path (before `precision=`): True: quantise the ONNX graph to int8 now (`quantize_int8`), which needs `check_stamps`
-        and is refused (ConfigError) when its scores differ from fp32 by more than
-        `int8_tolerance` on them. An `Int8Model` already accepted for this package is used as is.
+        The strict int8 path (before `precision=`). True: quantise the ONNX graph to int8 now
+        (`quantize_int8`), which needs `check_stamps` and is refused (ConfigError) when its
+        scores differ from fp32 by more than `int8_tolerance` on them. An `Int8Model` already accepted for this package is used as is.
     check_stamps : ndarray of shape (N, 3, S, S), float32, or Stamps, optional
         Representative stamps the int8 graph is calibrated and verified on.
     int8_tolerance : float
