@@ -63,7 +63,7 @@ Progress = Callable[[int, int], None]
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
 # small batches also balance the per-core sessions. Eager torch on the CPU gains from big batches.
 # bf16 (oneDNN, one thread per network): batches of 32-96 were within ~5 % of each other per
-# CPU-second at 51 and 63 px in a sweep under load (2026-12-03); 16 and 128 were slower.
+# CPU-second at 51 and 63 px in a sweep under load (2026-12-03); 128 was slower.
 _DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096, "int8": 32, "bf16": 64}
 
 
