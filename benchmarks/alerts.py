@@ -16,10 +16,15 @@ path:
 * braai-style peer: the astropy decode plus braai's preprocessing (nan_to_num, pad with
   1e-9, row-wise L2 normalisation in float32; peers.md section 7).
 
-"decode" is files -> stamps + table; "end to end" adds scoring into the score table. Scores
-of ours are compared with those of the astropy path (same chunks, same backend).
+* whole process: `python -m realbogus.cli score --model MODEL --out OUT.parquet FOLDER` as a
+  subprocess on the same files: interpreter start, imports, model loading, worker processes,
+  decoding, scoring and writing the table, all of it (its scores are compared too).
 
-    python benchmarks/alerts.py [--n 20000] [--workers 2]
+"decode" is files -> stamps + table; "end to end" adds scoring into the score table. Scores
+of ours are compared with those of the astropy path (same chunks, same backend). The load
+average before and after is printed: on a shared machine, compare rows of one run only.
+
+    python benchmarks/alerts.py [--quick] [--n 20000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import math
 import os
 import platform
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -174,6 +181,22 @@ def replicate(src: Path, pattern: str, n: int, dest: Path) -> list[str]:
     return expand_sources(dest)
 
 
+def whole_process(model: str, folder: Path, tmp: Path, workers: int) -> np.ndarray:
+    """`realbogus score` on a folder of alert files as its own process; its reliabilities.
+
+    Exit status 1 (some alerts without magzpsci are refused) is expected; anything else fails.
+    """
+    out = tmp / "whole-process.parquet"
+    command = [sys.executable, "-m", "realbogus.cli", "score", "--model", model]
+    command += ["--out", str(out), "--workers", str(workers), str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode not in (0, 1) or not out.exists():
+        raise RuntimeError(f"realbogus score failed ({done.returncode}): {done.stderr[-2000:]}")
+    scores = pd.read_parquet(out)["reliability"].to_numpy()
+    out.unlink()
+    return scores
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -212,6 +235,7 @@ def main() -> None:
         "--n", type=int, default=20_000, help="alerts per survey (files, replicated)"
     )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--quick", action="store_true", help="< 3 min: 4,000 alerts per survey")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--ztf-model", default="ztf-v0.1")
     parser.add_argument("--rubin-model", default="rubin-v0.1")
@@ -223,7 +247,10 @@ def main() -> None:
         help="instead: ms per alert in this one process on N files per survey (decode only)",
     )
     args = parser.parse_args()
-    console = Console()
+    if args.quick:
+        args.n = min(args.n, 4_000)
+    console = Console(width=160)
+    load = os.getloadavg()
     if args.single_core:
         single_core(args, console)
         return
@@ -267,6 +294,10 @@ def main() -> None:
                 and len(ours.table) == len(ref)
             )
             diff = float(np.max(np.abs(ours.table.reliability.to_numpy() - ref)))
+            t_cli, cli_scores = timed(
+                lambda: whole_process(model, tmp / survey.lower(), tmp, args.workers)
+            )
+            cli_diff = float(np.max(np.abs(cli_scores - ref)))
             for name, t_dec, t_e2e, d in (
                 ("astropy", t_dec_a, t_e2e_a, "0 (reference)"),
                 (
@@ -276,12 +307,18 @@ def main() -> None:
                     f"{diff:.1e}" if diff else "0 (identical)",
                 ),
                 ("braai-style peer", t_dec_b, t_e2e_b, "n/a (normalised stamps)"),
+                (
+                    "whole process: `realbogus score` (subprocess)",
+                    math.nan,
+                    t_cli,
+                    f"{cli_diff:.1e}" if cli_diff else "0 (identical)",
+                ),
             ):
                 table.add_row(
                     survey,
                     name,
                     f"{n:,}",
-                    f"{n / t_dec:,.0f}",
+                    f"{n / t_dec:,.0f}" if t_dec == t_dec else "-",
                     f"{n / t_e2e:,.0f}",
                     f"{t_e2e_a / t_e2e:.2f}x",
                     d,
@@ -292,7 +329,11 @@ def main() -> None:
             )
     console.print(table)
     console.print(
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, numpy {np.__version__}; load average before "
+        + ", ".join(f"{x:.1f}" for x in load)
+        + ", after "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
     )
 
 

@@ -10,6 +10,22 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """The cached ONNX graphs of a test run go to a temporary folder, not the user's cache."""
+    import os
+
+    from realbogus.inference.onnx import GRAPH_CACHE_ENV
+
+    before = os.environ.get(GRAPH_CACHE_ENV)
+    os.environ[GRAPH_CACHE_ENV] = str(tmp_path_factory.mktemp("graph-cache"))
+    yield
+    if before is None:
+        os.environ.pop(GRAPH_CACHE_ENV, None)
+    else:
+        os.environ[GRAPH_CACHE_ENV] = before
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded generator for each test."""

@@ -154,3 +154,25 @@ def test_cli_refuses_a_folder_without_alert_files(package_dir, tmp_path):
     )
     assert result.exit_code == 1 and "no alert files" in result.output and "--data" in result.output
     assert not out.exists()
+
+
+def test_cli_precision_on_real_alerts(shared_data, tmp_path):
+    """--precision bf16 on the real Rubin alerts with rubin-v0.1: the gate's line, the column,
+    scores within 0.01 of the fp32 run; --precision int8 is refused there and scores fp32."""
+    folder = shared_data / "rubin" / "alerts"
+    runner = CliRunner()
+    tables = {}
+    for precision in ("fp32", "bf16", "int8"):
+        out = tmp_path / f"{precision}.parquet"
+        args = ["score", "--model", "rubin-v0.1", "--out", str(out), "--precision", precision]
+        result = runner.invoke(app, [*args, "--workers", "1", str(folder)])
+        assert result.exit_code == 0, result.output
+        tables[precision] = pd.read_parquet(out)
+        if precision != "fp32":
+            assert f"{precision} " in result.output and "126 check stamps" in result.output
+    assert set(tables["fp32"]["precision"]) == {"fp32"}
+    assert set(tables["bf16"]["precision"]) == {"bf16"}  # accepted on these stamps
+    deviation = np.abs(tables["bf16"]["reliability"] - tables["fp32"]["reliability"]).max()
+    assert 0 < deviation <= 0.01
+    assert set(tables["int8"]["precision"]) == {"fp32"}  # refused: 2.4 % of passes_cutoff flip
+    np.testing.assert_array_equal(tables["int8"]["reliability"], tables["fp32"]["reliability"])

@@ -155,3 +155,17 @@ def test_a_network_must_end_in_one_logit():
     """Registering a network without a one-output Linear at the end is refused."""
     with pytest.raises(ConfigError, match="last layer"):
         register(Architecture("bad", (Conv("c", 2, 3), Flatten(), Linear("l", 2)), "Bad"))
+
+
+def test_multiply_adds_counts_the_cropped_convolutions():
+    """DMTN-337 at 51 px: conv outputs 46x46x16 (of 47), 18x18x32 (of 19), 4x4x64 (of 5)."""
+    dmtn = architectures.get_architecture("dmtn337-cnn")
+    dense = 256 * 32 + 32
+    cropped = 46 * 46 * 16 * 3 * 25 + 18 * 18 * 32 * 16 * 25 + 4 * 4 * 64 * 32 * 25 + dense
+    plain = 47 * 47 * 16 * 3 * 25 + 19 * 19 * 32 * 16 * 25 + 5 * 5 * 64 * 32 * 25 + dense
+    assert architectures.multiply_adds(dmtn, 51) == cropped == 7_513_824
+    assert architectures.multiply_adds(dmtn, 51, crop=False) == plain
+    # 63 px: 58x58 (of 59), 24x24 (of 25), 8x8 (of 8); flatten 64x4x4 = 1024 -> 32 -> 1
+    assert architectures.multiply_adds(dmtn, 63) == (
+        58 * 58 * 16 * 75 + 24 * 24 * 32 * 400 + 8 * 8 * 64 * 800 + 1024 * 32 + 32
+    )

@@ -46,9 +46,15 @@ def score(
         bool,
         typer.Option(
             "--int8",
-            help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input.",
+            help="Score with the int8 ONNX graph, if it stays within 0.01 of fp32 on check stamps from the input; else fail (see --precision).",
         ),
     ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32 (default, reproducible), bf16 or int8: a reduced precision is used only if, on check stamps from the input, it stays within 0.01 of fp32 and changes passes_cutoff for < 0.1 % of them; else fp32, with a message. The table's precision column says which.",
+        ),
+    ] = "fp32",
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -110,8 +116,14 @@ def score(
             device=device,
             backend=backend,
             threads=threads,
+            precision=precision,
         )
         return
+    if precision != "fp32" and (int8 or scheduler is not None):
+        console.print(
+            "[bold red]error:[/] --precision goes without --int8 and --scheduler (with --scheduler, give --int8)"
+        )
+        raise typer.Exit(code=2)
     if (data is None) == (not given) or (given and len(given) != 4):
         console.print(
             "[bold red]error:[/] give alert packets (PATH...), --data DIR, or all of --science --template --difference --catalog"
@@ -152,7 +164,7 @@ def score(
                 f"({len(run.scored)} scored now, {len(run.skipped)} already done) -> {out}"
             )
             return
-        if int8:
+        if int8 or precision != "fp32":
             check = (
                 sample_check_stamps(open_dataset(data))
                 if data is not None
@@ -165,9 +177,11 @@ def score(
             backend=backend,
             threads=threads,
             int8=int8,
-            check_stamps=check if int8 else None,
+            check_stamps=check if int8 or precision != "fp32" else None,
+            precision=precision,
         )
-        if scorer.int8_model is not None:
+        _say_precision(scorer)
+        if scorer.int8_model is not None and int8:
             console.print(
                 f"int8 accepted: at most {scorer.int8_model.max_deviation:.4f} from fp32 on {scorer.int8_model.n_check} check stamps"
             )
@@ -197,22 +211,28 @@ def _score_alert_files(
     device: str,
     backend: str,
     threads: int | None,
+    precision: str = "fp32",
 ) -> None:
     """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
     from ..alerts import write_alerts as write_packets
     from ..inference.scorer import Scorer
     from ..io.tables import write_table
     from ..model.package import load_package
-    from ..workflows.score import score_alert_files
+    from ..workflows.score import alert_check_stamps, score_alert_files
 
     try:
+        package = load_package(model)
+        check = alert_check_stamps(paths, package.card) if precision != "fp32" else None
         scorer = Scorer(
-            load_package(model),
+            package,
             batch_size=batch_size,
             device=device,
             backend=backend,
             threads=threads,
+            precision=precision,
+            check_stamps=check,
         )
+        _say_precision(scorer)
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
             result = score_alert_files(scorer, paths, workers=workers, progress=progress)
         write_table(result.table, out)
@@ -234,3 +254,10 @@ def _score_alert_files(
     if failures:
         console.print(f"[bold red]{len(failures)} packet(s) or file(s) failed[/]")
         raise typer.Exit(code=1)
+
+
+def _say_precision(scorer) -> None:
+    """One line on a requested reduced precision: accepted, or refused and scoring in fp32."""
+    if scorer.precision_check is not None:
+        colour = "green" if scorer.precision_check.accepted else "yellow"
+        console.print(f"[{colour}]{scorer.precision_check.reason}[/]", soft_wrap=True)

@@ -11,6 +11,7 @@ beats one session with two intra-op threads, whose threads spin and wait on each
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import logging
 import math
@@ -32,9 +33,11 @@ from ..model.transforms import get_transform, preprocess_array
 from ..stamps import Stamps, check_stamps
 
 __all__ = [
+    "GRAPH_CACHE_ENV",
     "INT8_TOLERANCE",
     "Int8Model",
     "OnnxRunner",
+    "cached_graph",
     "check_finite",
     "export_onnx",
     "onnx_available",
@@ -114,13 +117,67 @@ def export_onnx(
     return data
 
 
-def onnx_available() -> bool:
+#: Environment variable: the folder of cached fp32 graphs ('' or 'off': no cache).
+GRAPH_CACHE_ENV = "REALBOGUS_GRAPH_CACHE"
+#: Source files whose text decides the graph `export_onnx` builds (part of the cache key).
+_EXPORTER_SOURCES = ("inference/onnx.py", "model/architectures.py", "model/transforms.py")
+
+
+def _graph_cache_folder() -> Path | None:
+    folder = os.environ.get(GRAPH_CACHE_ENV)
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "realbogus", "onnx")
+    return None if folder in ("", "off") else Path(folder)
+
+
+def _graph_key(package: ModelPackage, crop: bool, preprocessed_input: bool) -> str:
+    """sha256 of everything `export_onnx`'s bytes depend on: the exporter's source text, the
+    onnx package's version, the card, the weights and the options."""
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(f"{version('onnx')}|{crop}|{preprocessed_input}|".encode())
+    for name in _EXPORTER_SOURCES:
+        digest.update((root / name).read_bytes())
+    digest.update(package.card.model_dump_json().encode())
+    for name, value in sorted(package.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_graph(
+    package: ModelPackage, *, crop: bool = True, preprocessed_input: bool = False
+) -> bytes:
+    """`export_onnx(package, ...)`'s bytes, from an on-disk cache when an earlier process made them.
+
+    Importing onnx and building the graph cost ~0.5-1 s of every `realbogus score` process;
+    the cached file is the same bytes, keyed by the sha256 of the exporter's source, the onnx
+    version, the card and the weights (`~/.cache/realbogus/onnx`, or $REALBOGUS_GRAPH_CACHE;
+    'off' disables it). A cache that cannot be read or written is skipped silently.
+    """
+    folder = _graph_cache_folder()
+    if folder is None:
+        return export_onnx(package, crop=crop, preprocessed_input=preprocessed_input)
+    path = folder / f"{_graph_key(package, crop, preprocessed_input)}.onnx"
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = export_onnx(package, crop=crop, preprocessed_input=preprocessed_input)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, data)
+    except OSError:
+        pass
+    return data
+
+
+def onnx_available() -> bool:
+    """Whether onnx and onnxruntime are installed (found, not imported: importing onnx costs
+    ~1 s of a `realbogus score` process)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def _session(model: bytes, threads: int):
@@ -168,15 +225,25 @@ def _run_batch(
 class OnnxRunner:
     """`workers` single-threaded ONNX Runtime sessions pulling batches from one queue.
 
+    `model` is an ONNX graph, or None with `sessions` given (one per worker).
+
     With one worker (or one batch) the batches run in the calling thread. ONNX Runtime and
     numpy's loops release the GIL, so worker threads run on separate cores. `prepare` turns each
     batch of stamps into the graph's input (`preprocess_array`), while the batch is in cache.
     """
 
-    def __init__(self, model: bytes, workers: int, prepare: Prepare | None = None) -> None:
+    def __init__(
+        self,
+        model: bytes | None,
+        workers: int,
+        prepare: Prepare | None = None,
+        *,
+        sessions: list | None = None,
+    ) -> None:
         self.workers = workers
         self.prepare = prepare
-        self.sessions = [_session(model, 1) for _ in range(workers)]
+        # `sessions`: objects with ONNX Runtime's `run(outputs, feeds)` (`bf16.Bf16Session`).
+        self.sessions = sessions or [_session(model, 1) for _ in range(workers)]
 
     def run(
         self, data: np.ndarray, out: np.ndarray, batch_size: int, progress: Progress | None
@@ -258,7 +325,8 @@ def quantize_int8(
     """Quantise the package's ONNX graph to int8 and accept it only if it agrees with fp32.
 
     Static quantisation (ONNX Runtime, QDQ, per-channel int8 weights, uint8 activations,
-    min-max calibration on the first half of the check stamps, at most 1024). The scores of the
+    min-max calibration on the card's preprocessing ('asinh-noise') of the first half of the
+    check stamps, at most 1024; the dense tail and the sigmoid stay fp32). The scores of the
     int8 graph on *all* check stamps, so half of them unseen by the calibration, are compared
     with the fp32 graph's; the int8 graph is refused when any differs by more than `tolerance`.
 
@@ -317,6 +385,13 @@ def quantize_int8(
 
     model = onnx.load_from_string(fp32)
     add_pre_process_metadata(model)  # our graph is already shape-complete and minimal
+    for i, node in enumerate(model.graph.node):  # names, so that nodes can be excluded
+        node.name = node.name or f"{node.op_type}_{i}"
+    # The dense tail (Gemm, the sigmoid) stays fp32: a quantised sigmoid output alone is off by
+    # up to 1/510, and the tail costs < 1 % of the multiply-adds.
+    tail = [
+        n.name for n in model.graph.node if n.op_type in ("Gemm", "Sigmoid", "Flatten", "Squeeze")
+    ]
     quant_logger = logging.getLogger()
     level = quant_logger.level
     with tempfile.TemporaryDirectory(prefix="realbogus-int8-") as tmp:
@@ -332,6 +407,7 @@ def quantize_int8(
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=tail,
             )
         finally:
             quant_logger.setLevel(level)

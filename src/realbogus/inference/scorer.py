@@ -5,10 +5,13 @@ Score table (docs/design.md): `diaSourceId`, `reliability` (float32), `reliabili
 gets a row, in input order; nothing is dropped.
 
 Backends: ONNX Runtime on the CPU (the default when installed; `realbogus.inference.onnx`),
-optionally int8-quantised (`quantize_int8`, accepted only when its scores stay within a tolerance
-of fp32 on check stamps), and torch (on a GPU when present). Each ONNX session's graph starts at
-the first convolution: the card's transform runs in numpy on each batch (`preprocess_array`),
-~30x cheaper than in the graph. A card's observing-condition correction
+and torch (on a GPU when present). Precisions (`precision=`): fp32, the default (bit-reproducible
+re-scoring); bf16 (torch/oneDNN convolutions in bfloat16, `inference.bf16`) and int8 (ONNX
+Runtime's static int8 graph, `quantize_int8`), each used only when it passes the gate of
+`inference.precision` on check stamps from the input, else fp32 with the reason in
+`Scorer.precision_check`. The precision that computed a table is in its `precision` column.
+Each ONNX session's graph starts at the first convolution: the card's transform runs in numpy
+on each batch (`preprocess_array`), ~30x cheaper than in the graph. A card's observing-condition correction
 (`realbogus.model.conditions`) is applied to the network's scores after either backend.
 """
 
@@ -29,15 +32,18 @@ from ..model.package import ModelPackage
 from ..model.transforms import preprocess, preprocess_array
 from ..numeric import available_cores
 from ..stamps import Stamps, check_stamps
+from .bf16 import Bf16Network, Bf16Session
 from .onnx import (
     INT8_TOLERANCE,
     Int8Model,
     OnnxRunner,
+    cached_graph,
     check_finite,
     export_onnx,
     onnx_available,
     quantize_int8,
 )
+from .precision import PRECISIONS, PrecisionCheck, check_precision
 
 __all__ = ["BACKENDS", "SCORE_COLUMNS", "Scorer", "resolve_device", "score_table"]
 
@@ -50,12 +56,15 @@ SCORE_COLUMNS = (
     "valid_fraction",
     "edge",
     "passes_cutoff",
+    "precision",
 )
 Progress = Callable[[int, int], None]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
 # small batches also balance the per-core sessions. Eager torch on the CPU gains from big batches.
-_DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096}
+# bf16 (oneDNN, one thread per network): batches of 32-96 were within ~5 % of each other per
+# CPU-second at 51 and 63 px in a sweep under load (2026-12-03); 128 was slower.
+_DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096, "int8": 32, "bf16": 64}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -79,8 +88,10 @@ def score_table(
     cutoff: float,
     valid_fraction: np.ndarray,
     edge: np.ndarray,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
-    """Assemble the score table; all arrays have shape (N,)."""
+    """Assemble the score table; all arrays have shape (N,). `precision`: how the reliabilities
+    were computed ('fp32', 'bf16', 'int8'); `reliabilityVersion` stays the model's."""
     reliability = np.asarray(reliability, dtype=np.float32)
     return pd.DataFrame(
         {
@@ -90,6 +101,7 @@ def score_table(
             "valid_fraction": np.asarray(valid_fraction, dtype=np.float32),
             "edge": np.asarray(edge, dtype=bool),
             "passes_cutoff": reliability >= cutoff,
+            "precision": pd.Series([precision] * len(reliability), dtype="string"),
         }
     )
 
@@ -119,10 +131,16 @@ class Scorer:
     threads : int, optional
         CPU cores to use (default: all this process may use). ONNX Runtime runs one
         single-threaded session per core; torch gets `threads` intra-op threads.
+    precision : str
+        'fp32' (default), 'bf16' or 'int8'. A reduced precision needs `check_stamps` and is used
+        only when, on them, its reliabilities stay within 0.01 of fp32's and `passes_cutoff`
+        changes for < 0.1 % of them (`inference.precision`); otherwise the Scorer scores in
+        fp32 and `precision_check.reason` says why. bf16 runs on the CPU (oneDNN), int8 on
+        the onnx backend.
     int8 : bool or Int8Model
-        True: quantise the ONNX graph to int8 now (`quantize_int8`), which needs `check_stamps`
-        and is refused (ConfigError) when its scores differ from fp32 by more than
-        `int8_tolerance` on them. An `Int8Model` already accepted for this package is used as is.
+        The strict int8 path (before `precision=`). True: quantise the ONNX graph to int8 now
+        (`quantize_int8`), which needs `check_stamps` and is refused (ConfigError) when its
+        scores differ from fp32 by more than `int8_tolerance` on them. An `Int8Model` already accepted for this package is used as is.
     check_stamps : ndarray of shape (N, 3, S, S), float32, or Stamps, optional
         Representative stamps the int8 graph is calibrated and verified on.
     int8_tolerance : float
@@ -133,7 +151,11 @@ class Scorer:
     backend : str
         'onnx' or 'torch', as resolved.
     precision : str
-        'fp32' or 'int8'.
+        The precision in use: 'fp32', 'bf16' or 'int8'.
+    requested_precision : str
+        The precision asked for.
+    precision_check : PrecisionCheck or None
+        The gate's measurement of a requested reduced precision (accepted or not).
     int8_model : Int8Model or None
         The accepted int8 graph and its measured deviation from fp32.
     """
@@ -149,9 +171,22 @@ class Scorer:
         int8: bool | Int8Model = False,
         check_stamps: np.ndarray | Stamps | None = None,
         int8_tolerance: float = INT8_TOLERANCE,
+        precision: str = "fp32",
     ) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             msg = f"batch_size must be a positive integer; got {batch_size!r}"
+            raise ConfigError(msg)
+        if precision not in PRECISIONS:
+            msg = f"precision must be one of {PRECISIONS}; got {precision!r}"
+            raise ConfigError(msg)
+        if int8 and precision != "fp32":
+            msg = "give int8= (strict: refused is an error) or precision= (refused falls back to fp32), not both"
+            raise ConfigError(msg)
+        if precision != "fp32" and check_stamps is None:
+            msg = (
+                f"precision {precision!r} needs check_stamps: stamps from the input to compare it "
+                "with fp32 on (or score in fp32)"
+            )
             raise ConfigError(msg)
         if backend not in BACKENDS:
             msg = f"backend must be one of {BACKENDS}; got {backend!r}"
@@ -164,6 +199,12 @@ class Scorer:
         self.device = resolve_device(device)
         if backend == "auto":
             backend = "onnx" if self.device.type == "cpu" and onnx_available() else "torch"
+        if precision == "int8" and backend == "torch":
+            msg = "precision 'int8' runs on the onnx backend (CPU); give --backend onnx or auto"
+            raise ConfigError(msg)
+        if precision == "bf16" and self.device.type != "cpu":
+            msg = f"precision 'bf16' runs on the CPU (oneDNN); got device {device!r}"
+            raise ConfigError(msg)
         if int8 and backend != "onnx":
             msg = f"int8 scoring runs on the onnx backend (CPU); got backend {backend!r} on {self.device}"
             raise ConfigError(msg)
@@ -192,30 +233,69 @@ class Scorer:
         else:
             self.int8_model = None
         self.precision = "int8" if self.int8_model is not None else "fp32"
+        self.requested_precision = self.precision if int8 else precision
+        self.precision_check: PrecisionCheck | None = None
         default = "cuda" if self.device.type == "cuda" else backend
+        self._batch_size = batch_size
         self.batch_size = batch_size or _DEFAULT_BATCH[default]
         self._start()
+        if precision != "fp32":
+            self._choose_precision(precision, check_stamps)
+
+    def _choose_precision(self, precision: str, check_stamps: np.ndarray | Stamps) -> None:
+        """Score the check stamps in fp32 and in `precision`; keep `precision` if it passes."""
+        check = check_stamps.data if isinstance(check_stamps, Stamps) else check_stamps
+        check = np.ascontiguousarray(
+            self._checked_stamps(check, name="check stamps"), dtype=np.float32
+        )
+        if len(check) < 2:
+            msg = f"precision {precision!r} needs at least 2 check stamps; got {len(check)}"
+            raise ConfigError(msg)
+        fp32 = self.predict(check)
+        fp32_state = (self.backend, self.precision, self.int8_model, self.batch_size)
+        if precision == "int8":
+            # Quantised under a loose bound here: the gate below decides, with the flip rate.
+            self.int8_model = quantize_int8(self.package, check, tolerance=0.999)
+            self.backend = "onnx"
+        self.precision = precision
+        self.batch_size = self._batch_size or _DEFAULT_BATCH[precision]
+        self._start()
+        self.precision_check = check_precision(
+            precision, fp32, self.predict(check), self.card.cutoff
+        )
+        if not self.precision_check.accepted:
+            self.backend, self.precision, self.int8_model, self.batch_size = fp32_state
+            self._start()
+
+    def _checked_stamps(self, data: np.ndarray, name: str) -> np.ndarray:
+        return check_stamps(data, size=self.card.stamp_size, name=name)
 
     def _start(self) -> None:
-        """Build the sessions (onnx) or place the model (torch); also run after unpickling."""
-        if self.backend == "onnx":
-            self._onnx = (
-                self.int8_model.onnx
-                if self.int8_model is not None
-                else export_onnx(self.package, preprocessed_input=True)
-            )
+        """Build the sessions (onnx, bf16) or place the model (torch); also run after unpickling."""
+        prepare = functools.partial(preprocess_array, self.card)
+        if self.precision == "bf16":
+            torch.set_num_threads(1)  # one single-threaded network per core, as ONNX Runtime
+            network = Bf16Network(self.package.model)
             self._runner = OnnxRunner(
-                self._onnx, self.threads, functools.partial(preprocess_array, self.card)
+                None, self.threads, prepare, sessions=[Bf16Session(network)] * self.threads
             )
+        elif self.backend == "onnx":
+            if self.int8_model is not None:
+                self._onnx = self.int8_model.onnx
+            elif getattr(self, "_onnx", None) is None or getattr(self, "_onnx_int8", False):
+                self._onnx = cached_graph(self.package, preprocessed_input=True)
+            self._onnx_int8 = self.int8_model is not None
+            self._runner = OnnxRunner(self._onnx, self.threads, prepare)
         else:
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
             self._model = self.package.model.to(self.device).eval()
 
     def __getstate__(self) -> dict:
-        # Sessions and thread pools do not pickle; they are rebuilt on the other side (Dask).
+        # Sessions and thread pools do not pickle; they are rebuilt on the other side (Dask,
+        # the alert workers) from the graph's bytes, which travel (no second export there).
         state = dict(self.__dict__)
-        for key in ("_runner", "_model", "_onnx"):
+        for key in ("_runner", "_model"):
             state.pop(key, None)
         state["device"] = str(self.device)
         return state
@@ -236,7 +316,7 @@ class Scorer:
         digest = hashlib.sha256(f"{self.version}|{self.backend}|{self.precision}|".encode())
         if self.card.conditions is not None:
             digest.update(self.card.conditions.model_dump_json().encode())
-        if self.backend == "onnx":
+        if self.backend == "onnx" and self.precision != "bf16":
             digest.update(self._onnx)
         else:
             for name, value in sorted(self.package.model.state_dict().items()):
@@ -265,7 +345,7 @@ class Scorer:
             check_stamps(data, size=self.card.stamp_size)
         n = len(data)
         out = np.empty(n, dtype=np.float32)
-        if self.backend == "onnx":
+        if self.backend == "onnx" or self.precision == "bf16":
             self._runner.run(data, out, self.batch_size, progress)
             return self._corrected(out, data)
         tf32_off = (
@@ -307,6 +387,7 @@ class Scorer:
             cutoff=self.card.cutoff,
             valid_fraction=stamps.valid_fraction,
             edge=stamps.edge,
+            precision=self.precision,
         )
 
     def score_part(

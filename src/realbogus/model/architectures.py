@@ -37,6 +37,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "get_architecture",
+    "multiply_adds",
     "onnx_nodes",
     "register",
     "torch_source",
@@ -351,6 +352,28 @@ def onnx_nodes(
             continue
         current, shape = out, output_shape(layer, shape)
     return nodes, current
+
+
+def multiply_adds(
+    architecture: Architecture, stamp_size: int, channels: int = 3, *, crop: bool = True
+) -> int:
+    """Multiply-adds per stamp of the network's convolutions and dense layers.
+
+    With `crop`, a convolution followed by ReLU and a floor-mode max-pool counts only the
+    outputs the pool reads, as the ONNX graph (`onnx_nodes`) and `inference.bf16` compute them.
+    """
+    total, shape, layers = 0, (channels, stamp_size, stamp_size), architecture.layers
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Conv):
+            out = shape[1] - layer.kernel + 1
+            pool = layers[i + 2] if i + 2 < len(layers) else None
+            if crop and isinstance(layers[i + 1], ReLU) and isinstance(pool, MaxPool):
+                out = out // pool.size * pool.size
+            total += out * out * layer.out_channels * shape[0] * layer.kernel**2
+        elif isinstance(layer, Linear):
+            total += shape[0] * layer.out_features
+        shape = output_shape(layer, shape)
+    return total
 
 
 def torch_source(

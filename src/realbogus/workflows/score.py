@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..alerts import ALERT_SUFFIXES, AlertScores, expand_sources, score_alerts
+from ..alerts import ALERT_SUFFIXES, AlertScores, expand_sources, read_alerts, score_alerts
+from ..alerts.units import to_units
 from ..errors import InputError, StampShapeError
 from ..inference.scorer import Scorer, score_table
 from ..io.dataset import Dataset
 from ..io.images import stamps_from_files
+from ..model.card import ModelCard
 
-__all__ = ["score_alert_files", "score_dataset", "score_images"]
+__all__ = ["alert_check_stamps", "score_alert_files", "score_dataset", "score_images"]
 
 Progress = Callable[[int, int], None]
 
@@ -91,3 +93,22 @@ def score_alert_files(
             msg = f"{path}: no alert files (names ending in {', '.join(ALERT_SUFFIXES)}) in this folder{hint}"
             raise InputError(msg)
     return score_alerts(scorer, list(paths), workers=workers, progress=progress)
+
+
+def alert_check_stamps(
+    paths: Sequence[str | os.PathLike], card: ModelCard, *, n: int = 2048
+) -> np.ndarray:
+    """Check stamps for a reduced precision from alert packets: up to `n` evenly spaced files
+    of the input, decoded in this process and brought to the card's pixel units (alerts that
+    cannot be converted are left out).
+
+    Returns
+    -------
+    ndarray of shape (<= n, 3, S, S), float32, S = the card's stamp size
+    """
+    files = expand_sources([os.fspath(p) for p in paths])
+    step = max(1, len(files) // n)
+    batch = read_alerts(files[::step][:n], stamp_size=card.stamp_size, workers=1)
+    if card.pixel_units and len(batch):
+        batch, _ = to_units(batch, card.pixel_units, card.version, in_place=True)
+    return batch.stamps.data
