@@ -78,12 +78,14 @@ def score(
 ) -> None:
     """Score detections: alert packets (PATH...), a stamp dataset (--data), or FITS images plus a catalog.
 
-    Exit status 1 when some alert packets failed (after writing the rest, each failure reported).
+    Every input detection gets one row: scored, or reliability NaN with a `status` and `reason`.
+    Exit status 1 when some detection was not scored or some alert packet failed (after writing
+    everything else, each reason reported).
     """
     from ..inference.scorer import Scorer
     from ..io.dataset import open_dataset, sample_check_stamps
     from ..io.images import stamps_from_files
-    from ..io.tables import write_table
+    from ..io.tables import check_table_path, check_writable_folder, write_table
     from ..model.package import load_package
     from ..workflows.score import score_dataset, score_images
 
@@ -94,6 +96,15 @@ def score(
         "catalog": catalog,
     }
     given = [k for k, v in image_args.items() if v is not None]
+    try:  # outputs first: a bad --out must not cost a whole scoring run
+        if scheduler is None:
+            check_table_path(out, flag="--out")
+        else:
+            check_writable_folder(out, flag="--out")
+        if write_alerts is not None:
+            check_writable_folder(write_alerts, flag="--write-alerts")
+    except RealBogusError as exc:
+        raise fail(exc) from exc
     if paths:
         if data is not None or given or scheduler is not None:
             console.print(
@@ -184,6 +195,22 @@ def score(
         f"scored {len(scores)} detections with {scorer.version}: {n_pass} pass the cutoff "
         f"{scorer.card.cutoff:g}, {int(scores['edge'].sum())} flagged edge -> {out}"
     )
+    report_not_scored(scores)
+
+
+def report_not_scored(scores) -> None:
+    """Count the rows that were not scored by status; exit status 1 when there are any."""
+    refused = scores["status"] != "scored"
+    if not refused.any():
+        return
+    counts = scores.loc[refused, "status"].value_counts()
+    first = scores.loc[refused, "reason"].iloc[0]
+    console.print(
+        f"[bold red]{int(refused.sum())} not scored[/] (reliability NaN; see the status and reason "
+        f"columns): {', '.join(f'{n} {k}' for k, n in counts.items())}; e.g. {first}",
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=1)
 
 
 def _score_alert_files(

@@ -1,8 +1,12 @@
 """The Scorer: batched inference of a model package, arrays in, score table out (no file I/O).
 
 Score table (docs/design.md): `diaSourceId`, `reliability` (float32), `reliabilityVersion`,
-`valid_fraction`, `edge`, `passes_cutoff` (reliability >= the card's cutoff). Every input row
-gets a row, in input order; nothing is dropped.
+`valid_fraction`, `edge`, `passes_cutoff` (reliability >= the card's cutoff), `status` and
+`reason`. Every input row gets a row, in input order; nothing is dropped. A row that is not
+scored (docs/design.md, "Input faults") has reliability NaN, `passes_cutoff` False, a `status`
+code other than "scored" and a `reason` in words: a stamp with a valid fraction under
+`MIN_VALID_FRACTION` or a channel without one valid pixel, or a row refused upstream (position
+off the image, an alert that cannot be converted).
 
 Backends: ONNX Runtime on the CPU (the default when installed; `realbogus.inference.onnx`),
 optionally int8-quantised (`quantize_int8`, accepted only when its scores stay within a tolerance
@@ -28,7 +32,7 @@ from ..errors import ConfigError, StampShapeError
 from ..model.package import ModelPackage
 from ..model.transforms import preprocess, preprocess_array
 from ..numeric import available_cores
-from ..stamps import Stamps, check_stamps
+from ..stamps import CHANNELS, Stamps, check_stamps
 from .onnx import (
     INT8_TOLERANCE,
     Int8Model,
@@ -39,7 +43,16 @@ from .onnx import (
     quantize_int8,
 )
 
-__all__ = ["BACKENDS", "SCORE_COLUMNS", "Scorer", "resolve_device", "score_table"]
+__all__ = [
+    "BACKENDS",
+    "MIN_VALID_FRACTION",
+    "SCORE_COLUMNS",
+    "SCORED",
+    "Scorer",
+    "resolve_device",
+    "score_table",
+    "stamp_faults",
+]
 
 #: Inference backends; "auto" picks ONNX Runtime on CPU when installed, torch otherwise.
 BACKENDS = ("auto", "torch", "onnx")
@@ -50,7 +63,16 @@ SCORE_COLUMNS = (
     "valid_fraction",
     "edge",
     "passes_cutoff",
+    "status",
+    "reason",
 )
+#: `status` of a row that was scored; any other value comes with reliability NaN and a reason.
+SCORED = "scored"
+#: Stamps with fewer finite, on-image pixels than this fraction of 3 S^2 are not scored: less
+#: than a quarter of the box, e.g. a detection beyond an image corner, or mostly masked. Real
+#: alerts sit above it: Rubin's smallest cutouts (30 x 30 px in a 51 px stamp) give 0.35, and the
+#: lowest of the 608 ZTF alerts in shared/data is 0.46 (docs/design.md, "Input faults").
+MIN_VALID_FRACTION = 0.25
 Progress = Callable[[int, int], None]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
@@ -79,19 +101,65 @@ def score_table(
     cutoff: float,
     valid_fraction: np.ndarray,
     edge: np.ndarray,
+    status: np.ndarray | None = None,
+    reason: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Assemble the score table; all arrays have shape (N,)."""
-    reliability = np.asarray(reliability, dtype=np.float32)
+    """Assemble the score table; all arrays have shape (N,).
+
+    `status` (default: all `SCORED`) and `reason` (default: "") are strings; rows whose status
+    is not `SCORED` get reliability NaN and never pass the cutoff.
+    """
+    n = len(reliability)
+    status = np.full(n, SCORED, object) if status is None else np.asarray(status, object)
+    reason = np.full(n, "", object) if reason is None else np.asarray(reason, object)
+    reliability = np.where(status == SCORED, np.asarray(reliability, np.float32), np.nan)
+    reliability = reliability.astype(np.float32)
     return pd.DataFrame(
         {
             "diaSourceId": np.asarray(ids),
             "reliability": reliability,
-            "reliabilityVersion": pd.Series([version] * len(reliability), dtype="string"),
+            "reliabilityVersion": pd.Series([version] * n, dtype="string"),
             "valid_fraction": np.asarray(valid_fraction, dtype=np.float32),
             "edge": np.asarray(edge, dtype=bool),
             "passes_cutoff": reliability >= cutoff,
+            "status": pd.Series(status, dtype="string"),
+            "reason": pd.Series(reason, dtype="string"),
         }
     )
+
+
+def stamp_faults(
+    stamps: Stamps, status: np.ndarray | None = None, reason: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Status and reason of each stamp (object arrays of shape (N,)): `SCORED`, or why not.
+
+    Rows refused upstream (`status` not `SCORED`) keep their status and reason; the others are
+    refused when no pixel is valid ("no-valid-pixels"), when one channel has no valid pixel
+    (where `stamps.channel_valid` is known), or when `valid_fraction` < `MIN_VALID_FRACTION`
+    ("low-valid-fraction").
+    """
+    n = len(stamps)
+    status = np.full(n, SCORED, object) if status is None else np.asarray(status, object).copy()
+    reason = np.full(n, "", object) if reason is None else np.asarray(reason, object).copy()
+    if status.shape != (n,) or reason.shape != (n,):
+        msg = f"status and reason must have shape ({n},) to match the stamps; got {status.shape}, {reason.shape}"
+        raise StampShapeError(msg)
+    open_ = status == SCORED
+    valid = np.asarray(stamps.valid_fraction, np.float32)
+    low = open_ & (valid < MIN_VALID_FRACTION)
+    status[low] = "low-valid-fraction"
+    for i in np.flatnonzero(low):
+        reason[i] = f"valid fraction {valid[i]:.3f} is below the floor {MIN_VALID_FRACTION:g}"
+    blank = open_ & (valid <= 0)
+    if stamps.channel_valid is not None:
+        empty = np.asarray(stamps.channel_valid) <= 0
+        for i in np.flatnonzero(open_ & empty.any(axis=1) & ~blank):
+            status[i] = "no-valid-pixels"
+            names = ", ".join(n for n, e in zip(CHANNELS, empty[i], strict=True) if e)
+            reason[i] = f"no valid pixel in the {names} stamp"
+    status[blank] = "no-valid-pixels"
+    reason[blank] = "no finite, on-image pixel in the stamp"
+    return status, reason
 
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
@@ -292,13 +360,30 @@ class Scorer:
         return self.card.conditions.apply(reliability, data)
 
     def score_stamps(
-        self, stamps: Stamps, ids: np.ndarray, *, progress: Progress | None = None
+        self,
+        stamps: Stamps,
+        ids: np.ndarray,
+        *,
+        status: np.ndarray | None = None,
+        reason: np.ndarray | None = None,
+        progress: Progress | None = None,
     ) -> pd.DataFrame:
-        """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,)."""
+        """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,).
+
+        `status`, `reason` (shape (N,), optional): rows already refused upstream (status other
+        than `SCORED`); they and stamps that fail `stamp_faults` get reliability NaN.
+        """
+        if not isinstance(stamps, Stamps):
+            msg = (
+                f"stamps must be a realbogus.stamps.Stamps (from cut_stamps or fit_stamp); got "
+                f"{type(stamps).__name__}: for a bare (N, 3, S, S) array use Scorer.predict"
+            )
+            raise StampShapeError(msg)
         ids = np.asarray(ids)
         if ids.shape != (len(stamps),):
             msg = f"ids must have shape ({len(stamps)},) to match the stamps; got {ids.shape}"
             raise StampShapeError(msg)
+        status, reason = stamp_faults(stamps, status, reason)
         reliability = self.predict(stamps.data, progress=progress)
         return score_table(
             ids,
@@ -307,6 +392,8 @@ class Scorer:
             cutoff=self.card.cutoff,
             valid_fraction=stamps.valid_fraction,
             edge=stamps.edge,
+            status=status,
+            reason=reason,
         )
 
     def score_part(

@@ -61,7 +61,11 @@ def score_images(
     catalog: str | os.PathLike,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Score the detections of `catalog` (x, y or ra, dec) on three FITS images."""
+    """Score the detections of `catalog` (x, y or ra, dec) on three FITS images.
+
+    One row per catalog row, in order; rows off the image or at a non-finite position have
+    reliability NaN with their `status` and `reason` (`realbogus.io.images.position_faults`).
+    """
     table, stamps = stamps_from_files(
         science=science,
         template=template,
@@ -69,7 +73,13 @@ def score_images(
         catalog=catalog,
         size=scorer.card.stamp_size,
     )
-    return scorer.score_stamps(stamps, table["diaSourceId"].to_numpy(), progress=progress)
+    return scorer.score_stamps(
+        stamps,
+        table["diaSourceId"].to_numpy(),
+        status=table["status"].to_numpy(object),
+        reason=table["reason"].to_numpy(object),
+        progress=progress,
+    )
 
 
 def score_alert_files(
