@@ -656,6 +656,8 @@ def train(
         else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
+        survey=dataset.manifest.get("provenance", {}).get("survey")
+        or (parent_package.card.model_survey if parent_package else None),
         hyperparameters={
             **dataclasses.asdict(config),
             "optimizer": "Adam",
