@@ -128,11 +128,15 @@ class AlertFailure(NamedTuple):
 
     `index` is the record's position in its file (0 for single messages), or None when the
     file as a whole is unreadable (not Avro, corrupt header) and no record could be counted.
+    `diaSourceId` is the alert's id where it was decoded (a refused conversion), and `status`
+    the score table's status of its row: "decode-failed", "unconvertible" or "wrong-survey".
     """
 
     file: str
     index: int | None
     reason: str
+    diaSourceId: int | None = None
+    status: str = "decode-failed"
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,13 @@ def score(
             help="With alert packets: a folder to write them back to, reliability filled in.",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Score alerts (or a --data set) of another survey than the model's; recorded in the reason column.",
+        ),
+    ] = False,
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -121,6 +128,7 @@ def score(
             device=device,
             backend=backend,
             threads=threads,
+            force=force,
         )
         return
     if (data is None) == (not given) or (given and len(given) != 4):
@@ -224,8 +232,10 @@ def _score_alert_files(
     device: str,
     backend: str,
     threads: int | None,
+    force: bool,
 ) -> None:
-    """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
+    """Score Rubin and ZTF alert packets; exit status 1 when some were not scored or not written
+    (after writing everything else)."""
     from ..alerts import write_alerts as write_packets
     from ..inference.scorer import Scorer
     from ..io.tables import write_table
@@ -241,7 +251,9 @@ def _score_alert_files(
             threads=threads,
         )
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
-            result = score_alert_files(scorer, paths, workers=workers, progress=progress)
+            result = score_alert_files(
+                scorer, paths, workers=workers, progress=progress, force=force
+            )
         write_table(result.table, out)
         failures = list(result.failures)
         written: list = []
@@ -250,8 +262,9 @@ def _score_alert_files(
             failures += write_failures
     except RealBogusError as exc:
         raise fail(exc) from exc
+    n_scored = int((result.table["status"] == "scored").sum())
     console.print(
-        f"scored {len(result.table)} alerts with {scorer.version}: "
+        f"scored {n_scored} of {len(result.table)} alerts with {scorer.version}: "
         f"{int(result.table['passes_cutoff'].sum())} pass the cutoff {scorer.card.cutoff:g} -> {out}"
         + (f"; wrote {len(written)} files -> {write_alerts}" if write_alerts is not None else "")
     )
@@ -260,4 +273,6 @@ def _score_alert_files(
         console.print(f"[bold red]failed:[/] {where}: {failure.reason}", soft_wrap=True)
     if failures:
         console.print(f"[bold red]{len(failures)} packet(s) or file(s) failed[/]")
+    report_not_scored(result.table)
+    if failures:
         raise typer.Exit(code=1)

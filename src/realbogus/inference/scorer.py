@@ -384,7 +384,15 @@ class Scorer:
             msg = f"ids must have shape ({len(stamps)},) to match the stamps; got {ids.shape}"
             raise StampShapeError(msg)
         status, reason = stamp_faults(stamps, status, reason)
-        reliability = self.predict(stamps.data, progress=progress)
+        scored = status == SCORED
+        if scored.all():
+            reliability = self.predict(stamps.data, progress=progress)
+        else:  # rows not scored are never run through the network
+            reliability = np.full(len(stamps), np.nan, np.float32)
+            if scored.any():
+                reliability[scored] = self.predict(
+                    np.ascontiguousarray(stamps.data[scored]), progress=progress
+                )
         return score_table(
             ids,
             reliability,

@@ -88,6 +88,7 @@ def score_alert_files(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> AlertScores:
     """Score Rubin and ZTF alert packets (files or folders of them); failures are reported in the
     result, not raised. A folder holding no alert files is an error before any work."""
@@ -100,4 +101,4 @@ def score_alert_files(
             )
             msg = f"{path}: no alert files (names ending in {', '.join(ALERT_SUFFIXES)}) in this folder{hint}"
             raise InputError(msg)
-    return score_alerts(scorer, list(paths), workers=workers, progress=progress)
+    return score_alerts(scorer, list(paths), workers=workers, progress=progress, force=force)
