@@ -15,7 +15,6 @@ first (the CLI's path).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -34,6 +33,7 @@ import pyarrow.csv as pacsv
 from .. import __version__
 from ..errors import ConfigError, InputError, RealBogusWarning
 from ..io.atomic import atomic_directory
+from ..io.jsonfile import dumps_strict, jsonable
 from ..report import FigureData, render_html, write_figures
 from . import metrics as M
 
@@ -140,24 +140,6 @@ def _flagged(table: pd.DataFrame) -> tuple[np.ndarray | None, str | None, str]:
         vf = _floats(table["valid_fraction"])
         return vf < 1.0, "valid_fraction < 1", "stamps with invalid pixels (valid_fraction < 1)"
     return None, None, ""
-
-
-def _jsonable(value: object) -> object:
-    """NaN/inf -> None, numpy scalars/arrays -> Python, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 # ------------------------------------------------------------------------------ evaluate -----
@@ -416,8 +398,8 @@ def evaluate(
             }
             for rec in records
         ]
-        metrics = _jsonable(metrics)
-        text = json.dumps(metrics, indent=2, allow_nan=False)
+        metrics = jsonable(metrics)
+        text = dumps_strict(metrics)
         (tmp / "metrics.json").write_text(text + "\n")
         (tmp / "report.html").write_text(render_html(metrics, records, tmp / "figures"))
         step()

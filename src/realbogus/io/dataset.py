@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..stamps import CHANNELS, Stamps
 from .atomic import atomic_directory
+from .jsonfile import dumps_strict
 
 __all__ = [
     "MANIFEST",
@@ -118,7 +119,7 @@ def write_dataset(
             "content_hash": "sha256:" + digest.hexdigest(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        (tmp / MANIFEST).write_text(dumps_strict(manifest, default=_json_default))
     return path
 
 

@@ -12,7 +12,6 @@ Output directory layout (``out``):
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_path, file_mode, write_text
 from ..io.dataset import write_dataset
+from ..io.jsonfile import dumps_strict
 from ..io.tables import write_table
 from ..stamps import Stamps
 from .config import SimConfig, load_config
@@ -222,7 +222,7 @@ def simulate_survey(
             out / "config.yaml",
             yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False),
         )
-        write_text(out / "summary.json", json.dumps(summary, indent=2))
+        write_text(out / "summary.json", dumps_strict(summary))
         if preview and len(table):
             from .preview import write_preview
 

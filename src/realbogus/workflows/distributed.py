@@ -43,6 +43,7 @@ from ..inference.onnx import Int8Model
 from ..inference.scorer import SCORE_COLUMNS, Scorer
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, open_dataset, read_part
+from ..io.jsonfile import dumps_strict
 from ..model.package import ModelPackage
 from ..numeric import available_cores
 
@@ -408,7 +409,7 @@ def _write_manifest(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_path(out / SCORES_MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2))
+        tmp.write_text(dumps_strict(manifest))
 
 
 def read_scores(out: str | os.PathLike) -> pd.DataFrame:
