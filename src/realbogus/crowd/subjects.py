@@ -151,7 +151,7 @@ def write_subjects(
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     out = Path(out)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     table = ds.table()
     if "diaSourceId" not in table.columns:

@@ -211,7 +211,7 @@ def evaluate(
         msg = f"table must be a pandas DataFrame; got {type(table).__name__}"
         raise InputError(msg)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         msg = f"n_boot must be a non-negative integer; got {n_boot!r}"

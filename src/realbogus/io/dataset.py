@@ -92,7 +92,7 @@ def write_dataset(
         msg = f"table must not already hold the stamp columns {clash}"
         raise InputError(msg)
     if path.exists() and not overwrite:
-        msg = f"{path} already exists; choose another path or pass overwrite=True"
+        msg = f"{path} already exists; choose another path or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
 
     with atomic_directory(path) as tmp:

@@ -137,7 +137,7 @@ def simulate_survey(
         raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another path or pass overwrite=True"
+        msg = f"{out} already exists; choose another path or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     plan = plan_fields(int(n_visits), cfg.epochs_per_field)
     n_workers = min(workers or os.cpu_count() or 1, len(plan))

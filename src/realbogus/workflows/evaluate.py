@@ -64,7 +64,7 @@ def evaluate_packages(
         raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not options.get("overwrite", False):
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     dataset = open_dataset(data)
     table = dataset.table()
