@@ -125,3 +125,36 @@ def test_out_is_checked_before_any_work(rng, tmp_path, package_dir):
     with pytest.raises(InputError, match="--out.*not a folder"):
         check_table_path(tmp_path / "file" / "sub" / "s.csv", flag="--out")
     check_table_path(tmp_path / "new" / "s.csv", flag="--out")  # a folder still to make is fine
+
+
+def test_a_dataset_of_another_survey_is_refused_before_work_unless_forced(rng, tmp_path):
+    """A model for another survey is a whole-input fault: an error before scoring, or --force."""
+    from realbogus.io.dataset import write_dataset
+
+    stamps = Stamps(
+        rng.normal(size=(5, 3, 63, 63)).astype(np.float32),
+        np.ones(5, np.float32),
+        np.zeros(5, bool),
+    )
+    table = pd.DataFrame({"diaSourceId": np.arange(5)})
+    write_dataset(
+        tmp_path / "ds", table, stamps, provenance={"survey": "rubin-small", "pixel_units": "nJy"}
+    )
+    args = ["score", "--model", "ztf-v0.2", "--data", str(tmp_path / "ds"), "--out"]
+    refused = runner.invoke(app, [*args, str(tmp_path / "a.csv")])
+    assert refused.exit_code == 1 and "survey ztf, data rubin" in refused.output
+    assert "--force" in refused.output and not (tmp_path / "a.csv").exists()
+    forced = runner.invoke(app, [*args, str(tmp_path / "b.csv"), "--force"])
+    assert forced.exit_code == 0, forced.output
+    scores = pd.read_csv(tmp_path / "b.csv")
+    assert scores.reliability.notna().all() and scores.reason.str.startswith("forced").all()
+
+
+def test_score_stamps_of_a_bare_array_says_what_to_do(rng, package_dir):
+    """Why #8: `score_stamps(ndarray)` said "got memoryview"."""
+    from realbogus.errors import StampShapeError
+
+    with pytest.raises(StampShapeError, match="Scorer.predict"):
+        Scorer(load_package(package_dir)).score_stamps(
+            rng.normal(size=(2, 3, 51, 51)).astype(np.float32), np.arange(2)
+        )

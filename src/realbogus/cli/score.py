@@ -94,7 +94,7 @@ def score(
     from ..io.images import stamps_from_files
     from ..io.tables import check_table_path, check_writable_folder, write_table
     from ..model.package import load_package
-    from ..workflows.score import score_dataset, score_images
+    from ..workflows.score import check_dataset_fits, score_dataset, score_images
 
     image_args = {
         "science": science,
@@ -150,6 +150,7 @@ def score(
             from ..workflows.distributed import score_distributed
 
             dataset = open_dataset(data)
+            check_dataset_fits(package.card, dataset, force=force)
             check = sample_check_stamps(dataset) if int8 else None
             with progress_bar(f"scoring with {package.version} on {scheduler}") as progress:
                 run = score_distributed(
@@ -192,7 +193,7 @@ def score(
             )
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
-                scores = score_dataset(scorer, open_dataset(data), progress=progress)
+                scores = score_dataset(scorer, open_dataset(data), progress=progress, force=force)
             else:
                 scores = score_images(scorer, **image_args, progress=progress)
         write_table(scores, out)

@@ -19,12 +19,23 @@ from .architectures import ARCHITECTURES
 from .conditions import ConditionCorrection
 from .transforms import TRANSFORMS
 
-__all__ = ["CARD", "FORMAT_VERSION", "ModelCard"]
+__all__ = ["CARD", "FORMAT_VERSION", "ModelCard", "survey_family"]
 
 CARD = "card.json"
 FORMAT_VERSION = 1
 #: Card names that, on cards written before `survey` existed, name the survey (the built-ins).
 _SURVEY_NAMES = ("rubin", "ztf")
+
+
+def survey_family(name: str | None) -> str | None:
+    """The survey a simulation preset or alert stream belongs to: "rubin" for "rubin" and
+    "rubin-small" (any "rubin-..."), likewise "ztf"; other names as given; None stays None."""
+    if name is None:
+        return None
+    for survey in _SURVEY_NAMES:
+        if name == survey or name.startswith(f"{survey}-"):
+            return survey
+    return name
 
 
 class ModelCard(BaseModel):
@@ -60,7 +71,7 @@ class ModelCard(BaseModel):
         """The survey the model is for: `survey`, else (cards written before it existed) the
         card's `name` when that is a survey's name (the built-in packages), else None."""
         if self.survey is not None:
-            return self.survey
+            return survey_family(self.survey)
         return self.name if self.name in _SURVEY_NAMES else None
 
     @field_validator("format_version")

@@ -33,7 +33,7 @@ from ..evaluation import metrics
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from ..model.architectures import Network, build_model, get_architecture
-from ..model.card import ModelCard
+from ..model.card import ModelCard, survey_family
 from ..model.package import ModelPackage, load_package, save_package
 from ..model.transforms import PREPROCESSING, preprocess_pixels
 from ..numeric import mad_sigma
@@ -705,7 +705,7 @@ def train(
         else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
-        survey=dataset.manifest.get("provenance", {}).get("survey")
+        survey=survey_family(dataset.manifest.get("provenance", {}).get("survey"))
         or (parent_package.card.model_survey if parent_package else None),
         hyperparameters={
             **dataclasses.asdict(config),

@@ -15,19 +15,25 @@ import pandas as pd
 
 from ..alerts import ALERT_SUFFIXES, AlertScores, expand_sources, score_alerts
 from ..errors import InputError, StampShapeError
-from ..inference.scorer import Scorer, score_table
+from ..inference.scorer import SCORED, Scorer, score_table
 from ..io.dataset import Dataset
 from ..io.images import stamps_from_files
+from ..model.card import ModelCard, survey_family
 
-__all__ = ["score_alert_files", "score_dataset", "score_images"]
+__all__ = ["check_dataset_fits", "score_alert_files", "score_dataset", "score_images"]
 
 Progress = Callable[[int, int], None]
 
 
 def score_dataset(
-    scorer: Scorer, dataset: Dataset, *, progress: Progress | None = None
+    scorer: Scorer, dataset: Dataset, *, progress: Progress | None = None, force: bool = False
 ) -> pd.DataFrame:
-    """Score every row of a dataset, part by part (bounded memory), in dataset order."""
+    """Score every row of a dataset, part by part (bounded memory), in dataset order.
+
+    A dataset simulated for another survey, or in other pixel units, than the model's card is
+    refused before any work (`InputError`); `force` scores it and says so in `reason`.
+    """
+    forced = check_dataset_fits(scorer.card, dataset, force=force)
     if dataset.stamp_size != scorer.card.stamp_size:
         msg = (
             f"{dataset.path}: stamps are {dataset.stamp_size} px but model "
@@ -36,7 +42,10 @@ def score_dataset(
         raise StampShapeError(msg)
     tables, done, total = [], 0, len(dataset)
     for table, stamps in dataset.iter_parts():
-        tables.append(scorer.score_part(table, stamps, first_row=done))
+        part = scorer.score_part(table, stamps, first_row=done)
+        if forced:
+            part["reason"] = part["reason"].mask(part["status"] == SCORED, forced)
+        tables.append(part)
         done += len(table)
         if progress is not None:
             progress(done, total)
@@ -50,6 +59,29 @@ def score_dataset(
             edge=np.empty(0, bool),
         )
     return pd.concat(tables, ignore_index=True)
+
+
+def check_dataset_fits(card: ModelCard, dataset: Dataset, *, force: bool = False) -> str:
+    """The empty string when the dataset's survey and pixel units (its manifest's provenance,
+    where stated) match the card's; else `InputError` naming --force, or with `force` the
+    reason to record."""
+    provenance = dataset.manifest.get("provenance") or {}
+    theirs = {
+        "survey": survey_family(provenance.get("survey")),
+        "pixel units": provenance.get("pixel_units"),
+    }
+    ours = {"survey": card.model_survey, "pixel units": card.pixel_units}
+    differ = [k for k in theirs if theirs[k] and ours[k] and theirs[k] != ours[k]]
+    if not differ:
+        return ""
+    what = "; ".join(f"model {card.version} {k} {ours[k]}, data {theirs[k]}" for k in differ)
+    if not force:
+        msg = (
+            f"{dataset.path}: {what}: score it with a model for these data, or pass --force to "
+            "score anyway (recorded in the reason column)"
+        )
+        raise InputError(msg)
+    return f"forced (--force): {what}"
 
 
 def score_images(
