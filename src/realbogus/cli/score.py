@@ -65,7 +65,7 @@ def score(
         Path | None,
         typer.Option(
             "--write-alerts",
-            help="With alert packets: a folder to write them back to, reliability filled in.",
+            help="With alert packets: a folder to write them back to, our reliability beside the survey's (container files: top-level fields; all: realbogus-reliability.parquet).",
         ),
     ] = None,
     force: Annotated[

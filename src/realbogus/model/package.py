@@ -184,7 +184,9 @@ def save_package(
     """Write a package directory atomically (or a .zip when `path` ends in .zip)."""
     path = Path(path)
     if path.exists() and not overwrite:
-        msg = f"{path} already exists; choose another path or pass --overwrite (from Python: overwrite=True)"
+        msg = (
+            f"{path} already exists; choose another path or remove it (from Python: overwrite=True)"
+        )
         raise PackageError(msg)
     reference = build_model(card.architecture, card.stamp_size, len(card.channels)).state_dict()
     state = {
