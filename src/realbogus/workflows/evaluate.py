@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, PackageError
+from ..errors import ConfigError, InputError, PackageError, RealBogusWarning
 from ..evaluation.evaluate import EvaluationResult, evaluate
-from ..inference.scorer import Scorer
+from ..inference.scorer import SCORED, Scorer
 from ..io.dataset import open_dataset
 from ..model.package import load_package
 from .score import score_dataset
@@ -71,6 +72,8 @@ def evaluate_packages(
     scores: dict[str, np.ndarray] = {}
     cutoffs: dict[str, float] = {}
     sources: dict[str, str] = {}
+    not_scored = np.zeros(len(table), bool)
+    statuses: dict[str, int] = {}
     for ref in packages:
         package = load_package(ref)
         stage = f"score {ref}"
@@ -94,6 +97,10 @@ def evaluate_packages(
             k += 1
             name = f"{version} ({k})"
         scores[name] = scored["reliability"].to_numpy(np.float64)
+        refused = (scored["status"] != SCORED).to_numpy()
+        for status in scored.loc[refused & ~not_scored, "status"]:
+            statuses[status] = statuses.get(status, 0) + 1
+        not_scored |= refused
         cutoffs[name] = _card_cutoff(package)
         sources[name] = str(ref)
     for col in ("valid_fraction", "edge"):
@@ -103,7 +110,19 @@ def evaluate_packages(
         "data": str(Path(data)),
         "data_content_hash": dataset.manifest.get("content_hash"),
         "packages": sources,
+        "not_scored": statuses,
     }
+    if not_scored.any():  # no score to judge: left out of every model's metrics alike
+        warnings.warn(
+            f"{data}: {int(not_scored.sum())} of {len(table)} detections were not scored "
+            f"({', '.join(f'{n} {k}' for k, n in statuses.items())}; docs/design.md, 'Input "
+            "faults') and are left out of the metrics",
+            RealBogusWarning,
+            stacklevel=2,
+        )
+        keep = ~not_scored
+        table = table[keep].reset_index(drop=True)
+        scores = {k: v[keep] for k, v in scores.items()}
     return evaluate(
         table,
         scores,
