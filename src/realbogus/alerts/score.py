@@ -168,9 +168,14 @@ def failure_rows(scorer, failures: list[AlertFailure]) -> pd.DataFrame:
         status=np.array([f.status for f in failures], object),
         reason=np.array([f.reason for f in failures], object),
     )
-    table["diaSourceId"] = pd.array([f.diaSourceId for f in failures] if n else [], dtype="Int64")
+    # int64 as on scored rows, nullable Int64 only where some id or index is unknown
+    for column, values in (
+        ("diaSourceId", [f.diaSourceId for f in failures]),
+        ("index", [f.index for f in failures]),
+    ):
+        known = all(v is not None for v in values)
+        table[column] = np.array(values, np.int64) if known else pd.array(values, dtype="Int64")
     table["file"] = pd.array([f.file for f in failures], dtype="string")
-    table["index"] = pd.array([f.index for f in failures] if n else [], dtype="Int64")
     return table
 
 
@@ -254,8 +259,9 @@ def score_alerts(
         table = _with_failure_rows(scorer, scored, chunk)
         if len(table):
             tables.append(table)
-    if any(t["diaSourceId"].dtype != np.int64 for t in tables):  # rows without a decoded id
-        tables = [t.astype({"diaSourceId": "Int64", "index": "Int64"}) for t in tables]
+    for column in ("diaSourceId", "index"):  # one dtype: int64, or Int64 where some is <NA>
+        if len({str(t[column].dtype) for t in tables}) > 1:
+            tables = [t.astype({column: "Int64"}) for t in tables]
     if not tables:
         empty = score_batch(
             scorer,
