@@ -143,7 +143,9 @@ def write_subjects(
         The full manifest.
     """
     if not 0 <= reference_fraction <= 1:
-        msg = f"reference_fraction must be in [0, 1]; got {reference_fraction}"
+        msg = (
+            f"--reference-fraction (reference_fraction) must be in [0, 1]; got {reference_fraction}"
+        )
         raise ConfigError(msg)
     if scale < 1:
         msg = f"scale must be >= 1; got {scale}"

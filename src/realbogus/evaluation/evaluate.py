@@ -214,7 +214,7 @@ def evaluate(
         msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        msg = f"n_boot must be a non-negative integer; got {n_boot!r}"
+        msg = f"--n-boot (n_boot) must be a non-negative integer; got {n_boot!r}"
         raise ConfigError(msg)
     for name, v in (("min_purity", min_purity), ("min_completeness", min_completeness)):
         M._check_fraction(name, v)

@@ -88,7 +88,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         msg = f"device {device!r} requested but no CUDA GPU is available"
         raise ConfigError(msg)
     if device != "cpu" and not device.startswith("cuda"):
-        msg = f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
+        msg = f"--device (device) must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
         raise ConfigError(msg)
     return torch.device(device)
 
@@ -219,13 +219,13 @@ class Scorer:
         int8_tolerance: float = INT8_TOLERANCE,
     ) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            msg = f"batch_size must be a positive integer; got {batch_size!r}"
+            msg = f"--batch-size (batch_size) must be a positive integer; got {batch_size!r}"
             raise ConfigError(msg)
         if backend not in BACKENDS:
-            msg = f"backend must be one of {BACKENDS}; got {backend!r}"
+            msg = f"--backend (backend) must be one of {BACKENDS}; got {backend!r}"
             raise ConfigError(msg)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
-            msg = f"threads must be a positive integer; got {threads!r}"
+            msg = f"--threads (threads) must be a positive integer; got {threads!r}"
             raise ConfigError(msg)
         self.package = package
         self.card = package.card

@@ -133,7 +133,7 @@ def simulate_survey(
         msg = f"seed must be a non-negative integer; got {seed!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
-        msg = f"workers must be a positive integer or None; got {workers!r}"
+        msg = f"--workers (workers) must be a positive integer or None; got {workers!r}"
         raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not overwrite:

@@ -219,10 +219,10 @@ def _check_scheduler(scheduler: str, workers: int | None) -> None:
         msg = f"scheduler must be 'local' or a scheduler address like 'tcp://HOST:8786'; got {scheduler!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
-        msg = f"workers must be a positive integer; got {workers!r}"
+        msg = f"--workers (workers) must be a positive integer; got {workers!r}"
         raise ConfigError(msg)
     if workers is not None and scheduler != "local":
-        msg = f"workers is only for the local scheduler; the cluster at {scheduler} has its own"
+        msg = f"--workers is only for --scheduler local; the cluster at {scheduler} has its own"
         raise ConfigError(msg)
 
 
