@@ -58,9 +58,13 @@ def run(data: Path) -> dict[str, str]:
             scorer = Scorer(package, backend=backend, device="cpu")
             results[f"{name}/sim/{backend}"] = digest(ids, scorer.predict(stamps.data))
             if alerts:
-                scored = score_alerts(scorer, [str(p) for p in alerts], workers=1)
+                table = score_alerts(scorer, [str(p) for p in alerts], workers=1).table
+                if (
+                    "status" in table
+                ):  # since 0.2.0 refused alerts keep a NaN row; compare the scored
+                    table = table[table["status"] == "scored"]
                 results[f"{name}/alerts/{backend}"] = digest(
-                    scored.table["diaSourceId"].to_numpy(), scored.table["reliability"].to_numpy()
+                    table["diaSourceId"].to_numpy(), table["reliability"].to_numpy()
                 )
         if package.card.conditions is None:
             with tempfile.TemporaryDirectory() as tmp:

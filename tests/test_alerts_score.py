@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from realbogus.alerts import read_alerts, score_alerts
+from realbogus.alerts import AlertScores, read_alerts, score_alerts
 from realbogus.alerts._avro import decode_confluent, encode_confluent
+from realbogus.alerts.writer import SIDE_TABLE
 from realbogus.cli import app
 from realbogus.inference.scorer import Scorer
 from realbogus.model.card import ModelCard
@@ -94,8 +95,10 @@ def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp
     zp = batch.table.magzpsci.to_numpy(float, na_value=np.nan)
     ztf = (batch.table.survey == "ztf").to_numpy()
     convertible = ~ztf | np.isfinite(zp)
-    assert len(result.table) == convertible.sum() > 80
+    assert len(result.table) == len(batch) and convertible.sum() > 80
     assert len(result.failures) == (~convertible).sum()
+    assert result.table.reliability.isna().to_numpy().tolist() == (~convertible).tolist()
+    result = AlertScores(result.table[convertible].reset_index(drop=True), result.failures)
     assert all("no usable magzpsci" in f.reason for f in result.failures)
     expected = np.where(ztf, 10.0 ** (0.4 * (31.4 - zp)), 1.0)[convertible]
     np.testing.assert_allclose(result.table.unitFactor.to_numpy(float), expected, rtol=1e-12)
@@ -110,7 +113,8 @@ def test_ztf_stamps_are_converted_to_njy_with_magzpsci(package_dir, sources, tmp
 def test_unknown_units_are_a_failure_not_a_silent_score(package_dir, sources, tmp_path):
     """A card in units no alert is in rejects every alert with the reason."""
     result = score_alerts(_with_units(package_dir, tmp_path, "ADU"), sources, workers=1)
-    assert len(result.table) == 0 and len(result.failures) == 90
+    assert len(result.table) == len(result.failures) == 90
+    assert result.table.reliability.isna().all() and (result.table.status == "unconvertible").all()
     assert all(
         "no conversion to ADU; model ADU-only expects ADU" in f.reason for f in result.failures
     )
@@ -132,15 +136,21 @@ def test_cli_scores_writes_alerts_and_flags_failures(package_dir, shared_data, t
     written = sorted((tmp_path / "written").glob("*.msg"))
     assert len(written) == 2
     _, record = decode_confluent(written[0].read_bytes(), where="w")
-    assert record["diaSource"]["reliability"] == pytest.approx(
+    _, original = decode_confluent((folder / written[0].name).read_bytes(), where="o")
+    # Why #4: Rubin's own reliability was overwritten; now kept, ours in the side table
+    assert record == original
+    side = pd.read_parquet(tmp_path / "written" / SIDE_TABLE).set_index("diaSourceId")
+    assert side.reliability[record["diaSourceId"]] == pytest.approx(
         float(table.set_index("diaSourceId").reliability[record["diaSourceId"]])
     )
+    assert set(side.reliabilityVersion) == {"untrained"} and not side.in_packet.any()
     _, record = decode_confluent((folder / "169298433320943633.msg").read_bytes(), where="x")
     (folder / "broken.msg").write_bytes(encode_confluent(dict(record, cutoutDifference=None), 900))
     bad = runner.invoke(app, [*args[:5], str(tmp_path / "scores2.parquet"), *args[6:]])
     assert bad.exit_code == 1
     assert "broken.msg" in bad.output and "cutoutDifference is missing" in bad.output
-    assert len(pd.read_parquet(tmp_path / "scores2.parquet")) == 2  # the good ones were written
+    again = pd.read_parquet(tmp_path / "scores2.parquet")  # the good ones and the broken one's row
+    assert len(again) == 3 and list(again.status).count("decode-failed") == 1
 
 
 def test_cli_refuses_a_folder_without_alert_files(package_dir, tmp_path):
@@ -176,3 +186,34 @@ def test_cli_precision_on_real_alerts(shared_data, tmp_path):
     assert 0 < deviation <= 0.01
     assert set(tables["int8"]["precision"]) == {"fp32"}  # refused: 2.4 % of passes_cutoff flip
     np.testing.assert_array_equal(tables["int8"]["reliability"], tables["fp32"]["reliability"])
+
+
+def test_refused_alerts_keep_a_row_with_the_reason(shared_data):
+    """Why #4: alerts without a usable magzpsci were missing from the table (the README promises
+    one row per input); now they are rows with reliability NaN, status and reason."""
+    folder = shared_data / "ztf" / "alerts"
+    result = score_alerts(Scorer(load_package("ztf-v0.2"), device="cpu"), folder)
+    n_files = len(list(folder.glob("*.avro")))
+    assert len(result.table) == n_files == 611
+    refused = result.table[result.table.status == "unconvertible"]
+    assert len(refused) == len(result.failures) >= 1
+    assert refused.reliability.isna().all() and not refused.passes_cutoff.any()
+    assert refused.reason.str.contains("no usable magzpsci").all()
+    assert refused.diaSourceId.notna().all()  # the alert's id is known, only its units are not
+
+
+def test_a_model_for_another_survey_is_refused_unless_forced(shared_data):
+    """Why #3: a ZTF model on Rubin alerts (or the reverse) scored them without a word."""
+    rubin = sorted((shared_data / "rubin" / "alerts").glob("*.msg"))[:8]
+    refused = score_alerts(Scorer(load_package("ztf-v0.2"), device="cpu"), rubin, workers=1).table
+    assert len(refused) == 8 and refused.reliability.isna().all()
+    assert (refused.status == "wrong-survey").all()
+    assert refused.reason.str.contains("ztf-v0.2 is for ztf; this alert is rubin").all()
+    assert refused.reason.str.contains("--force").all()
+    ztf = sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[:8]
+    scorer = Scorer(load_package("rubin-v0.1"), device="cpu")
+    assert (score_alerts(scorer, ztf, workers=1).table.status == "wrong-survey").all()
+    forced = score_alerts(scorer, ztf, workers=1, force=True).table
+    assert len(forced) == 8
+    assert forced.reliability.notna().all() and (forced.status == "scored").all()
+    assert forced.reason.str.startswith("forced (--force)").all()

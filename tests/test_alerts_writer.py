@@ -9,6 +9,7 @@ import pytest
 
 from realbogus.alerts import read_alerts, rewrite_alert_bytes, write_alerts
 from realbogus.alerts._avro import decode_confluent, read_container
+from realbogus.alerts.writer import SIDE_TABLE
 from realbogus.errors import ConfigError
 
 
@@ -63,8 +64,11 @@ def sample(shared_data, tmp_path_factory):
     return files + [multi]
 
 
-def test_round_trip_changes_only_reliability(sample, tmp_path):
-    """Decode the written packets and the originals: all fields equal except our two, which hold our scores."""
+def test_round_trip_keeps_the_survey_score_and_adds_ours(sample, tmp_path):
+    """Decode the written packets and the originals (the official schemas): Rubin messages are
+    unchanged, the survey's own reliability included (their schema has no field for ours), ZTF
+    container files only gain our two top-level fields; the side table records every score and
+    the model that wrote it."""
     batch = read_alerts(sample, stamp_size=51, workers=1)
     assert batch.failures == [] and len(batch) == 40 + 126 + 6
     scores = _fake_scores(batch)
@@ -86,18 +90,20 @@ def test_round_trip_changes_only_reliability(sample, tmp_path):
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
             score = float(expected.reliability[i])
             if "diaSource" in a:
-                got = b["diaSource"].pop("reliability")
-                assert got == pytest.approx(score, abs=1e-7)
-                a["diaSource"].pop("reliability")
-                if "reliabilityVersion" in a["diaSource"]:
-                    assert b["diaSource"].pop("reliabilityVersion") == "test-v1"
-                    a["diaSource"].pop("reliabilityVersion")
+                pass  # the survey's reliability stays; ours is in the side table
             else:
                 assert b.pop("reliability") == pytest.approx(score, abs=1e-7)
                 assert b.pop("reliabilityVersion") == "test-v1"
             assert _same(a, b)  # every other field, nested records and cutout bytes included
             n_checked += 1
     assert n_checked == len(batch)
+    side = pd.read_parquet(tmp_path / "out" / SIDE_TABLE)
+    assert len(side) == len(batch) and set(side.reliabilityVersion) == {"test-v1"}
+    assert side.in_packet.sum() == 40 + 6  # the ZTF container files carry it; Rubin's cannot
+    mine = scores.set_index(["file", "index"]).reliability
+    np.testing.assert_allclose(
+        side.reliability, [mine[(f, i)] for f, i in zip(side.source, side["index"], strict=True)]
+    )
 
 
 def test_written_alerts_read_back_to_the_same_stamps(sample, tmp_path):

@@ -80,7 +80,7 @@ def test_workflow_version_filter(shared_data):
 
 def test_several_workflows_need_a_choice(shared_data):
     """A mixed export must name its workflow; an absent one is an error too."""
-    with pytest.raises(InputError, match="choose one with workflow_id"):
+    with pytest.raises(InputError, match="choose one with --workflow-id"):
         read_classifications(shared_data / MIXED)
     with pytest.raises(InputError, match="workflow 5 is not in the export"):
         read_classifications(shared_data / MIXED, workflow_id=5)

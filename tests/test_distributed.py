@@ -182,9 +182,9 @@ def test_local_scheduler_and_option_errors(package, dataset, tmp_path):
     )
     with pytest.raises(ConfigError, match="scheduler must be"):
         score_distributed(dataset.path, tmp_path / "o2", package=package, scheduler="slurm")
-    with pytest.raises(ConfigError, match="workers must be"):
+    with pytest.raises(ConfigError, match="--workers .* must be"):
         score_distributed(dataset.path, tmp_path / "o3", package=package, workers=0)
-    with pytest.raises(ConfigError, match="only for the local scheduler"):
+    with pytest.raises(ConfigError, match="only for --scheduler local"):
         score_distributed(
             dataset.path, out, package=package, scheduler="tcp://127.0.0.1:1", workers=2
         )

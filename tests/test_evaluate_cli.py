@@ -101,3 +101,23 @@ def test_unknown_option_fails_before_scoring(setup, tmp_path):
     with pytest.raises(ConfigError, match="n_boots"):
         evaluate_packages([setup / "pa"], setup / "data", tmp_path / "o", n_boots=3)
     assert not (tmp_path / "o").exists()
+
+
+def test_rows_not_scored_are_left_out_of_the_metrics_with_a_warning(setup, tmp_path):
+    """A stamp under the valid-fraction floor has no score (issue 19): evaluate leaves it out of
+    every model's metrics and says so, instead of failing on a NaN score."""
+    root = setup
+    ds = open_dataset(root / "data")
+    table = ds.table().drop(columns=["valid_fraction", "edge"])
+    stamps = Stamps(
+        np.concatenate([part.data for _, part in ds.iter_parts()]),
+        np.r_[np.float32([0.1, 0.0]), np.ones(158, np.float32)],
+        np.zeros(160, bool),
+    )
+    write_dataset(tmp_path / "data", table, stamps)
+    with pytest.warns(RealBogusWarning) as caught:  # also the toy data's degenerate slices
+        res = evaluate_packages([root / "pa"], tmp_path / "data", tmp_path / "o", n_boot=0)
+    assert any("2 of 160 detections were not scored" in str(w.message) for w in caught)
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["provenance"]["not_scored"] == {"low-valid-fraction": 1, "no-valid-pixels": 1}
+    assert res is not None

@@ -105,7 +105,9 @@ def test_stamps_from_files_equals_cut_stamps(rng, tmp_path):
     np.testing.assert_array_equal(stamps.data, want.data)
     np.testing.assert_array_equal(stamps.edge, [True, False, True])
     fits.PrimaryHDU(np.zeros((10, 10), np.float32)).writeto(tmp_path / "small.fits")
-    with pytest.raises(InputError, match=r"template image \(10, 10\) and science image \(60, 70\)"):
+    with pytest.raises(
+        InputError, match=r"--template .*\(10, 10\) differs from the --science image's \(60, 70\)"
+    ):
         stamps_from_files(
             **{**files, "template": tmp_path / "small.fits"},
             catalog=tmp_path / "cat.parquet",

@@ -101,7 +101,10 @@ def test_a_registered_architecture_trains_scores_exports_and_imports(
 ):
     """train -> package -> ONNX and torch scoring -> Rubin export (run) -> import, for a toy network."""
     data = toy_dataset(tmp_path / "data", n=300)
-    path = train(data, tmp_path / "toy", config=TrainConfig(epochs=2, architecture="toy-cnn"))
+    # a given cutoff: two epochs of a toy network do not separate the classes (that is warned)
+    path = train(
+        data, tmp_path / "toy", config=TrainConfig(epochs=2, architecture="toy-cnn"), cutoff=0.5
+    )
     package = load_package(path)
     assert package.card.architecture == "toy-cnn" and package.card.preprocessing == "asinh-noise"
     assert sorted(package.model.state_dict()) == [

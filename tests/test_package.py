@@ -44,7 +44,12 @@ def test_rubin_export_import_round_trip_scores_identical(package_dir, tmp_path, 
     """Export to Rubin's layout and import back: max |diff| of scores = 0 (dir and payload zip)."""
     package = load_package(package_dir)
     rubin_dir = export_rubin(package, tmp_path / "rubin")
-    assert {p.name for p in rubin_dir.iterdir()} == {"arch.py", "checkpoint.pt", "meta.yaml"}
+    assert {p.name for p in rubin_dir.iterdir()} == {
+        "arch.py",
+        "checkpoint.pt",
+        "meta.yaml",
+        "realbogus-card.json",
+    }
     meta = yaml.safe_load((rubin_dir / "meta.yaml").read_text())
     assert meta["input_shape"] == [51, 51, 3] and meta["input_scale_factor"] == [1.0, 1.0, 1.0]
     checkpoint = torch.load(rubin_dir / "checkpoint.pt", weights_only=True)

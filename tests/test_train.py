@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from realbogus.errors import ConfigError
+from realbogus.errors import ConfigError, InputError, RealBogusWarning
 from realbogus.inference.scorer import Scorer
 from realbogus.io.dataset import balance_by_subsampling, open_dataset, split_by_group, write_dataset
 from realbogus.model.package import load_package
@@ -179,7 +179,7 @@ def test_config_validation():
     """Bad settings fail before any work, naming the field."""
     with pytest.raises(ConfigError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
-    with pytest.raises(ConfigError, match="batch_size"):
+    with pytest.raises(ConfigError, match="--batch-size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="threshold"):
         TrainConfig(threshold=1.5)
@@ -194,10 +194,66 @@ def test_choose_cutoff_prefers_window_middle_then_crossing():
     cut, how = choose_cutoff(labels, separable)
     assert 0.4 < cut <= 0.6 and "window" in how
     noisy = np.random.default_rng(0).uniform(size=100)
-    cut, how = choose_cutoff(labels, noisy)
+    with pytest.warns(RealBogusWarning, match="barely separates"):
+        cut, how = choose_cutoff(labels, noisy)
     assert "crossing" in how or "default" in how
-    cut, how = choose_cutoff(labels, separable, snr=np.full(100, 3.0))  # nothing above SNR 5
-    assert (cut, how) == (0.5, "default 0.5 (no window or crossing on validation)")
+
+
+def test_choose_cutoff_refuses_an_empty_or_one_class_validation_set():
+    """Why #5: the cutoff was 'chosen' (0.5) from a validation set with nothing in it."""
+    from realbogus.training.train import MIN_CUTOFF_ROWS, choose_cutoff
+
+    labels = np.array([0] * 50 + [1] * 50)
+    separable = np.concatenate([np.linspace(0, 0.4, 50), np.linspace(0.6, 1, 50)])
+    with pytest.raises(InputError, match="--cutoff"):
+        choose_cutoff(labels, separable, snr=np.full(100, 3.0))  # nothing above SNR 5
+    with pytest.raises(InputError, match=r"0 Real and 50 Bogus"):
+        choose_cutoff(labels[:50], separable[:50])
+    few = np.r_[np.zeros(50, int), np.ones(MIN_CUTOFF_ROWS - 1, int)]
+    with pytest.raises(InputError, match="--cutoff"):
+        choose_cutoff(few, np.linspace(0, 1, len(few)))
+
+
+def test_choose_cutoff_warns_when_the_model_does_not_separate():
+    """Why #5: a 2-epoch model scoring everything ~0.49 got an automatic cutoff without a word."""
+    from realbogus.training.train import choose_cutoff
+
+    labels = np.array([0] * 50 + [1] * 50)
+    flat = 0.49 + np.random.default_rng(0).normal(scale=1e-3, size=100)
+    with pytest.warns(RealBogusWarning, match="--epochs"):
+        choose_cutoff(labels, flat)
+
+
+def test_training_without_a_test_split_warns(tmp_path):
+    """n_test 0 is said, not only written into the card."""
+    toy = open_dataset(toy_dataset(tmp_path / "toy", n=300))
+    table = toy.table(columns=None).drop(
+        columns=["stamp", "valid_fraction", "edge"], errors="ignore"
+    )
+    stamps = Stamps(stamp_memmap(toy).copy(), np.ones(300, np.float32), np.zeros(300, bool))
+    two_fields = table.assign(field=np.arange(300) % 2)  # two fields: none left for a test split
+    data = write_dataset(tmp_path / "two", two_fields, stamps)
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-3, seed=1, fractions=(0.5, 0.45, 0.05))
+    with pytest.warns(RealBogusWarning, match="no test rows"):
+        pkg = load_package(train(data, tmp_path / "m", config=config, version="t"))
+    assert pkg.card.training_data["n_test"] == 0
+
+
+def test_too_few_groups_says_what_to_do(tmp_path):
+    """Why #8: "too few labelled groups (440/0 rows)" said nothing about what to do."""
+    table_rows = 40
+    rng = np.random.default_rng(0)
+    stamps = Stamps(
+        rng.normal(size=(table_rows, 3, SIZE, SIZE)).astype(np.float32),
+        np.ones(table_rows, np.float32),
+        np.zeros(table_rows, bool),
+    )
+    one_field = pd.DataFrame(
+        {"diaSourceId": np.arange(table_rows), "label": np.arange(table_rows) % 2, "field": 0}
+    )
+    data = write_dataset(tmp_path / "one", one_field, stamps)
+    with pytest.raises(InputError, match="simulate more fields"):
+        train(data, tmp_path / "m", config=TrainConfig(epochs=1))
 
 
 def test_input_scale_is_folded_exactly_into_conv1(rng):

@@ -27,6 +27,7 @@ __all__ = [
     "Stamps",
     "check_stamps",
     "cut_stamps",
+    "box_extent",
     "centre_pixels",
     "fit_stamp",
     "resize_stamps",
@@ -55,11 +56,15 @@ class Stamps:
         Finite, on-image pixels over all 3 * size**2 pixels.
     edge : ndarray of shape (n_stamps,), bool
         The stamp's box leaves the image (or the position is not finite).
+    channel_valid : ndarray of shape (n_stamps, 3), float32, or None
+        Finite, on-image pixels of each channel over size**2, where known (`cut_stamps` sets it;
+        stamps read from datasets or alerts carry only `valid_fraction`).
     """
 
     data: np.ndarray
     valid_fraction: np.ndarray
     edge: np.ndarray
+    channel_valid: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -78,10 +83,12 @@ class Stamps:
             return cls(
                 np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
             )
+        known = all(p.channel_valid is not None for p in pieces)
         return cls(
             data=np.concatenate([p.data for p in pieces]),
             valid_fraction=np.concatenate([p.valid_fraction for p in pieces]),
             edge=np.concatenate([p.edge for p in pieces]),
+            channel_valid=np.concatenate([p.channel_valid for p in pieces]) if known else None,
         )
 
 
@@ -166,6 +173,25 @@ def centre_pixels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return ix, iy, finite
 
 
+def box_extent(
+    x: np.ndarray, y: np.ndarray, shape: tuple[int, int], size: int
+) -> tuple[np.ndarray, ...]:
+    """Where the size x size boxes centred on (x, y) meet an image of `shape` (H, W).
+
+    Returns (x0, y0, r0, r1, c0, c1, on_image, finite): int64 arrays of shape (N,): each box's
+    top-left corner (may be off the image), its on-image rows [r0, r1) and columns [c0, c1),
+    its on-image pixel count (0 when the box is fully off the image or the position not finite),
+    and the bool mask of finite positions.
+    """
+    height, width = shape
+    ix, iy, finite = centre_pixels(x, y)
+    x0, y0 = ix - size // 2, iy - size // 2
+    r0, r1 = np.clip(y0, 0, height), np.clip(y0 + size, 0, height)
+    c0, c1 = np.clip(x0, 0, width), np.clip(x0 + size, 0, width)
+    on_image = np.where(finite, (r1 - r0) * (c1 - c0), 0)
+    return x0, y0, r0, r1, c0, c1, on_image, finite
+
+
 def _as_native_float32(image: np.ndarray, name: str) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 2:
@@ -227,20 +253,14 @@ def cut_stamps(
         raise InputError(msg)
 
     n = len(x)
-    half = size // 2
-    ix, iy, finite = centre_pixels(x, y)
-    x0, y0 = ix - half, iy - half  # top-left corner of each box, may be off the image
-    # On-image extent of each box (rows [r0, r1), columns [c0, c1)), empty when fully off.
-    r0, r1 = np.clip(y0, 0, height), np.clip(y0 + size, 0, height)
-    c0, c1 = np.clip(x0, 0, width), np.clip(x0 + size, 0, width)
-    on_image = np.where(finite, (r1 - r0) * (c1 - c0), 0)
+    x0, y0, r0, r1, c0, c1, on_image, finite = box_extent(x, y, (height, width), size)
     inside = finite & (on_image == size * size)
 
     idx_in = np.flatnonzero(inside)
     idx_edge = np.flatnonzero(~inside & (on_image > 0))
     out = np.empty((n, len(CHANNELS), size, size), dtype=np.float32)  # every stamp written below
     out[on_image == 0] = 0.0
-    bad_pixels = np.zeros(n, dtype=np.int64)
+    bad_pixels = np.zeros((n, len(CHANNELS)), dtype=np.int64)
     # Interior stamps are gathered in raster order and in cache-sized chunks: neighbouring
     # boxes share image rows, which makes the gather ~2x faster than catalog order.
     idx_in = idx_in[np.lexsort((x0[idx_in], y0[idx_in]))]
@@ -289,12 +309,18 @@ def cut_stamps(
         if suspect.size:
             channel = out[suspect, c]
             bad = ~np.isfinite(channel)
-            bad_pixels[suspect] += bad.sum(axis=(1, 2))
+            bad_pixels[suspect, c] += bad.sum(axis=(1, 2))
             channel[bad] = 0.0
             out[suspect, c] = channel
 
-    valid = (len(CHANNELS) * on_image - bad_pixels) / float(len(CHANNELS) * size * size)
-    return Stamps(data=out, valid_fraction=valid.astype(np.float32), edge=~inside)
+    channel_valid = (on_image[:, None] - bad_pixels) / float(size * size)
+    valid = (len(CHANNELS) * on_image - bad_pixels.sum(axis=1)) / float(len(CHANNELS) * size * size)
+    return Stamps(
+        data=out,
+        valid_fraction=valid.astype(np.float32),
+        edge=~inside,
+        channel_valid=channel_valid.astype(np.float32),
+    )
 
 
 def fit_stamp(

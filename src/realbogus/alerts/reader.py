@@ -5,7 +5,8 @@ Rubin messages), folders of such files, or in-memory Kafka message payloads (byt
 split into chunks of sources that worker processes decode (`concurrent.futures`); results come
 back in input order, the stamp pixels through a file in /dev/shm where there is one (cheaper for
 the receiving process than the result pipe). A bad packet never stops the batch: it becomes an
-`AlertFailure` with its file, record index and reason, and its row is simply absent from the table.
+`AlertFailure` with its file, record index and reason, and its row is absent from the decoded
+table (`score_alerts` gives it a score-table row with reliability NaN and that reason).
 """
 
 from __future__ import annotations
@@ -129,11 +130,15 @@ class AlertFailure(NamedTuple):
 
     `index` is the record's position in its file (0 for single messages), or None when the
     file as a whole is unreadable (not Avro, corrupt header) and no record could be counted.
+    `diaSourceId` is the alert's id where it was decoded (a refused conversion), and `status`
+    the score table's status of its row: "decode-failed", "unconvertible" or "wrong-survey".
     """
 
     file: str
     index: int | None
     reason: str
+    diaSourceId: int | None = None
+    status: str = "decode-failed"
 
 
 @dataclass(frozen=True)

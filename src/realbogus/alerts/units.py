@@ -136,9 +136,19 @@ def to_units(
     factors, reasons = unit_factors(batch.table, expected)
     keep = np.isfinite(factors)
     failures = [
-        AlertFailure(str(file), int(index), f"{reason}; model {version} expects {expected}")
-        for file, index, reason in zip(
-            batch.table["file"], batch.table["index"], reasons, strict=True
+        AlertFailure(
+            str(file),
+            int(index),
+            f"{reason}; model {version} expects {expected}",
+            int(source_id),
+            "unconvertible",
+        )
+        for file, index, source_id, reason in zip(
+            batch.table["file"],
+            batch.table["index"],
+            batch.table["diaSourceId"],
+            reasons,
+            strict=True,
         )
         if reason is not None
     ]
@@ -165,6 +175,7 @@ def to_units(
         negated = negated & table["isNegative"].fillna(False).to_numpy(bool)
         data[negated, 0] *= -1
     stamps = Stamps(data, batch.stamps.valid_fraction[keep], batch.stamps.edge[keep])
+    # (per-channel validity does not survive alert decoding: alerts carry valid_fraction only)
     table["unitFactor"] = factors[keep]
     table["skySubtracted"] = sky[:, 0]
     table["differenceNegated"] = negated

@@ -1,11 +1,15 @@
-"""Writing alert packets back with our reliability filled in, every other field unchanged.
+"""Writing alert packets back with our reliability beside the survey's, every other field unchanged.
 
 The output has the input's format: a Confluent message stays a Confluent message with the same
-schema id; a container file stays a container file with the same writer schema and codec.
-Rubin schemas have `diaSource.reliability` (and, from v11, `diaSource.reliabilityVersion`), which
-we fill. ZTF schemas have no such field: like brokers that annotate ZTF alerts, we add top-level
-nullable fields `reliability` (float) and `reliabilityVersion` (string) to the writer schema.
-Writes are atomic (temporary file, then `os.replace`).
+schema id; a container file stays a container file with the same codec. The survey's own score
+(Rubin's `diaSource.reliability` and `reliabilityVersion`, ZTF's `rb`, `drb`) is never touched.
+Where the format lets us extend the schema, a container file (its writer schema travels with it),
+we add top-level nullable fields `reliability` (float) and `reliabilityVersion` (string, our
+model's version), as brokers that annotate ZTF alerts do. A Confluent message's schema is fixed by
+its id (the official `lsst-alert-packet` schemas), with no field for a second score: it is
+copied unchanged. Either way `SIDE_TABLE` in the output folder lists every score written: the
+output `file`, the `source` file, `index`, `diaSourceId`, `reliability`, `reliabilityVersion`
+and `in_packet` (whether the packet carries it too). Writes are atomic.
 """
 
 from __future__ import annotations
@@ -22,19 +26,22 @@ import pandas as pd
 
 from ..errors import ConfigError, InputError
 from ..io.atomic import write_bytes
+from ..io.tables import write_table
 from ._avro import (
     CONFLUENT_MAGIC,
     CONTAINER_MAGIC,
     decode_confluent,
-    encode_confluent,
     read_container,
 )
 from .reader import AlertFailure
 
-__all__ = ["ZTF_ADDED_FIELDS", "rewrite_alert_bytes", "write_alerts"]
+__all__ = ["ADDED_FIELDS", "SIDE_TABLE", "ZTF_ADDED_FIELDS", "rewrite_alert_bytes", "write_alerts"]
 
-#: Top-level fields added to ZTF writer schemas to carry our score.
-ZTF_ADDED_FIELDS = (
+#: The table of every score written, in the output folder of `write_alerts`.
+SIDE_TABLE = "realbogus-reliability.parquet"
+
+#: Top-level fields added to container files' writer schemas to carry our score.
+ADDED_FIELDS = (
     {
         "name": "reliability",
         "type": ["null", "float"],
@@ -49,40 +56,31 @@ ZTF_ADDED_FIELDS = (
     },
 )
 
+#: The former name (ZTF files were the first to get them).
+ZTF_ADDED_FIELDS = ADDED_FIELDS
+
 Scores = Mapping[int, tuple[float, str]]
 
 
-def _fill(record: dict, score: tuple[float, str], *, where: str) -> None:
-    reliability, version = float(score[0]), str(score[1])
-    if "diaSource" in record:
-        source = record["diaSource"]
-        if "reliability" not in source:
-            msg = f"{where}: this Rubin schema has no diaSource.reliability field to fill"
-            raise InputError(msg)
-        source["reliability"] = reliability
-        if "reliabilityVersion" in source:
-            source["reliabilityVersion"] = version
-    else:
-        record["reliability"] = reliability
-        record["reliabilityVersion"] = version
-
-
-def _with_ztf_fields(schema_json: bytes) -> dict:
+def _with_added_fields(schema_json: bytes, where: str) -> dict:
     schema = json.loads(schema_json)
     names = {f["name"] for f in schema["fields"]}
-    schema["fields"] = schema["fields"] + [
-        dict(f) for f in ZTF_ADDED_FIELDS if f["name"] not in names
-    ]
+    taken = [f["name"] for f in ADDED_FIELDS if f["name"] in names]
+    if taken:
+        msg = f"{where}: the schema already has top-level field(s) {taken}; not overwritten"
+        raise InputError(msg)
+    schema["fields"] = schema["fields"] + [dict(f) for f in ADDED_FIELDS]
     return fastavro.parse_schema(schema)
 
 
 def rewrite_alert_bytes(
     buf: bytes, scores: Scores, *, where: str
 ) -> tuple[bytes, list[AlertFailure]]:
-    """Re-encode one alert file or message with `scores` {record index: (reliability, version)}.
+    """Re-encode one alert container file with `scores` {record index: (reliability, version)}
+    in `ADDED_FIELDS`; a Confluent message comes back unchanged (its schema has no field for it).
 
-    Records without a score are written unchanged (ZTF ones with null `reliability`); records
-    that do not decode are dropped from the output and reported.
+    Records without a score get null fields; records that do not decode are dropped from the
+    output and reported.
 
     Returns
     -------
@@ -91,10 +89,8 @@ def rewrite_alert_bytes(
     """
     failures: list[AlertFailure] = []
     if buf[:1] == CONFLUENT_MAGIC:
-        schema_id, record = decode_confluent(buf, where=where)
-        if 0 in scores:
-            _fill(record, scores[0], where=where)
-        return encode_confluent(record, schema_id), failures
+        decode_confluent(buf, where=where)  # a message that does not decode is not copied
+        return bytes(buf), failures
     if buf[:4] != CONTAINER_MAGIC:
         msg = f"{where}: neither an Avro container file nor a Confluent message"
         raise InputError(msg)
@@ -104,12 +100,11 @@ def rewrite_alert_bytes(
         if isinstance(record, InputError):
             failures.append(AlertFailure(where, index, f"{record}; not written"))
             continue
-        if index in scores:
-            _fill(record, scores[index], where=f"{where} record {index}")
+        reliability, version = scores.get(index, (None, None))
+        record["reliability"] = None if reliability is None else float(reliability)
+        record["reliabilityVersion"] = None if version is None else str(version)
         records.append(record)
-    schema = container.schema
-    if any("candidate" in r and "diaSource" not in r for r in records):
-        schema = _with_ztf_fields(container.metadata["avro.schema"])
+    schema = _with_added_fields(container.metadata["avro.schema"], where)
     stream = io.BytesIO()
     extra = {
         k: v.decode("utf-8", "replace")
@@ -123,7 +118,8 @@ def rewrite_alert_bytes(
 def write_alerts(
     scores: pd.DataFrame, out_dir: str | os.PathLike, *, overwrite: bool = False
 ) -> tuple[list[Path], list[AlertFailure]]:
-    """Write every scored alert file again under `out_dir` with our reliability filled in.
+    """Write every scored alert file again under `out_dir`, our reliability beside the survey's
+    (module docstring), and `SIDE_TABLE` listing every score written and its model version.
 
     Parameters
     ----------
@@ -169,17 +165,51 @@ def write_alerts(
     if not overwrite:
         existing = [str(t) for t in targets.values() if t.exists()]
         if existing:
-            msg = f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass overwrite=True or another folder"
+            msg = (
+                f"{len(existing)} output file(s) exist, e.g. {existing[0]}; choose another "
+                "--write-alerts folder (from Python: overwrite=True)"
+            )
             raise ConfigError(msg)
-    written = []
+    written, side = [], []
+    ids = _ids_by_record(scores)
     for file in on_disk:
         try:
             with open(file, "rb") as handle:
-                data, bad = rewrite_alert_bytes(handle.read(), groups[file], where=file)
+                buf = handle.read()
+            data, bad = rewrite_alert_bytes(buf, groups[file], where=file)
         except (InputError, OSError) as exc:
             failures.append(AlertFailure(file, None, f"not written: {exc}"))
             continue
         failures.extend(bad)
         write_bytes(targets[file], data)
         written.append(targets[file])
+        lost = {f.index for f in bad}
+        for index, (reliability, version) in sorted(groups[file].items()):
+            if index in lost:
+                continue
+            side.append(
+                {
+                    "file": str(targets[file].relative_to(out_dir)),
+                    "source": file,
+                    "index": index,
+                    "diaSourceId": ids.get((file, index)),
+                    "reliability": reliability,
+                    "reliabilityVersion": version,
+                    "in_packet": buf[:1] != CONFLUENT_MAGIC,
+                }
+            )
+    if side:
+        table = pd.DataFrame(side).astype({"diaSourceId": "Int64", "reliability": "float32"})
+        write_table(table, out_dir / SIDE_TABLE)
     return written, failures
+
+
+def _ids_by_record(scores: pd.DataFrame) -> dict[tuple[str, int], int]:
+    """{(file, index): diaSourceId} of the scored rows of a score table (empty without ids)."""
+    if "diaSourceId" not in scores:
+        return {}
+    return {
+        (str(f), int(i)): int(d)
+        for f, i, d in zip(scores["file"], scores["index"], scores["diaSourceId"], strict=True)
+        if not (pd.isna(i) or pd.isna(d))
+    }

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["console", "fail", "progress_bar"]
+__all__ = ["console", "fail", "progress_bar", "warnings_shown"]
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -31,6 +32,21 @@ def progress_bar(description: str) -> Iterator:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextlib.contextmanager
+def warnings_shown() -> Iterator[list]:
+    """Print each RealBogusWarning raised in the block as one 'warning:' line (after the block)."""
+    from ..errors import RealBogusWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RealBogusWarning)
+        try:
+            yield caught
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, RealBogusWarning):
+                    console.print(f"[bold yellow]warning:[/] {warning.message}", soft_wrap=True)
 
 
 def fail(error: Exception) -> typer.Exit:

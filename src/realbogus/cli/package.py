@@ -102,13 +102,32 @@ def package_import_rubin(
         Path, typer.Argument(help="Rubin package directory (*.pt + meta.yaml) or payload .zip.")
     ],
     out: Annotated[Path, typer.Argument(help="realbogus package directory (or .zip) to write.")],
-    cutoff: Annotated[float, typer.Option(help="Cutoff to record in the card.")] = 0.5,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="Version of the imported model (default: the original's plus '-import'; never the original's)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name in the card (default: kept).")] = None,
+    cutoff: Annotated[
+        float | None,
+        typer.Option(help="Cutoff to record (default: the exported card's, else 0.5)."),
+    ] = None,
 ) -> None:
-    """Import a Rubin meas_transiNet package (weights-only load; its arch.py is never run)."""
+    """Import a Rubin meas_transiNet package (weights-only load; its arch.py is never run).
+
+    A package exported by realbogus carries realbogus-card.json: its card (survey, pixel units,
+    cutoff) is kept, or the import is refused when the checkpoint changed since.
+    """
+    from ..model.package import load_package
     from ..model.rubin import import_rubin
 
     try:
-        import_rubin(rubin, out, cutoff=cutoff)
+        path = import_rubin(rubin, out, name=name, version=version, cutoff=cutoff)
+        card = load_package(path).card
     except RealBogusError as exc:
         raise fail(exc) from exc
-    console.print(f"imported {rubin} -> {out}")
+    console.print(
+        f"imported {rubin} -> {out}: version {card.version} (parent {card.parent}), "
+        f"survey {card.model_survey}, pixel units {card.pixel_units}, cutoff {card.cutoff:g}"
+    )

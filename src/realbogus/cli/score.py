@@ -71,9 +71,16 @@ def score(
         Path | None,
         typer.Option(
             "--write-alerts",
-            help="With alert packets: a folder to write them back to, reliability filled in.",
+            help="With alert packets: a folder to write them back to, our reliability beside the survey's (container files: top-level fields; all: realbogus-reliability.parquet).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Score alerts (or a --data set) of another survey than the model's; recorded in the reason column.",
+        ),
+    ] = False,
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -84,14 +91,16 @@ def score(
 ) -> None:
     """Score detections: alert packets (PATH...), a stamp dataset (--data), or FITS images plus a catalog.
 
-    Exit status 1 when some alert packets failed (after writing the rest, each failure reported).
+    Every input detection gets one row: scored, or reliability NaN with a `status` and `reason`.
+    Exit status 1 when some detection was not scored or some alert packet failed (after writing
+    everything else, each reason reported).
     """
     from ..inference.scorer import Scorer
     from ..io.dataset import open_dataset, sample_check_stamps
     from ..io.images import stamps_from_files
-    from ..io.tables import write_table
+    from ..io.tables import check_table_path, check_writable_folder, write_table
     from ..model.package import load_package
-    from ..workflows.score import score_dataset, score_images
+    from ..workflows.score import check_dataset_fits, score_dataset, score_images
 
     image_args = {
         "science": science,
@@ -100,6 +109,15 @@ def score(
         "catalog": catalog,
     }
     given = [k for k, v in image_args.items() if v is not None]
+    try:  # outputs first: a bad --out must not cost a whole scoring run
+        if scheduler is None:
+            check_table_path(out, flag="--out")
+        else:
+            check_writable_folder(out, flag="--out")
+        if write_alerts is not None:
+            check_writable_folder(write_alerts, flag="--write-alerts")
+    except RealBogusError as exc:
+        raise fail(exc) from exc
     if paths:
         if data is not None or given or scheduler is not None:
             console.print(
@@ -117,6 +135,7 @@ def score(
             backend=backend,
             threads=threads,
             precision=precision,
+            force=force,
         )
         return
     if precision != "fp32" and (int8 or scheduler is not None):
@@ -143,6 +162,7 @@ def score(
             from ..workflows.distributed import score_distributed
 
             dataset = open_dataset(data)
+            check_dataset_fits(package.card, dataset, force=force)
             check = sample_check_stamps(dataset) if int8 else None
             with progress_bar(f"scoring with {package.version} on {scheduler}") as progress:
                 run = score_distributed(
@@ -187,7 +207,7 @@ def score(
             )
         with progress_bar(f"scoring with {scorer.version}") as progress:
             if data is not None:
-                scores = score_dataset(scorer, open_dataset(data), progress=progress)
+                scores = score_dataset(scorer, open_dataset(data), progress=progress, force=force)
             else:
                 scores = score_images(scorer, **image_args, progress=progress)
         write_table(scores, out)
@@ -198,6 +218,22 @@ def score(
         f"scored {len(scores)} detections with {scorer.version}: {n_pass} pass the cutoff "
         f"{scorer.card.cutoff:g}, {int(scores['edge'].sum())} flagged edge -> {out}"
     )
+    report_not_scored(scores)
+
+
+def report_not_scored(scores) -> None:
+    """Count the rows that were not scored by status; exit status 1 when there are any."""
+    refused = scores["status"] != "scored"
+    if not refused.any():
+        return
+    counts = scores.loc[refused, "status"].value_counts()
+    first = scores.loc[refused, "reason"].iloc[0]
+    console.print(
+        f"[bold red]{int(refused.sum())} not scored[/] (reliability NaN; see the status and reason "
+        f"columns): {', '.join(f'{n} {k}' for k, n in counts.items())}; e.g. {first}",
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=1)
 
 
 def _score_alert_files(
@@ -211,9 +247,11 @@ def _score_alert_files(
     device: str,
     backend: str,
     threads: int | None,
+    force: bool,
     precision: str = "fp32",
 ) -> None:
-    """Score Rubin and ZTF alert packets; exit status 1 when some packets failed (after writing the rest)."""
+    """Score Rubin and ZTF alert packets; exit status 1 when some were not scored or not written
+    (after writing everything else)."""
     from ..alerts import write_alerts as write_packets
     from ..inference.scorer import Scorer
     from ..io.tables import write_table
@@ -234,7 +272,9 @@ def _score_alert_files(
         )
         _say_precision(scorer)
         with progress_bar(f"scoring alerts with {scorer.version}") as progress:
-            result = score_alert_files(scorer, paths, workers=workers, progress=progress)
+            result = score_alert_files(
+                scorer, paths, workers=workers, progress=progress, force=force
+            )
         write_table(result.table, out)
         failures = list(result.failures)
         written: list = []
@@ -243,8 +283,9 @@ def _score_alert_files(
             failures += write_failures
     except RealBogusError as exc:
         raise fail(exc) from exc
+    n_scored = int((result.table["status"] == "scored").sum())
     console.print(
-        f"scored {len(result.table)} alerts with {scorer.version}: "
+        f"scored {n_scored} of {len(result.table)} alerts with {scorer.version}: "
         f"{int(result.table['passes_cutoff'].sum())} pass the cutoff {scorer.card.cutoff:g} -> {out}"
         + (f"; wrote {len(written)} files -> {write_alerts}" if write_alerts is not None else "")
     )
@@ -253,6 +294,8 @@ def _score_alert_files(
         console.print(f"[bold red]failed:[/] {where}: {failure.reason}", soft_wrap=True)
     if failures:
         console.print(f"[bold red]{len(failures)} packet(s) or file(s) failed[/]")
+    report_not_scored(result.table)
+    if failures:
         raise typer.Exit(code=1)
 
 

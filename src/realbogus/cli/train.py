@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import RealBogusError
-from .common import console, fail, progress_bar
+from .common import console, fail, progress_bar, warnings_shown
 
 
 def train(
@@ -95,7 +95,7 @@ def train(
                 f"{report.val_loss:.4f}, purity {report.val_purity:.3f}, completeness {report.val_completeness:.3f}{mark}"
             )
 
-        with progress_bar("training") as progress:
+        with warnings_shown(), progress_bar("training") as progress:
             chosen = cutoff if cutoff == "auto" else float(cutoff)
             path = run_training(
                 data,

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_path
+from ..io.jsonfile import dumps_strict
 
 __all__ = [
     "STABILITY_RULES",
@@ -305,7 +306,9 @@ class CrowdLabels:
         path = Path(path)
         table = pa.Table.from_pandas(self.subjects, preserve_index=False)
         meta = dict(table.schema.metadata or {})
-        meta[_META_KEY] = json.dumps({"method": self.method, "config": self.config}).encode()
+        meta[_META_KEY] = dumps_strict(
+            {"method": self.method, "config": self.config}, indent=None
+        ).encode()
         table = table.replace_schema_metadata(meta)
         _atomic_parquet(table, path)
         return path

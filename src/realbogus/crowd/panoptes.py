@@ -112,7 +112,7 @@ def read_export(
     ids = sorted(raw["workflow_id"].unique(), key=lambda x: (len(x), x))
     if workflow_id is None:
         if len(ids) > 1:
-            msg = f"{path}: export holds workflows {ids}; choose one with workflow_id"
+            msg = f"{path}: export holds workflows {ids}; choose one with --workflow-id (from Python: workflow_id=)"
             raise InputError(msg)
     else:
         if str(workflow_id) not in ids:
@@ -295,6 +295,7 @@ def read_classifications(
     live = np.ones(n, dtype=bool)
     unknown: dict[str, int] = {}
     structured: tuple[str, object] | None = None
+    tasks: dict[str, int] = {}  # task keys seen, for the error when none is `task`
     for i, (cid, ann, meta) in enumerate(
         zip(rows["classification_id"], rows["annotations"], rows["metadata"], strict=True)
     ):
@@ -310,6 +311,9 @@ def read_classifications(
         state = info.get("subject_selection_state") or {}
         seen_before[i] = bool(state.get("already_seen")) or bool(info.get("seen_before"))
         live[i] = info.get("live_project", True) is not False
+        for e in entries:
+            if isinstance(e, dict) and "task" in e:
+                tasks[str(e["task"])] = tasks.get(str(e["task"]), 0) + 1
         entry = next((e for e in entries if isinstance(e, dict) and e.get("task") == task), None)
         if entry is None:
             dropped["task_absent"] += 1
@@ -332,7 +336,7 @@ def read_classifications(
         msg = (
             f"{path}: task {task} (e.g. classification {cid}) is {_task_kind(value)} task; "
             "realbogus reads a single-answer question task (Real/Bogus). Pick the question "
-            "task with task=, or export that workflow"
+            "task with --task (from Python: task=), or export that workflow"
         )
         raise InputError(msg)
     if unknown:
@@ -386,6 +390,16 @@ def read_classifications(
         dropped["duplicate"] = int(dup.sum())
         votes = votes[~dup]
     votes = votes.reset_index(drop=True)
+    if not len(votes):
+        kept = "" if workflow_id is None else f" of workflow {workflow_id}"
+        seen = ", ".join(f"{k} ({n})" for k, n in sorted(tasks.items())) or "none"
+        lost = ", ".join(f"{k} {n}" for k, n in dropped.items() if n)
+        msg = (
+            f"{path}: no classification left to aggregate from the {n} rows{kept} (dropped: "
+            f"{lost or 'none'}); task {task} was asked for, the annotations hold tasks {seen}: "
+            "choose one with --task (and --workflow-id, --workflow-version)"
+        )
+        raise InputError(msg)
     subjects = subjects[subjects["subject_id"].isin(votes["subject_id"])].reset_index(drop=True)
 
     if reference is not None:

@@ -130,7 +130,9 @@ def write_subjects(
         The full manifest.
     """
     if not 0 <= reference_fraction <= 1:
-        msg = f"reference_fraction must be in [0, 1]; got {reference_fraction}"
+        msg = (
+            f"--reference-fraction (reference_fraction) must be in [0, 1]; got {reference_fraction}"
+        )
         raise ConfigError(msg)
     if scale < 1:
         msg = f"scale must be >= 1; got {scale}"
@@ -138,7 +140,7 @@ def write_subjects(
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     out = Path(out)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     table = ds.table()
     if "diaSourceId" not in table.columns:

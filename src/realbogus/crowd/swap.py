@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..numeric import logit, sigmoid
 from .core import (
     STABILITY_RULES,
@@ -163,6 +163,14 @@ def swap(
         msg = "pass SWAP options either as config= or as keywords, not both"
         raise ConfigError(msg)
     pv = votes
+    if len(pv.y) and not (pv.gold >= 0).any():
+        msg = (
+            f"no reference subjects among the {pv.n_subjects} voted subjects: SWAP learns each "
+            "volunteer's skill from reference (gold) subjects and would leave every subject at its "
+            "prior; give a reference CSV with --reference (from Python: gold= / reference=), or "
+            "aggregate with --method majority or --method dawid-skene"
+        )
+        raise InputError(msg)
     gold_vote = pv.gold[pv.s]
     ref_real = gold_vote == 1
     ref_bogus = gold_vote == 0

@@ -16,7 +16,6 @@ first (the CLI's path).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -36,6 +35,7 @@ import pyarrow.csv as pacsv
 from .. import __version__
 from ..errors import ConfigError, InputError, RealBogusWarning
 from ..io.atomic import atomic_directory
+from ..io.jsonfile import dumps_strict, jsonable
 from ..report import FigureData, render_html, write_figures
 from ..report.alerts_section import alerts_html, write_alerts_section
 from ..report.gallery import StampLoader, write_galleries
@@ -150,24 +150,6 @@ def _flagged(table: pd.DataFrame) -> tuple[np.ndarray | None, str | None, str]:
     return None, None, ""
 
 
-def _jsonable(value: object) -> object:
-    """NaN/inf -> None, numpy scalars/arrays -> Python, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
-
-
 # ------------------------------------------------------------------------------ evaluate -----
 
 
@@ -249,10 +231,10 @@ def evaluate(
         msg = f"table must be a pandas DataFrame; got {type(table).__name__}"
         raise InputError(msg)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        msg = f"n_boot must be a non-negative integer; got {n_boot!r}"
+        msg = f"--n-boot (n_boot) must be a non-negative integer; got {n_boot!r}"
         raise ConfigError(msg)
     for name, v in (("min_purity", min_purity), ("min_completeness", min_completeness)):
         M._check_fraction(name, v)
@@ -380,8 +362,8 @@ def evaluate(
             }
             for rec in records
         ]
-        metrics = _jsonable(metrics)
-        text = json.dumps(metrics, indent=2, allow_nan=False)
+        metrics = jsonable(metrics)
+        text = dumps_strict(metrics)
         (tmp / "metrics.json").write_text(text + "\n")
         extra = alerts_html(metrics["alerts"], tmp) if alerts is not None else None
         (tmp / "report.html").write_text(

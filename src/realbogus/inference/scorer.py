@@ -1,8 +1,12 @@
 """The Scorer: batched inference of a model package, arrays in, score table out (no file I/O).
 
 Score table (docs/design.md): `diaSourceId`, `reliability` (float32), `reliabilityVersion`,
-`valid_fraction`, `edge`, `passes_cutoff` (reliability >= the card's cutoff). Every input row
-gets a row, in input order; nothing is dropped.
+`valid_fraction`, `edge`, `passes_cutoff` (reliability >= the card's cutoff), `status` and
+`reason`. Every input row gets a row, in input order; nothing is dropped. A row that is not
+scored (docs/design.md, "Input faults") has reliability NaN, `passes_cutoff` False, a `status`
+code other than "scored" and a `reason` in words: a stamp with a valid fraction under
+`MIN_VALID_FRACTION` or a channel without one valid pixel, or a row refused upstream (position
+off the image, an alert that cannot be converted).
 
 Backends: ONNX Runtime on the CPU (the default when installed; `realbogus.inference.onnx`),
 and torch (on a GPU when present). Precisions (`precision=`): fp32, the default (bit-reproducible
@@ -31,7 +35,7 @@ from ..errors import ConfigError, StampShapeError
 from ..model.package import ModelPackage
 from ..model.transforms import preprocess, preprocess_array
 from ..numeric import available_cores
-from ..stamps import Stamps, check_stamps
+from ..stamps import CHANNELS, Stamps, check_stamps
 from .bf16 import Bf16Network, Bf16Session
 from .onnx import (
     INT8_TOLERANCE,
@@ -45,7 +49,16 @@ from .onnx import (
 )
 from .precision import PRECISIONS, PrecisionCheck, check_precision
 
-__all__ = ["BACKENDS", "SCORE_COLUMNS", "Scorer", "resolve_device", "score_table"]
+__all__ = [
+    "BACKENDS",
+    "MIN_VALID_FRACTION",
+    "SCORE_COLUMNS",
+    "SCORED",
+    "Scorer",
+    "resolve_device",
+    "score_table",
+    "stamp_faults",
+]
 
 #: Inference backends; "auto" picks ONNX Runtime on CPU when installed, torch otherwise.
 BACKENDS = ("auto", "torch", "onnx")
@@ -57,7 +70,16 @@ SCORE_COLUMNS = (
     "edge",
     "passes_cutoff",
     "precision",
+    "status",
+    "reason",
 )
+#: `status` of a row that was scored; any other value comes with reliability NaN and a reason.
+SCORED = "scored"
+#: Stamps with fewer finite, on-image pixels than this fraction of 3 S^2 are not scored: less
+#: than a quarter of the box, e.g. a detection beyond an image corner, or mostly masked. Real
+#: alerts sit above it: Rubin's smallest cutouts (30 x 30 px in a 51 px stamp) give 0.35, and the
+#: lowest of the 608 ZTF alerts in shared/data is 0.46 (docs/design.md, "Input faults").
+MIN_VALID_FRACTION = 0.25
 Progress = Callable[[int, int], None]
 # A batch-size sweep of one single-threaded ONNX Runtime session (thread CPU time, 2 shared
 # cores) gave a few per cent more stamps per CPU-second at 16-32 stamps per call than at 256+;
@@ -75,7 +97,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         msg = f"device {device!r} requested but no CUDA GPU is available"
         raise ConfigError(msg)
     if device != "cpu" and not device.startswith("cuda"):
-        msg = f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
+        msg = f"--device (device) must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
         raise ConfigError(msg)
     return torch.device(device)
 
@@ -89,21 +111,68 @@ def score_table(
     valid_fraction: np.ndarray,
     edge: np.ndarray,
     precision: str = "fp32",
+    status: np.ndarray | None = None,
+    reason: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Assemble the score table; all arrays have shape (N,). `precision`: how the reliabilities
-    were computed ('fp32', 'bf16', 'int8'); `reliabilityVersion` stays the model's."""
-    reliability = np.asarray(reliability, dtype=np.float32)
+    """Assemble the score table; all arrays have shape (N,).
+
+    `precision`: how the reliabilities were computed ('fp32', 'bf16', 'int8');
+    `reliabilityVersion` stays the model's. `status` (default: all `SCORED`) and `reason`
+    (default: "") are strings; rows whose status is not `SCORED` get reliability NaN and never
+    pass the cutoff.
+    """
+    n = len(reliability)
+    status = np.full(n, SCORED, object) if status is None else np.asarray(status, object)
+    reason = np.full(n, "", object) if reason is None else np.asarray(reason, object)
+    reliability = np.where(status == SCORED, np.asarray(reliability, np.float32), np.nan)
+    reliability = reliability.astype(np.float32)
     return pd.DataFrame(
         {
             "diaSourceId": np.asarray(ids),
             "reliability": reliability,
-            "reliabilityVersion": pd.Series([version] * len(reliability), dtype="string"),
+            "reliabilityVersion": pd.Series([version] * n, dtype="string"),
             "valid_fraction": np.asarray(valid_fraction, dtype=np.float32),
             "edge": np.asarray(edge, dtype=bool),
             "passes_cutoff": reliability >= cutoff,
             "precision": pd.Series([precision] * len(reliability), dtype="string"),
+            "status": pd.Series(status, dtype="string"),
+            "reason": pd.Series(reason, dtype="string"),
         }
     )
+
+
+def stamp_faults(
+    stamps: Stamps, status: np.ndarray | None = None, reason: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Status and reason of each stamp (object arrays of shape (N,)): `SCORED`, or why not.
+
+    Rows refused upstream (`status` not `SCORED`) keep their status and reason; the others are
+    refused when no pixel is valid ("no-valid-pixels"), when one channel has no valid pixel
+    (where `stamps.channel_valid` is known), or when `valid_fraction` < `MIN_VALID_FRACTION`
+    ("low-valid-fraction").
+    """
+    n = len(stamps)
+    status = np.full(n, SCORED, object) if status is None else np.asarray(status, object).copy()
+    reason = np.full(n, "", object) if reason is None else np.asarray(reason, object).copy()
+    if status.shape != (n,) or reason.shape != (n,):
+        msg = f"status and reason must have shape ({n},) to match the stamps; got {status.shape}, {reason.shape}"
+        raise StampShapeError(msg)
+    open_ = status == SCORED
+    valid = np.asarray(stamps.valid_fraction, np.float32)
+    low = open_ & (valid < MIN_VALID_FRACTION)
+    status[low] = "low-valid-fraction"
+    for i in np.flatnonzero(low):
+        reason[i] = f"valid fraction {valid[i]:.3f} is below the floor {MIN_VALID_FRACTION:g}"
+    blank = open_ & (valid <= 0)
+    if stamps.channel_valid is not None:
+        empty = np.asarray(stamps.channel_valid) <= 0
+        for i in np.flatnonzero(open_ & empty.any(axis=1) & ~blank):
+            status[i] = "no-valid-pixels"
+            names = ", ".join(n for n, e in zip(CHANNELS, empty[i], strict=True) if e)
+            reason[i] = f"no valid pixel in the {names} stamp"
+    status[blank] = "no-valid-pixels"
+    reason[blank] = "no finite, on-image pixel in the stamp"
+    return status, reason
 
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
@@ -174,7 +243,7 @@ class Scorer:
         precision: str = "fp32",
     ) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            msg = f"batch_size must be a positive integer; got {batch_size!r}"
+            msg = f"--batch-size (batch_size) must be a positive integer; got {batch_size!r}"
             raise ConfigError(msg)
         if precision not in PRECISIONS:
             msg = f"precision must be one of {PRECISIONS}; got {precision!r}"
@@ -189,10 +258,10 @@ class Scorer:
             )
             raise ConfigError(msg)
         if backend not in BACKENDS:
-            msg = f"backend must be one of {BACKENDS}; got {backend!r}"
+            msg = f"--backend (backend) must be one of {BACKENDS}; got {backend!r}"
             raise ConfigError(msg)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
-            msg = f"threads must be a positive integer; got {threads!r}"
+            msg = f"--threads (threads) must be a positive integer; got {threads!r}"
             raise ConfigError(msg)
         self.package = package
         self.card = package.card
@@ -372,14 +441,39 @@ class Scorer:
         return self.card.conditions.apply(reliability, data)
 
     def score_stamps(
-        self, stamps: Stamps, ids: np.ndarray, *, progress: Progress | None = None
+        self,
+        stamps: Stamps,
+        ids: np.ndarray,
+        *,
+        status: np.ndarray | None = None,
+        reason: np.ndarray | None = None,
+        progress: Progress | None = None,
     ) -> pd.DataFrame:
-        """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,)."""
+        """The score table for `stamps`, one row per stamp in order, `ids` of shape (N,).
+
+        `status`, `reason` (shape (N,), optional): rows already refused upstream (status other
+        than `SCORED`); they and stamps that fail `stamp_faults` get reliability NaN.
+        """
+        if not isinstance(stamps, Stamps):
+            msg = (
+                f"stamps must be a realbogus.stamps.Stamps (from cut_stamps or fit_stamp); got "
+                f"{type(stamps).__name__}: for a bare (N, 3, S, S) array use Scorer.predict"
+            )
+            raise StampShapeError(msg)
         ids = np.asarray(ids)
         if ids.shape != (len(stamps),):
             msg = f"ids must have shape ({len(stamps)},) to match the stamps; got {ids.shape}"
             raise StampShapeError(msg)
-        reliability = self.predict(stamps.data, progress=progress)
+        status, reason = stamp_faults(stamps, status, reason)
+        scored = status == SCORED
+        if scored.all():
+            reliability = self.predict(stamps.data, progress=progress)
+        else:  # rows not scored are never run through the network
+            reliability = np.full(len(stamps), np.nan, np.float32)
+            if scored.any():
+                reliability[scored] = self.predict(
+                    np.ascontiguousarray(stamps.data[scored]), progress=progress
+                )
         return score_table(
             ids,
             reliability,
@@ -388,6 +482,8 @@ class Scorer:
             valid_fraction=stamps.valid_fraction,
             edge=stamps.edge,
             precision=self.precision,
+            status=status,
+            reason=reason,
         )
 
     def score_part(

@@ -57,19 +57,33 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; if the block succeeds it replaces `path`.
 
     A crash leaves the earlier `path` (if any) untouched and no temporary directory behind. The
-    result gets 0777 less the umask (mkdtemp makes 0700).
+    result gets 0777 less the umask (mkdtemp makes 0700), its files 0666 less the umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, file_mode(directory=True))
+        _set_modes(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _set_modes(folder: Path) -> None:
+    """Give `folder`, and everything written in it, the modes the umask gives new files and
+    folders: some writers (safetensors, tempfile) create 0600 files whatever the umask."""
+    files, folders = file_mode(), file_mode(directory=True)
+    for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), folders)
+        for name in names:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                os.chmod(full, files)
+    os.chmod(folder, folders)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

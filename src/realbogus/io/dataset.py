@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..stamps import CHANNELS, Stamps
 from .atomic import atomic_directory
+from .jsonfile import dumps_strict
 
 __all__ = [
     "MANIFEST",
@@ -91,7 +92,7 @@ def write_dataset(
         msg = f"table must not already hold the stamp columns {clash}"
         raise InputError(msg)
     if path.exists() and not overwrite:
-        msg = f"{path} already exists; choose another path or pass overwrite=True"
+        msg = f"{path} already exists; choose another path or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
 
     with atomic_directory(path) as tmp:
@@ -118,7 +119,7 @@ def write_dataset(
             "content_hash": "sha256:" + digest.hexdigest(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        (tmp / MANIFEST).write_text(dumps_strict(manifest, default=_json_default))
     return path
 
 

@@ -18,10 +18,10 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..errors import InputError
-from ..stamps import Stamps, cut_stamps
+from ..stamps import Stamps, box_extent, cut_stamps
 from .tables import read_table
 
-__all__ = ["Image", "read_image", "read_catalog", "stamps_from_files"]
+__all__ = ["Image", "position_faults", "read_image", "read_catalog", "stamps_from_files"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,13 @@ def read_catalog(path: str | os.PathLike, *, wcs: WCS | None = None) -> pd.DataF
     else:
         msg = f"{path}: catalog needs columns x, y or ra, dec; has {list(catalog.columns)}"
         raise InputError(msg)
-    catalog = catalog.assign(x=catalog["x"].astype(float), y=catalog["y"].astype(float))
+    try:
+        catalog = catalog.assign(
+            x=pd.to_numeric(catalog["x"]).astype(float), y=pd.to_numeric(catalog["y"]).astype(float)
+        )
+    except (TypeError, ValueError) as exc:
+        msg = f"{path}: catalog columns x, y must be numbers (NaN allowed): {exc}"
+        raise InputError(msg) from exc
     if "diaSourceId" not in catalog:
         catalog.insert(0, "diaSourceId", np.arange(len(catalog), dtype=np.int64))
     return catalog.reset_index(drop=True)
@@ -146,18 +152,62 @@ def stamps_from_files(
 ) -> tuple[pd.DataFrame, Stamps]:
     """Read the three images and a catalog and cut (N, 3, size, size) triplets.
 
-    Returns the catalog (with `x`, `y`, `diaSourceId`) and the stamps, row for row.
+    Returns the catalog (with `x`, `y`, `diaSourceId`, and `status`, `reason`: "scored" and ""
+    or why the row cannot be scored, "bad-position" or "off-image") and the stamps, row for row.
+    Whole-input faults are errors before any stamp is cut: images of different shapes, an image
+    without one finite pixel (docs/design.md, "Input faults").
     """
-    sci = read_image(science)
-    tmpl = read_image(template)
-    diff = read_image(difference)
-    for name, image in (("template", tmpl), ("difference", diff)):
-        if image.data.shape != sci.data.shape:
+    paths = {"science": science, "template": template, "difference": difference}
+    images = {name: read_image(path) for name, path in paths.items()}
+    shape = images["science"].data.shape
+    for name, image in images.items():
+        if image.data.shape != shape:
             msg = (
-                f"{name} image {image.data.shape} and science image {sci.data.shape} "
-                f"({science}) must have the same shape"
+                f"--{name} {paths[name]}: image shape {image.data.shape} differs from the "
+                f"--science image's {shape}; give the three images on one pixel grid"
             )
             raise InputError(msg)
-    table = read_catalog(catalog, wcs=sci.wcs)
-    stamps = cut_stamps(diff.data, sci.data, tmpl.data, table["x"], table["y"], size=size)
+        if not _any_finite(image.data):
+            msg = (
+                f"--{name} {paths[name]}: the image has no finite pixels (all NaN or inf), so "
+                "nothing on it can be scored; give the right file"
+            )
+            raise InputError(msg)
+    table = read_catalog(catalog, wcs=images["science"].wcs)
+    status, reason = position_faults(table["x"].to_numpy(), table["y"].to_numpy(), shape, size)
+    table = table.assign(status=status, reason=reason)
+    stamps = cut_stamps(
+        images["difference"].data,
+        images["science"].data,
+        images["template"].data,
+        table["x"],
+        table["y"],
+        size=size,
+    )
     return table, stamps
+
+
+def _any_finite(data: np.ndarray) -> bool:
+    """True when some pixel is finite; row by row, so a clean image is decided at once."""
+    return any(np.isfinite(row).any() for row in data)
+
+
+def position_faults(
+    x: np.ndarray, y: np.ndarray, shape: tuple[int, int], size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Status and reason (object arrays of shape (N,)) of catalog positions on an image of
+    `shape` (H, W): "scored" and "", "bad-position" (x or y not finite) or "off-image" (the
+    size x size box around (x, y) has no pixel on the image)."""
+    *_, on_image, finite = box_extent(x, y, shape, size)
+    status = np.full(len(x), "scored", object)
+    reason = np.full(len(x), "", object)
+    status[~finite] = "bad-position"
+    reason[~finite] = "position x, y is not finite"
+    off = finite & (on_image == 0)
+    status[off] = "off-image"
+    for i in np.flatnonzero(off):
+        reason[i] = (
+            f"position ({x[i]:g}, {y[i]:g}) puts the {size} px stamp off the image "
+            f"({shape[1]} x {shape[0]} px)"
+        )
+    return status, reason

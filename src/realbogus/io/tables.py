@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import InputError
 from .atomic import atomic_path
 
-__all__ = ["TABLE_FORMATS", "read_table", "write_table"]
+__all__ = ["TABLE_FORMATS", "check_table_path", "read_table", "write_table"]
 
 TABLE_FORMATS = (".parquet", ".csv", ".fits")
 
@@ -24,6 +24,40 @@ def _format(path: Path) -> str:
         msg = f"{path}: unknown table format {path.suffix!r}; use one of {TABLE_FORMATS}"
         raise InputError(msg)
     return suffix
+
+
+def check_table_path(path: str | os.PathLike, *, flag: str = "--out") -> Path:
+    """Check, before any work, that a table can be written at `path` (given as CLI `flag`).
+
+    The extension must name a format (`TABLE_FORMATS`) and the nearest existing folder on the way
+    must be a writable folder (missing folders are made when writing). Raises `InputError`.
+    """
+    path = Path(path)
+    try:
+        _format(path)
+    except InputError as exc:
+        msg = f"{flag} {exc}"
+        raise InputError(msg) from exc
+    if path.is_dir():
+        msg = f"{flag} {path}: is a folder; give a file name ending in one of {TABLE_FORMATS}"
+        raise InputError(msg)
+    return check_writable_folder(path, flag=flag)
+
+
+def check_writable_folder(path: str | os.PathLike, *, flag: str = "--out") -> Path:
+    """Check that `path` can be created: its nearest existing ancestor is a writable folder and
+    `path` itself is not an existing folder when a file is meant (raises `InputError`)."""
+    path = Path(path)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        msg = f"{flag} {path}: {parent} is not a folder; choose another path"
+        raise InputError(msg)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        msg = f"{flag} {path}: the folder {parent} is not writable; choose another path"
+        raise InputError(msg)
+    return path
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -19,10 +19,23 @@ from .architectures import ARCHITECTURES
 from .conditions import ConditionCorrection
 from .transforms import TRANSFORMS
 
-__all__ = ["CARD", "FORMAT_VERSION", "ModelCard"]
+__all__ = ["CARD", "FORMAT_VERSION", "ModelCard", "survey_family"]
 
 CARD = "card.json"
 FORMAT_VERSION = 1
+#: Card names that, on cards written before `survey` existed, name the survey (the built-ins).
+_SURVEY_NAMES = ("rubin", "ztf")
+
+
+def survey_family(name: str | None) -> str | None:
+    """The survey a simulation preset or alert stream belongs to: "rubin" for "rubin" and
+    "rubin-small" (any "rubin-..."), likewise "ztf"; other names as given; None stays None."""
+    if name is None:
+        return None
+    for survey in _SURVEY_NAMES:
+        if name == survey or name.startswith(f"{survey}-"):
+            return survey
+    return name
 
 
 class ModelCard(BaseModel):
@@ -40,6 +53,8 @@ class ModelCard(BaseModel):
     preprocessing: str = "none"
     preprocessing_scale: list[float] | None = None
     pixel_units: str | None = None
+    #: The survey whose data the model was trained for ("rubin", "ztf", ...); None: not stated.
+    survey: str | None = None
     cutoff: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Observing-condition correction of the network's scores (`realbogus.model.conditions`), if any.
     conditions: ConditionCorrection | None = None
@@ -50,6 +65,14 @@ class ModelCard(BaseModel):
     #: The realbogus version that wrote this card (None on cards written before 0.2.0).
     code_version: str | None = None
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def model_survey(self) -> str | None:
+        """The survey the model is for: `survey`, else (cards written before it existed) the
+        card's `name` when that is a survey's name (the built-in packages), else None."""
+        if self.survey is not None:
+            return survey_family(self.survey)
+        return self.name if self.name in _SURVEY_NAMES else None
 
     @field_validator("format_version")
     @classmethod

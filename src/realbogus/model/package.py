@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from .. import __version__
 from ..errors import PackageError
 from ..io.atomic import atomic_directory, atomic_path
+from ..io.jsonfile import dumps_strict
 from .architectures import build_model
 from .card import CARD, ModelCard
 
@@ -183,7 +184,9 @@ def save_package(
     """Write a package directory atomically (or a .zip when `path` ends in .zip)."""
     path = Path(path)
     if path.exists() and not overwrite:
-        msg = f"{path} already exists; choose another path or pass overwrite=True"
+        msg = (
+            f"{path} already exists; choose another path or remove it (from Python: overwrite=True)"
+        )
         raise PackageError(msg)
     reference = build_model(card.architecture, card.stamp_size, len(card.channels)).state_dict()
     state = {
@@ -210,7 +213,7 @@ def save_package(
 
 def _write_directory(folder: Path, state: dict[str, torch.Tensor], card: ModelCard) -> None:
     save_file(state, str(folder / WEIGHTS), metadata={"realbogus_version": card.version})
-    (folder / CARD).write_text(json.dumps(card.model_dump(), indent=2) + "\n")
+    (folder / CARD).write_text(dumps_strict(card.model_dump()) + "\n")
     _load_directory(folder)  # never publish a package that does not load back
 
 

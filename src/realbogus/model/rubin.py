@@ -5,11 +5,20 @@ Rubin's layout is a checkpoint `*.pt` holding `model_state_dict`, a `meta.yaml` 
 the network's source from its architecture's layers (`architectures.torch_source`) and, since
 Rubin's interface feeds raw pixels, the card's transform inside the network. Import reads the
 checkpoint with `torch.load(weights_only=True)` and never runs the architecture file.
+
+Rubin's `meta.yaml` cannot hold our card (survey, pixel units, cutoff, parent, metrics), so export
+also writes `REALBOGUS_CARD` beside Rubin's files (a zip member of that name in a payload zip):
+our card and the sha256 of the checkpoint it belongs to. Import reads it back and keeps every
+field, or refuses when the checkpoint changed since. An imported model never reuses the version
+it was exported as: it gets `--version`, by default the original's plus `IMPORT_SUFFIX`, and its
+parent is the original.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -25,9 +34,19 @@ from .card import ModelCard
 from .package import MAX_WEIGHTS_BYTES, ModelPackage, save_package
 from .transforms import TRANSFORMS, get_transform
 
-__all__ = ["export_rubin", "import_rubin", "rubin_files"]
+__all__ = ["IMPORT_SUFFIX", "REALBOGUS_CARD", "export_rubin", "import_rubin", "rubin_files"]
 
-_FILE_NAMES = {"checkpoint": "checkpoint.pt", "metadata": "meta.yaml", "architecture": "arch.py"}
+#: Our card, written beside Rubin's files (and as a payload zip member of that name).
+REALBOGUS_CARD = "realbogus-card.json"
+#: Appended to the original version of an imported model (unless a version is given).
+IMPORT_SUFFIX = "-import"
+
+_FILE_NAMES = {
+    "checkpoint": "checkpoint.pt",
+    "metadata": "meta.yaml",
+    "architecture": "arch.py",
+    "card": REALBOGUS_CARD,
+}
 
 
 def _arch_source(package: ModelPackage) -> str:
@@ -65,7 +84,8 @@ def _arch_source(package: ModelPackage) -> str:
 
 
 def rubin_files(package: ModelPackage) -> dict[str, bytes]:
-    """The three members of Rubin's layout: {"checkpoint", "metadata", "architecture"} -> bytes."""
+    """The three members of Rubin's layout and our card: {"checkpoint", "metadata",
+    "architecture", "card"} -> bytes."""
     card = package.card
     if card.conditions is not None:
         msg = (
@@ -87,22 +107,30 @@ def rubin_files(package: ModelPackage) -> dict[str, bytes]:
         "input_shape": [card.stamp_size, card.stamp_size, len(card.channels)],
         "input_scale_factor": [1.0] * len(card.channels),
     }
+    checkpoint = buffer.getvalue()
+    ours = {
+        "format": "realbogus card beside a Rubin meas_transiNet package",
+        "checkpoint_sha256": hashlib.sha256(checkpoint).hexdigest(),
+        "card": json.loads(card.model_dump_json()),
+    }
     return {
-        "checkpoint": buffer.getvalue(),
+        "checkpoint": checkpoint,
         "metadata": yaml.safe_dump(meta, sort_keys=False).encode(),
         "architecture": _arch_source(package).encode(),
+        "card": (json.dumps(ours, indent=2, allow_nan=False) + "\n").encode(),
     }
 
 
 def export_rubin(package: ModelPackage, out: str | os.PathLike) -> Path:
     """Export to Rubin's layout: a directory (`arch.py`, `checkpoint.pt`, `meta.yaml`), or, for an
-    `out` ending in .zip, the Butler payload zip (members checkpoint, architecture, metadata)."""
+    `out` ending in .zip, the Butler payload zip (members checkpoint, architecture, metadata);
+    with our card beside them (`REALBOGUS_CARD`)."""
     out = Path(out)
     files = rubin_files(package)
     if out.suffix.lower() == ".zip":
         with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w") as archive:
             for name, data in files.items():
-                archive.writestr(name, data)
+                archive.writestr(REALBOGUS_CARD if name == "card" else name, data)
         return out
     with atomic_directory(out) as tmp:
         for key, data in files.items():
@@ -131,8 +159,9 @@ def _matching_architecture(state: dict, size: int, where: str) -> Architecture:
     return fits[0]
 
 
-def _read_rubin(path: Path) -> tuple[bytes, bytes, str]:
-    """(checkpoint bytes, meta.yaml bytes, where) from a Rubin package directory or zip."""
+def _read_rubin(path: Path) -> tuple[bytes, bytes, str, bytes | None]:
+    """(checkpoint bytes, meta.yaml bytes, where, our card's bytes or None) from a Rubin package
+    directory or zip."""
     if path.is_dir():
         checkpoints = sorted(path.glob("*.pt")) + sorted(path.glob("*.pth"))
         metas = sorted(path.glob("meta*.yaml"))
@@ -143,7 +172,9 @@ def _read_rubin(path: Path) -> tuple[bytes, bytes, str]:
             if file.stat().st_size > MAX_WEIGHTS_BYTES:
                 msg = f"{file}: over the {MAX_WEIGHTS_BYTES}-byte limit"
                 raise PackageError(msg)
-        return checkpoints[0].read_bytes(), metas[0].read_bytes(), str(checkpoints[0])
+        ours = path / REALBOGUS_CARD
+        card = ours.read_bytes() if ours.is_file() else None
+        return checkpoints[0].read_bytes(), metas[0].read_bytes(), str(checkpoints[0]), card
     try:
         with zipfile.ZipFile(path) as archive:
             infos = {i.filename: i for i in archive.infolist()}
@@ -154,7 +185,13 @@ def _read_rubin(path: Path) -> tuple[bytes, bytes, str]:
                 if infos[name].file_size > MAX_WEIGHTS_BYTES:
                     msg = f"{path}: member {name} is over the {MAX_WEIGHTS_BYTES}-byte limit"
                     raise PackageError(msg)
-            return archive.read("checkpoint"), archive.read("metadata"), f"{path}:checkpoint"
+            card = archive.read(REALBOGUS_CARD) if REALBOGUS_CARD in infos else None
+            return (
+                archive.read("checkpoint"),
+                archive.read("metadata"),
+                f"{path}:checkpoint",
+                card,
+            )
     except (zipfile.BadZipFile, OSError) as exc:
         msg = f"{path}: not a Rubin package directory or payload zip ({exc})"
         raise PackageError(msg) from exc
@@ -166,7 +203,7 @@ def import_rubin(
     *,
     name: str | None = None,
     version: str | None = None,
-    cutoff: float = 0.5,
+    cutoff: float | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Import a Rubin `meas_transiNet` package into a realbogus package at `out`.
@@ -174,13 +211,18 @@ def import_rubin(
     The checkpoint is read with ``torch.load(weights_only=True)``; the architecture file is
     never executed: the state dict must fit exactly one registered architecture at the stamp
     size of `meta.yaml` (`input_shape`), and a scale buffer of an exported network names its
-    transform (`Transform.rubin_buffer`). `version` defaults to the package's own.
+    transform (`Transform.rubin_buffer`).
+
+    A package we exported carries `REALBOGUS_CARD`: its card is kept whole (survey, pixel units,
+    cutoff, metrics), or the import is refused when the checkpoint changed since the export.
+    `version` defaults to the original version plus `IMPORT_SUFFIX` and may not equal it; the
+    original becomes the parent. `cutoff` defaults to the card's (0.5 without one).
     """
     rubin = Path(rubin)
     if not rubin.exists():
         msg = f"{rubin}: no such Rubin package"
         raise PackageError(msg)
-    checkpoint_bytes, meta_bytes, where = _read_rubin(rubin)
+    checkpoint_bytes, meta_bytes, where, ours_bytes = _read_rubin(rubin)
     try:
         meta = yaml.safe_load(meta_bytes)
     except yaml.YAMLError as exc:
@@ -220,17 +262,74 @@ def import_rubin(
     model = architecture.build(size, len(CHANNELS))
     model.load_state_dict(state, strict=True)
     scale = [float(s) for s in meta["input_scale_factor"]]
-    card = ModelCard(
-        name=name or f"rubin-{meta['version']}",
-        version=version or str(meta["version"]),
-        architecture=architecture.id,
-        stamp_size=int(shape[0]),
-        # Rubin's interface ignores input_scale_factor; so do we.
-        preprocessing=preprocessing,
-        preprocessing_scale=scale_buffer,
-        description=str(meta["description"]),
-        cutoff=cutoff,
-        hyperparameters={"rubin_input_scale_factor": scale},
-        training_data={"imported_from": str(rubin)},
-    )
+    original = str(meta["version"])
+    ours = _our_card(ours_bytes, checkpoint_bytes, rubin) if ours_bytes is not None else None
+    if ours is not None:
+        original = ours.version
+    version = version or f"{original}{IMPORT_SUFFIX}"
+    if version == original:
+        msg = (
+            f"{rubin}: an imported model may not reuse the version {original!r} it was exported "
+            "as; give another --version"
+        )
+        raise PackageError(msg)
+    if ours is not None:
+        derived = {
+            "architecture": architecture.id,
+            "stamp_size": size,
+            "preprocessing": preprocessing,
+        }
+        for key, value in derived.items():
+            if getattr(ours, key) != value:
+                msg = (
+                    f"{rubin}: {REALBOGUS_CARD} says {key} {getattr(ours, key)!r} but the "
+                    f"checkpoint and meta.yaml give {value!r}; remove {REALBOGUS_CARD} to import "
+                    "the Rubin files alone"
+                )
+                raise PackageError(msg)
+        card = ours.model_copy(
+            update={
+                "name": name or ours.name,
+                "version": version,
+                "parent": original,
+                "preprocessing_scale": scale_buffer,
+                "cutoff": ours.cutoff if cutoff is None else cutoff,
+                "training_data": {**ours.training_data, "imported_from": str(rubin)},
+            }
+        )
+        card = ModelCard.model_validate(card.model_dump())
+    else:
+        card = ModelCard(
+            name=name or f"rubin-{original}",
+            version=version,
+            parent=original,
+            architecture=architecture.id,
+            stamp_size=size,
+            # Rubin's interface ignores input_scale_factor; so do we.
+            preprocessing=preprocessing,
+            preprocessing_scale=scale_buffer,
+            description=str(meta["description"]),
+            cutoff=0.5 if cutoff is None else cutoff,
+            hyperparameters={"rubin_input_scale_factor": scale},
+            training_data={"imported_from": str(rubin)},
+        )
     return save_package(out, model, card, overwrite=overwrite)
+
+
+def _our_card(data: bytes, checkpoint: bytes, rubin: Path) -> ModelCard:
+    """The card of `REALBOGUS_CARD`, checked against the checkpoint it was written with."""
+    try:
+        ours = json.loads(data)
+        card = ModelCard.model_validate(ours["card"])
+        digest = str(ours["checkpoint_sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"{rubin}: {REALBOGUS_CARD} is not a valid realbogus card ({exc})"
+        raise PackageError(msg) from exc
+    if hashlib.sha256(checkpoint).hexdigest() != digest:
+        msg = (
+            f"{rubin}: the checkpoint has changed since {card.version} was exported with "
+            f"{REALBOGUS_CARD}, so its card no longer describes it; remove {REALBOGUS_CARD} to "
+            "import it as a new model (give --version and --cutoff)"
+        )
+        raise PackageError(msg)
+    return card

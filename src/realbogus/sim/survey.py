@@ -12,7 +12,6 @@ Output directory layout (``out``):
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_path, file_mode, write_text
 from ..io.dataset import write_dataset
+from ..io.jsonfile import dumps_strict
 from ..io.tables import write_table
 from ..stamps import Stamps
 from .config import SimConfig, load_config
@@ -133,11 +133,11 @@ def simulate_survey(
         msg = f"seed must be a non-negative integer; got {seed!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
-        msg = f"workers must be a positive integer or None; got {workers!r}"
+        msg = f"--workers (workers) must be a positive integer or None; got {workers!r}"
         raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not overwrite:
-        msg = f"{out} already exists; choose another path or pass overwrite=True"
+        msg = f"{out} already exists; choose another path or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     plan = plan_fields(int(n_visits), cfg.epochs_per_field)
     n_workers = min(workers or os.cpu_count() or 1, len(plan))
@@ -222,7 +222,7 @@ def simulate_survey(
             out / "config.yaml",
             yaml.safe_dump({"survey": cfg.name, **cfg.to_dict()}, sort_keys=False),
         )
-        write_text(out / "summary.json", json.dumps(summary, indent=2))
+        write_text(out / "summary.json", dumps_strict(summary))
         if preview and len(table):
             from .preview import write_preview
 

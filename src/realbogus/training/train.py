@@ -33,7 +33,7 @@ from ..evaluation import metrics
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
 from ..model.architectures import Network, build_model, get_architecture
-from ..model.card import ModelCard
+from ..model.card import ModelCard, survey_family
 from ..model.package import ModelPackage, load_package, save_package
 from ..model.transforms import PREPROCESSING, preprocess_pixels
 from ..numeric import mad_sigma
@@ -42,6 +42,8 @@ __all__ = [
     "TrainConfig",
     "EpochReport",
     "StampTorchDataset",
+    "MIN_CUTOFF_AUC",
+    "MIN_CUTOFF_ROWS",
     "choose_cutoff",
     "epoch_lr",
     "mask_blocks",
@@ -99,22 +101,22 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                msg = f"TrainConfig.{name} must be a positive integer; got {value!r}"
+                msg = f"--{name.replace('_', '-')} (TrainConfig.{name}) must be a positive integer; got {value!r}"
                 raise ConfigError(msg)
         if not self.lr > 0 or not self.weight_decay >= 0:
-            msg = f"TrainConfig needs lr > 0 and weight_decay >= 0; got {self.lr}, {self.weight_decay}"
+            msg = f"--lr must be > 0 and --weight-decay >= 0 (TrainConfig.lr, .weight_decay); got {self.lr}, {self.weight_decay}"
             raise ConfigError(msg)
         if not 0 < self.threshold < 1:
-            msg = f"TrainConfig.threshold must be in (0, 1); got {self.threshold}"
+            msg = f"TrainConfig.threshold (Python only) must be in (0, 1); got {self.threshold}"
             raise ConfigError(msg)
         if not 0 <= self.mask_augment <= 1:
-            msg = f"TrainConfig.mask_augment must be a probability in [0, 1]; got {self.mask_augment!r}"
+            msg = f"--mask-augment (TrainConfig.mask_augment) must be a probability in [0, 1]; got {self.mask_augment!r}"
             raise ConfigError(msg)
         if self.lr_schedule not in LR_SCHEDULES:
-            msg = f"TrainConfig.lr_schedule must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
+            msg = f"--lr-schedule (TrainConfig.lr_schedule) must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
             raise ConfigError(msg)
         if self.preprocessing not in (None, *PREPROCESSING):
-            msg = f"TrainConfig.preprocessing must be one of {list(PREPROCESSING)} or None; got {self.preprocessing!r}"
+            msg = f"--preprocessing (TrainConfig.preprocessing) must be one of {list(PREPROCESSING)} or None; got {self.preprocessing!r}"
             raise ConfigError(msg)
 
 
@@ -340,6 +342,12 @@ def _evaluate(
     return total / max(len(indices), 1), reliability[order]
 
 
+#: Fewest Real and fewest Bogus validation rows a cutoff is chosen from.
+MIN_CUTOFF_ROWS = 10
+#: Below this validation ROC AUC an automatic cutoff is warned about.
+MIN_CUTOFF_AUC = 0.6
+
+
 def choose_cutoff(
     labels: np.ndarray, scores: np.ndarray, snr: np.ndarray | None = None
 ) -> tuple[float, str]:
@@ -347,13 +355,33 @@ def choose_cutoff(
 
     On detections with SNR > 5 (all when `snr` is None): the middle of the OSS-REQ-0353 window
     (purity >= 0.95 and completeness >= 0.90) when there is one, a margin against both edges;
-    else the P = C crossing; else 0.5.
+    else the P = C crossing; else 0.5 (warned).
+
+    Refused (InputError) when those rows hold fewer than `MIN_CUTOFF_ROWS` Real or Bogus: no
+    cutoff can be chosen from them. Warned (RealBogusWarning) when the scores separate the
+    classes with a ROC AUC below `MIN_CUTOFF_AUC`: the cutoff then means little.
     """
-    import warnings
-
-    from ..errors import RealBogusWarning
-
     keep = np.ones(len(labels), bool) if snr is None else np.asarray(snr) > 5
+    n_real, n_bogus = int((labels[keep] == 1).sum()), int((labels[keep] == 0).sum())
+    if min(n_real, n_bogus) < MIN_CUTOFF_ROWS:
+        where = "" if snr is None else " with SNR > 5"
+        msg = (
+            f"cannot choose the cutoff automatically: the validation split has {n_real} Real and "
+            f"{n_bogus} Bogus rows{where} (at least {MIN_CUTOFF_ROWS} of each are needed); pass "
+            "--cutoff VALUE, or train on more labelled fields"
+        )
+        raise InputError(msg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RealBogusWarning)
+        auc = metrics.roc_auc(labels[keep], scores[keep])
+    if not auc >= MIN_CUTOFF_AUC:
+        warnings.warn(
+            f"the model barely separates Real from Bogus on validation (ROC AUC {auc:.3f}, "
+            f"scores {np.min(scores[keep]):.3f}-{np.max(scores[keep]):.3f}): the automatic "
+            "cutoff means little; train longer (--epochs) or on more data",
+            RealBogusWarning,
+            stacklevel=2,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RealBogusWarning)
         curve = metrics.purity_completeness(labels[keep], scores[keep])
@@ -365,6 +393,12 @@ def choose_cutoff(
         cross = metrics.crossing(curve) if len(curve.thresholds) else None
     if cross is not None:
         return float(cross.threshold), "P = C crossing on validation (no requirement window)"
+    warnings.warn(
+        "no requirement window and no purity = completeness crossing on validation: the card "
+        "gets the default cutoff 0.5; pass --cutoff VALUE to choose one",
+        RealBogusWarning,
+        stacklevel=2,
+    )
     return 0.5, "default 0.5 (no window or crossing on validation)"
 
 
@@ -405,7 +439,13 @@ def _split_rows(
         train_rows = train_rows[balance_by_subsampling(labels[train_rows], seed=config.seed)]
         val_rows = val_rows[balance_by_subsampling(labels[val_rows], seed=config.seed + 1)]
     if len(train_rows) == 0 or len(val_rows) == 0:
-        msg = f"{dataset.path}: too few labelled groups for a train/validation split ({len(train_rows)}/{len(val_rows)} rows)"
+        n_groups = int(table.loc[labelled, "field"].nunique())
+        msg = (
+            f"{dataset.path}: too few labelled groups for a train/validation split "
+            f"({len(train_rows)} train / {len(val_rows)} validation rows from {n_groups} "
+            "field(s); rows of one field never cross splits): simulate more fields "
+            "(realbogus simulate --visits), or label rows of more fields"
+        )
         raise InputError(msg)
     return _Split(rows, split, train_rows, val_rows, test_rows)
 
@@ -634,6 +674,15 @@ def train(
         msg = f"cutoff must be 'auto' or a number in [0, 1]; got {cutoff!r}"
         raise ConfigError(msg)
     test_metrics = {}
+    if not len(split.test) and config.fractions[2] > 0:
+        warnings.warn(
+            f"{dataset.path}: no test rows (the split by field left none of {len(split.rows)} "
+            f"labelled rows): "
+            "the card has no test metrics; evaluate the model on another simulation "
+            "(realbogus evaluate --data)",
+            RealBogusWarning,
+            stacklevel=2,
+        )
     if len(split.test):
         _, test_scores = _evaluate(model, stamps, labels, split.test, transform=transform)
         purity, completeness = _rates(labels[split.test], test_scores, cutoff)
@@ -656,6 +705,8 @@ def train(
         else None,
         cutoff=cutoff,
         pixel_units=dataset.manifest.get("provenance", {}).get("pixel_units"),
+        survey=survey_family(dataset.manifest.get("provenance", {}).get("survey"))
+        or (parent_package.card.model_survey if parent_package else None),
         hyperparameters={
             **dataclasses.asdict(config),
             "optimizer": "Adam",

@@ -12,7 +12,7 @@ from ..alerts.reader import read_alerts
 from ..alerts.score import score_batch
 from ..errors import InputError
 from ..evaluation.alerts import AlertRun
-from ..inference.scorer import Scorer
+from ..inference.scorer import SCORED, Scorer
 
 __all__ = ["score_alert_folder"]
 
@@ -34,7 +34,7 @@ def score_alert_folder(
     Returns
     -------
     AlertRun
-        Only alerts every model scored, in input order.
+        Only alerts every model scored (status "scored"), in input order.
     """
     if not os.path.exists(source):
         msg = f"--alerts {source}: no such file or folder"
@@ -57,7 +57,8 @@ def score_alert_folder(
     if not tables:
         msg = "give at least one model package to score the alerts with"
         raise InputError(msg)
-    common = set.intersection(*(set(t["diaSourceId"].tolist()) for t in tables.values()))
+    scored = [t.loc[t["status"] == SCORED, "diaSourceId"] for t in tables.values()]
+    common = set.intersection(*(set(ids.tolist()) for ids in scored))  # scored by every model
     batch = batches[first_size]
     ids = batch.table["diaSourceId"].to_numpy(np.int64)
     keep = np.flatnonzero(np.isin(ids, list(common)))

@@ -111,7 +111,8 @@ def run_demo(
         package_path = train(
             train_data,
             out / "model",
-            config=TrainConfig(epochs=epochs, seed=seed, lr=1e-3),
+            # no test split: the demo evaluates on its own, separate simulation
+            config=TrainConfig(epochs=epochs, seed=seed, lr=1e-3, fractions=(0.9, 0.1, 0.0)),
             name="demo",
             version=f"demo-retrained-s{seed}",
             progress=progress,

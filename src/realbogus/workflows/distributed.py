@@ -43,6 +43,7 @@ from ..inference.onnx import Int8Model
 from ..inference.scorer import SCORE_COLUMNS, Scorer
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, open_dataset, read_part
+from ..io.jsonfile import dumps_strict
 from ..model.package import ModelPackage
 from ..numeric import available_cores
 
@@ -218,10 +219,10 @@ def _check_scheduler(scheduler: str, workers: int | None) -> None:
         msg = f"scheduler must be 'local' or a scheduler address like 'tcp://HOST:8786'; got {scheduler!r}"
         raise ConfigError(msg)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
-        msg = f"workers must be a positive integer; got {workers!r}"
+        msg = f"--workers (workers) must be a positive integer; got {workers!r}"
         raise ConfigError(msg)
     if workers is not None and scheduler != "local":
-        msg = f"workers is only for the local scheduler; the cluster at {scheduler} has its own"
+        msg = f"--workers is only for --scheduler local; the cluster at {scheduler} has its own"
         raise ConfigError(msg)
 
 
@@ -408,7 +409,7 @@ def _write_manifest(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_path(out / SCORES_MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2))
+        tmp.write_text(dumps_strict(manifest))
 
 
 def read_scores(out: str | os.PathLike) -> pd.DataFrame:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, PackageError
+from ..errors import ConfigError, InputError, PackageError, RealBogusWarning
 from ..evaluation.evaluate import EvaluationResult, evaluate
-from ..inference.scorer import Scorer
+from ..inference.scorer import SCORED, Scorer
 from ..io.dataset import open_dataset
 from ..model.package import load_package
 from ..report.gallery import dataset_loader
@@ -72,7 +73,7 @@ def evaluate_packages(
         raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not options.get("overwrite", False):
-        msg = f"{out} already exists; choose another directory or pass overwrite=True"
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     dataset = open_dataset(data)
     table = dataset.table()
@@ -80,6 +81,8 @@ def evaluate_packages(
     cutoffs: dict[str, float] = {}
     sources: dict[str, str] = {}
     loaded = []
+    not_scored = np.zeros(len(table), bool)
+    statuses: dict[str, int] = {}
     for ref in packages:
         package = load_package(ref)
         stage = f"score {ref}"
@@ -103,6 +106,10 @@ def evaluate_packages(
             k += 1
             name = f"{version} ({k})"
         scores[name] = scored["reliability"].to_numpy(np.float64)
+        refused = (scored["status"] != SCORED).to_numpy()
+        for status in scored.loc[refused & ~not_scored, "status"]:
+            statuses[status] = statuses.get(status, 0) + 1
+        not_scored |= refused
         cutoffs[name] = _card_cutoff(package)
         sources[name] = str(ref)
         loaded.append((name, package))
@@ -113,7 +120,19 @@ def evaluate_packages(
         "data": str(Path(data)),
         "data_content_hash": dataset.manifest.get("content_hash"),
         "packages": sources,
+        "not_scored": statuses,
     }
+    if not_scored.any():  # no score to judge: left out of every model's metrics alike
+        warnings.warn(
+            f"{data}: {int(not_scored.sum())} of {len(table)} detections were not scored "
+            f"({', '.join(f'{n} {k}' for k, n in statuses.items())}; docs/design.md, 'Input "
+            "faults') and are left out of the metrics",
+            RealBogusWarning,
+            stacklevel=2,
+        )
+        keep = ~not_scored
+        table = table[keep].reset_index(drop=True)
+        scores = {k: v[keep] for k, v in scores.items()}
     run = score_alert_folder(loaded, alerts) if alerts is not None else None
     return evaluate(
         table,

@@ -16,20 +16,31 @@ import pandas as pd
 from ..alerts import ALERT_SUFFIXES, AlertScores, expand_sources, read_alerts, score_alerts
 from ..alerts.units import to_units
 from ..errors import InputError, StampShapeError
-from ..inference.scorer import Scorer, score_table
+from ..inference.scorer import SCORED, Scorer, score_table
 from ..io.dataset import Dataset
 from ..io.images import stamps_from_files
-from ..model.card import ModelCard
+from ..model.card import ModelCard, survey_family
 
-__all__ = ["alert_check_stamps", "score_alert_files", "score_dataset", "score_images"]
+__all__ = [
+    "alert_check_stamps",
+    "check_dataset_fits",
+    "score_alert_files",
+    "score_dataset",
+    "score_images",
+]
 
 Progress = Callable[[int, int], None]
 
 
 def score_dataset(
-    scorer: Scorer, dataset: Dataset, *, progress: Progress | None = None
+    scorer: Scorer, dataset: Dataset, *, progress: Progress | None = None, force: bool = False
 ) -> pd.DataFrame:
-    """Score every row of a dataset, part by part (bounded memory), in dataset order."""
+    """Score every row of a dataset, part by part (bounded memory), in dataset order.
+
+    A dataset simulated for another survey, or in other pixel units, than the model's card is
+    refused before any work (`InputError`); `force` scores it and says so in `reason`.
+    """
+    forced = check_dataset_fits(scorer.card, dataset, force=force)
     if dataset.stamp_size != scorer.card.stamp_size:
         msg = (
             f"{dataset.path}: stamps are {dataset.stamp_size} px but model "
@@ -38,7 +49,10 @@ def score_dataset(
         raise StampShapeError(msg)
     tables, done, total = [], 0, len(dataset)
     for table, stamps in dataset.iter_parts():
-        tables.append(scorer.score_part(table, stamps, first_row=done))
+        part = scorer.score_part(table, stamps, first_row=done)
+        if forced:
+            part["reason"] = part["reason"].mask(part["status"] == SCORED, forced)
+        tables.append(part)
         done += len(table)
         if progress is not None:
             progress(done, total)
@@ -54,6 +68,29 @@ def score_dataset(
     return pd.concat(tables, ignore_index=True)
 
 
+def check_dataset_fits(card: ModelCard, dataset: Dataset, *, force: bool = False) -> str:
+    """The empty string when the dataset's survey and pixel units (its manifest's provenance,
+    where stated) match the card's; else `InputError` naming --force, or with `force` the
+    reason to record."""
+    provenance = dataset.manifest.get("provenance") or {}
+    theirs = {
+        "survey": survey_family(provenance.get("survey")),
+        "pixel units": provenance.get("pixel_units"),
+    }
+    ours = {"survey": card.model_survey, "pixel units": card.pixel_units}
+    differ = [k for k in theirs if theirs[k] and ours[k] and theirs[k] != ours[k]]
+    if not differ:
+        return ""
+    what = "; ".join(f"model {card.version} {k} {ours[k]}, data {theirs[k]}" for k in differ)
+    if not force:
+        msg = (
+            f"{dataset.path}: {what}: score it with a model for these data, or pass --force to "
+            "score anyway (recorded in the reason column)"
+        )
+        raise InputError(msg)
+    return f"forced (--force): {what}"
+
+
 def score_images(
     scorer: Scorer,
     *,
@@ -63,7 +100,11 @@ def score_images(
     catalog: str | os.PathLike,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Score the detections of `catalog` (x, y or ra, dec) on three FITS images."""
+    """Score the detections of `catalog` (x, y or ra, dec) on three FITS images.
+
+    One row per catalog row, in order; rows off the image or at a non-finite position have
+    reliability NaN with their `status` and `reason` (`realbogus.io.images.position_faults`).
+    """
     table, stamps = stamps_from_files(
         science=science,
         template=template,
@@ -71,7 +112,13 @@ def score_images(
         catalog=catalog,
         size=scorer.card.stamp_size,
     )
-    return scorer.score_stamps(stamps, table["diaSourceId"].to_numpy(), progress=progress)
+    return scorer.score_stamps(
+        stamps,
+        table["diaSourceId"].to_numpy(),
+        status=table["status"].to_numpy(object),
+        reason=table["reason"].to_numpy(object),
+        progress=progress,
+    )
 
 
 def score_alert_files(
@@ -80,6 +127,7 @@ def score_alert_files(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> AlertScores:
     """Score Rubin and ZTF alert packets (files or folders of them); failures are reported in the
     result, not raised. A folder holding no alert files is an error before any work."""
@@ -92,7 +140,7 @@ def score_alert_files(
             )
             msg = f"{path}: no alert files (names ending in {', '.join(ALERT_SUFFIXES)}) in this folder{hint}"
             raise InputError(msg)
-    return score_alerts(scorer, list(paths), workers=workers, progress=progress)
+    return score_alerts(scorer, list(paths), workers=workers, progress=progress, force=force)
 
 
 def alert_check_stamps(
