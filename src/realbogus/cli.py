@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_label import label_app
 from .errors import RealBogusError
 
 app = typer.Typer(
@@ -701,6 +702,7 @@ crowd_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(crowd_app, name="crowd")
+app.add_typer(label_app, name="label")
 
 
 @crowd_app.command("simulate")
