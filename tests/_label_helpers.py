@@ -19,12 +19,14 @@ ROLES = {"ada": "admin", "vic": "volunteer", "val": "volunteer"}
 POSTGRES_ENV = "REALBOGUS_TEST_POSTGRES_URL"
 
 
-def tiny_dataset(path: Path, n: int = 30, size: int = 15, seed: int = 3) -> Path:
-    """A labelled dataset of `n` random stamps (diaSourceId 7000 + i, label i % 2)."""
+def tiny_dataset(
+    path: Path, n: int = 30, size: int = 15, seed: int = 3, first_id: int = 7000
+) -> Path:
+    """A labelled dataset of `n` random stamps (diaSourceId first_id + i, label i % 2)."""
     rng = np.random.default_rng(seed)
     table = pd.DataFrame(
         {
-            "diaSourceId": np.arange(n, dtype=np.int64) + 7000,
+            "diaSourceId": np.arange(n, dtype=np.int64) + first_id,
             "label": (np.arange(n) % 2).astype(np.int64),
             "origin": np.where(np.arange(n) % 3 == 0, "ss", "gaia"),
             "snr": rng.uniform(3, 30, n),
