@@ -116,15 +116,15 @@ def test_label_20_by_keyboard(server):
         expected = ["real" if k.lower() in ("r", "arrowleft") else "bogus" for k in keys]
         assert [h["answer"] for h in reversed(history)] == expected
         page.keyboard.press("u")
-        page.wait_for_function("document.getElementById('count').textContent === '19'")
+        page.wait_for_selector("#count:text-is('19')")
         page.wait_for_selector("body[data-state=ready]")
         assert "Undone" in page.text_content("#feedback")
         assert len(service.store.history(uid)) == 19
         # the undone subject is shown again, zoomable
         assert page.text_content("#subject-id") == str(history[0]["subject_id"])
         page.keyboard.press("+")
-        page.wait_for_function("document.getElementById('triplet').src.includes('scale=5')")
-        page.wait_for_function("document.getElementById('triplet').complete")
+        page.wait_for_selector("#triplet[src*='scale=5']")
+        page.wait_for_load_state("networkidle")
         shot = os.environ.get("REALBOGUS_LABEL_SCREENSHOT")
         if shot:
             page.screenshot(path=shot, full_page=True)

@@ -9,6 +9,7 @@ docs/labelling.md for the API.
 import json
 import logging
 import random
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,6 +39,9 @@ __all__ = ["COOKIE", "create_app"]
 COOKIE = "rb_session"
 _HERE = Path(__file__).parent
 _LOG = logging.getLogger(__name__)
+#: Seconds a looked-up session is reused without asking the database (logout clears it at once;
+#: a session deleted by another process stays usable here at most this long).
+_SESSION_CACHE_S = 5.0
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
@@ -158,11 +162,25 @@ def create_app(service: Service) -> FastAPI:
 
     # --- who is asking ----------------------------------------------------------------------
 
+    sessions: dict[str, tuple[float, dict]] = {}  # token hash -> (expiry, user), this process
+
     def _user(request: Request) -> dict | None:
         token = request.cookies.get(COOKIE)
         if not token or len(token) > 128:
             return None
-        return store.session_user(token_hash(token))
+        key = token_hash(token)
+        now = time.monotonic()
+        hit = sessions.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = store.session_user(key)
+        if user is None:
+            sessions.pop(key, None)
+        else:
+            if len(sessions) > 10_000:
+                sessions.clear()
+            sessions[key] = (now + _SESSION_CACHE_S, user)
+        return user
 
     def api_user(request: Request) -> dict:
         user = _user(request)
@@ -273,7 +291,9 @@ def create_app(service: Service) -> FastAPI:
     def logout(
         request: Request, response: Response, user: Annotated[dict, Depends(writer)]
     ) -> dict:
-        store.delete_session(token_hash(request.cookies[COOKIE]))
+        key = token_hash(request.cookies[COOKIE])
+        store.delete_session(key)
+        sessions.pop(key, None)
         response.delete_cookie(COOKIE, path="/", secure=cfg.secure_cookies, httponly=True)
         return {"ok": True}
 

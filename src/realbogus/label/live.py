@@ -50,7 +50,7 @@ class LiveSwap:
         """Run SWAP on the database now; returns the per-subject table (`CrowdLabels.subjects`)."""
         with self._lock:
             votes = self.store.votes_frame()
-            subj = self.store.subjects_frame()
+            subj = self.store.subjects_frame(["id", "gold", "p_real"])
             if votes.empty:
                 return pd.DataFrame()
             gold = subj.loc[subj["gold"].notna(), ["id", "gold"]]

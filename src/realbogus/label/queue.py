@@ -18,6 +18,7 @@ spread out.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "binary_entropy",
     "default_strategy",
     "mc_dropout",
+    "mc_dropout_model",
     "static_priority",
     "swap_priority",
 ]
@@ -91,14 +93,36 @@ def mc_dropout(
     seed : int
         Seed of the dropout masks (torch's global generator is restored afterwards).
     """
-    if n_samples < 2:
-        msg = f"--mc-samples must be >= 2; got {n_samples}"
-        raise ConfigError(msg)
     size = package.card.stamp_size
     if stamps.ndim != 4 or stamps.shape[1:] != (3, size, size):
         msg = f"the model wants stamps of shape (N, 3, {size}, {size}); DATA has {stamps.shape}: pick a --model of that stamp size"
         raise InputError(msg)
-    model = copy.deepcopy(package.model).eval()
+    return mc_dropout_model(
+        package.model,
+        stamps,
+        prepare=lambda x: preprocess_array(package.card, x),
+        n_samples=n_samples,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def mc_dropout_model(
+    model: torch.nn.Module,
+    stamps: np.ndarray,
+    *,
+    prepare: Callable[[np.ndarray], np.ndarray],
+    n_samples: int = 20,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> McDropout:
+    """`mc_dropout` for a bare torch model (N, C, S, S) -> reliabilities (N,) and its input
+    preparation `prepare` (float32 batch in pixel units -> what the model is fed). The model is
+    copied; the original keeps its mode."""
+    if n_samples < 2:
+        msg = f"--mc-samples must be >= 2; got {n_samples}"
+        raise ConfigError(msg)
+    model = copy.deepcopy(model).eval()
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     if not dropouts:
         msg = "the model has no dropout layers; use --strategy ensemble, swap or random"
@@ -111,7 +135,7 @@ def mc_dropout(
         torch.manual_seed(seed)
         for start in range(0, n, batch_size):
             batch = np.nan_to_num(np.asarray(stamps[start : start + batch_size], np.float32))
-            x = torch.from_numpy(preprocess_array(package.card, batch))
+            x = torch.from_numpy(np.ascontiguousarray(prepare(batch), dtype=np.float32))
             for t in range(n_samples):
                 draws[t, start : start + len(batch)] = model(x).double().numpy()
     mean = draws.mean(axis=0)

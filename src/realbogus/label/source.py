@@ -2,8 +2,8 @@
 
 DATA is a realbogus dataset (a directory with ``manifest.json``, labelled or not) or a folder of
 alert packets (Rubin or ZTF, read by `realbogus.alerts.reader.read_alerts`). The stamps are
-copied once into a memory-mapped ``.npy`` cache, so memory stays bounded while images are
-rendered on demand by `realbogus.crowd.subjects.render_subject`.
+copied once into a memory-mapped ``.npy`` cache (its file removed at once: the mapping stays), so
+memory stays bounded while images are rendered on demand by `realbogus.crowd.subjects.render_subject`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ class SubjectSource:
     path: Path
     table: pd.DataFrame
     stamps: np.ndarray
-    _cache_dir: Path | None = None
     _rows: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,11 +88,9 @@ class SubjectSource:
         return buf.getvalue()
 
     def close(self) -> None:
-        """Remove the stamp cache."""
+        """Release the stamp mapping."""
         self.stamps = np.empty((0, 3, 1, 1), np.float32)
-        if self._cache_dir is not None:
-            shutil.rmtree(self._cache_dir, ignore_errors=True)
-            self._cache_dir = None
+        self.png.cache_clear()
 
 
 def load_source(path: str | os.PathLike, *, stamp_size: int = 63) -> SubjectSource:
@@ -142,12 +139,10 @@ def load_source(path: str | os.PathLike, *, stamp_size: int = 63) -> SubjectSour
             msg = f"DATA {path}: detections need unique diaSourceId values to become subjects"
             raise InputError(msg)
         stamps.flush()
-    except BaseException:
+    finally:
+        # The mapping outlives its file: nothing is left on disk, even after a SIGKILL.
         shutil.rmtree(cache, ignore_errors=True)
-        raise
-    return SubjectSource(
-        path=path, table=table.reset_index(drop=True), stamps=stamps, _cache_dir=cache
-    )
+    return SubjectSource(path=path, table=table.reset_index(drop=True), stamps=stamps)
 
 
 def _jsonable(value: object) -> object:

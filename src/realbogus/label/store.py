@@ -356,10 +356,11 @@ class Store:
             row = conn.execute(sa.select(subjects).where(subjects.c.id == subject_id)).first()
         return dict(row._mapping) if row else None
 
-    def subjects_frame(self) -> pd.DataFrame:
-        """Every subject (one row each), for the admin pages and the SWAP refresh."""
+    def subjects_frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every subject (one row each; all columns or `columns`), in id order."""
+        cols = [subjects.c[c] for c in columns] if columns else [subjects]
         with self.read() as conn:
-            return pd.read_sql(sa.select(subjects).order_by(subjects.c.id), conn)
+            return pd.read_sql(sa.select(*cols).order_by(subjects.c.id), conn)
 
     def counts(self) -> dict[str, int]:
         """Subjects, retired, gold, classifications, users."""
