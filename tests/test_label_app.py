@@ -106,6 +106,25 @@ def test_queue_empties_with_204(tmp_path):
         svc.close()
 
 
+def test_retired_subjects_of_others_hidden(app, service):
+    """A volunteer cannot look at a retired subject they did not classify; its labellers and
+    admins can."""
+    store = service.store
+    sid = int(store.subjects_frame().query("gold.isna()")["id"].iloc[0])
+    for name in ("val", "ada"):
+        store.classify(store.user_by_name(name)["id"], sid, 1)
+    assert store.subject(sid)["retired"]
+    c = TestClient(app)
+    login(c, "vic")
+    assert c.get(f"/api/subjects/{sid}").status_code == 403
+    assert c.get(f"/api/subjects/{sid}/image.png").status_code == 403
+    assert c.get("/api/subjects/999999").status_code == 404
+    for name in ("val", "ada"):
+        other = TestClient(app)
+        login(other, name)
+        assert other.get(f"/api/subjects/{sid}").json()["subject_id"] == sid
+
+
 def test_every_route_refuses_anonymous(app):
     """Every page redirects to /login and every API route answers 401 without a session."""
     c = TestClient(app, follow_redirects=False)

@@ -109,11 +109,17 @@ def users_add(
     role: Annotated[str, typer.Option(help="admin | expert | volunteer.")] = "volunteer",
     db: DbOption = "label.db",
 ) -> None:
-    """Add a person; the password is read from standard input (one line), never an argument."""
+    """Add a person; the password is read from standard input (one line, or a prompt on a
+    terminal), never an argument."""
     from .label.auth import hash_password
     from .label.store import open_store
 
-    password = sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     try:
         hashed = hash_password(password)
     except ValueError as exc:

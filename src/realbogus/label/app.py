@@ -310,12 +310,17 @@ def create_app(service: Service) -> FastAPI:
             return Response(status_code=204)
         return _subject_json(row)
 
-    @app.get("/api/subjects/{subject_id}")
-    def get_subject(subject_id: int, user: Annotated[dict, Depends(api_user)]) -> dict:
+    def viewable(subject_id: int, user: dict) -> dict:
         row = store.subject(subject_id)
         if row is None:
             raise HTTPException(404, f"no subject {subject_id}")
-        return _subject_json(row)
+        if user["role"] != "admin" and not store.visible(user["id"], subject_id):
+            raise HTTPException(403, "this subject is neither in your queue nor your history")
+        return row
+
+    @app.get("/api/subjects/{subject_id}")
+    def get_subject(subject_id: int, user: Annotated[dict, Depends(api_user)]) -> dict:
+        return _subject_json(viewable(subject_id, user))
 
     @app.get("/api/subjects/{subject_id}/image.png")
     def subject_image(
@@ -323,9 +328,7 @@ def create_app(service: Service) -> FastAPI:
         user: Annotated[dict, Depends(api_user)],
         scale: Annotated[int, Query(ge=1, le=MAX_SCALE)] = 4,
     ) -> Response:
-        row = store.subject(subject_id)
-        if row is None:
-            raise HTTPException(404, f"no subject {subject_id}")
+        row = viewable(subject_id, user)
         return Response(
             source.png(int(row["dia_source_id"]), scale),
             media_type="image/png",

@@ -356,6 +356,25 @@ class Store:
             row = conn.execute(sa.select(subjects).where(subjects.c.id == subject_id)).first()
         return dict(row._mapping) if row else None
 
+    def visible(self, user_id: int, subject_id: int) -> bool | None:
+        """Whether a labeller may see a subject: it is in their queue (unretired, or gold) or
+        in their own history. None if there is no such subject."""
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(subjects.c.retired, subjects.c.gold).where(subjects.c.id == subject_id)
+            ).first()
+            if row is None:
+                return None
+            if not row.retired or row.gold is not None:
+                return True
+            mine = conn.execute(
+                sa.select(classifications.c.id).where(
+                    (classifications.c.subject_id == subject_id)
+                    & (classifications.c.user_id == user_id)
+                )
+            ).first()
+            return mine is not None
+
     def subjects_frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Every subject (one row each; all columns or `columns`), in id order."""
         cols = [subjects.c[c] for c in columns] if columns else [subjects]
