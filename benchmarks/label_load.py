@@ -6,8 +6,8 @@ Starts the real server as a subprocess (`python -m realbogus.cli label serve`) o
 1. load: --labellers threads (one HTTP session each, no think time) each post their share of
    --classifications (next subject -> answer); checks the export holds exactly that many rows,
    none lost or duplicated, and reports "next subject" latency (p50 / p95 / max, ms);
-2. paced: --paced-clients sequential clients asking "next subject" --paced-requests times in all
-   (the latency a person sees when the server is not saturated), p50 / p95;
+2. paced: --paced-clients labellers answer --paced-requests subjects in all, each pausing
+   U(0.5, 1.5) x --think seconds between answers as people do: "next subject" p50 / p95;
 3. kill: labellers post again while the server is killed with SIGKILL mid-load, the server is
    restarted on the same database, and every classification that had been acknowledged (201)
    must be in the export, exactly once, with its answer.
@@ -123,8 +123,10 @@ def _label(
     acked: list[tuple[int, int, str]],
     errors: list[str],
     stop: threading.Event | None = None,
+    think: float = 0.0,
 ) -> None:
-    """One labeller: `quota` times next -> answer; records next latency and acknowledgements."""
+    """One labeller: `quota` times next -> answer (then a pause of U(0.5, 1.5) x `think` s);
+    records next latency and acknowledgements."""
     c, token = session
     rng = np.random.default_rng(abs(hash(name)) % (2**32))
     done = 0
@@ -148,6 +150,8 @@ def _label(
                 done += 1
             else:
                 errors.append(f"{name}: {w.status_code} {w.text[:100]}")
+            if think > 0:
+                time.sleep(think * rng.uniform(0.5, 1.5))
         except httpx.HTTPError:
             if stop is not None:  # the server was killed: an unacknowledged write
                 return
@@ -168,14 +172,16 @@ def _logins(url: str, names: list[str]) -> list[tuple[httpx.Client, str]]:
     return [out[n] for n in names]
 
 
-def _run_labellers(url: str, names: list[str], quota: list[int], stop=None, on_start=None) -> dict:
+def _run_labellers(
+    url: str, names: list[str], quota: list[int], stop=None, on_start=None, think: float = 0.0
+) -> dict:
     """Log everyone in, then label in parallel (`on_start` is called when labelling begins)."""
     sessions = _logins(url, names)
     latencies: list[float] = []
     acked: list[tuple[int, int, str]] = []
     errors: list[str] = []
     threads = [
-        threading.Thread(target=_label, args=(s, n, q, latencies, acked, errors, stop))
+        threading.Thread(target=_label, args=(s, n, q, latencies, acked, errors, stop, think))
         for s, n, q in zip(sessions, names, quota, strict=True)
     ]
     t0 = time.monotonic()
@@ -222,8 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--subjects", type=int, default=10_000)
     ap.add_argument("--labellers", type=int, default=50)
     ap.add_argument("--classifications", type=int, default=4000)
-    ap.add_argument("--paced-clients", type=int, default=4)
-    ap.add_argument("--paced-requests", type=int, default=400)
+    ap.add_argument("--paced-clients", type=int, default=50)
+    ap.add_argument("--paced-requests", type=int, default=1000)
+    ap.add_argument("--think", type=float, default=1.0, help="mean pause between answers, s")
     ap.add_argument("--kill-after", type=float, default=3.0, help="seconds of load before SIGKILL")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -261,26 +268,20 @@ def main(argv: list[str] | None = None) -> dict:
                 "classifications_per_s": round(len(load["acked"]) / load["wall"], 1),
                 "next_latency": _ms(load["latencies"]),
             }
-            # 2. paced
-            per = max(1, args.paced_requests // args.paced_clients)
-            lat: list[float] = []
-
-            def ask(name: str) -> None:
-                c, _ = _client(server.url, name)
-                try:
-                    for _ in range(per):
-                        t0 = time.perf_counter()
-                        c.get("/api/subjects/next").raise_for_status()
-                        lat.append(time.perf_counter() - t0)
-                finally:
-                    c.close()
-
-            threads = [threading.Thread(target=ask, args=(n,)) for n in names[: args.paced_clients]]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            result["paced"] = {"clients": args.paced_clients, "next_latency": _ms(lat)}
+            # 2. paced: every labeller pauses between answers, as people do
+            paced_names = names[: args.paced_clients]
+            per = max(1, args.paced_requests // len(paced_names))
+            paced = _run_labellers(
+                server.url, paced_names, [per] * len(paced_names), think=args.think
+            )
+            result["paced"] = {
+                "labellers": len(paced_names),
+                "think_s": args.think,
+                "classifications": len(paced["acked"]),
+                "wall_s": round(paced["wall"], 2),
+                "errors": paced["errors"][:5],
+                "next_latency": _ms(paced["latencies"]),
+            }
             # 3. SIGKILL mid-load, restart, compare
             before = set(_export(server.url)["classification_id"])
             stop = threading.Event()

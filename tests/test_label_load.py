@@ -28,6 +28,7 @@ def _check(result: dict, n: int) -> None:
     assert load["errors"] == []
     assert load["acknowledged"] == load["exported_rows"] == n
     assert load["duplicated_rows"] == load["duplicated_pairs"] == load["missing_acknowledged"] == 0
+    assert result["paced"]["errors"] == []
     assert kill["acknowledged_during_load"] > 0
     assert kill["lost_acknowledged"] == 0 and kill["acknowledged_rows_match"]
     assert kill["duplicated_rows"] == 0
@@ -43,7 +44,8 @@ _CUT_SOCKETS = "ignore::pytest.PytestUnraisableExceptionWarning"
 def test_load_and_sigkill_small(tmp_path):
     """10 labellers x 300 classifications over 1,000 subjects; SIGKILL after 1.5 s of load."""
     args = ["--subjects", "1000", "--labellers", "10", "--classifications", "300"]
-    args += ["--paced-requests", "100", "--kill-after", "1.5", "--out", str(tmp_path / "r.json")]
+    args += ["--paced-clients", "10", "--paced-requests", "100", "--think", "0.2"]
+    args += ["--kill-after", "1.5", "--out", str(tmp_path / "r.json")]
     _check(_bench().main(args), 300)
 
 

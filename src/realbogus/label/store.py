@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,11 +131,12 @@ class Store:
         self.url = database_url(url)
         self.retirement = retirement or Retirement()
         self.is_sqlite = self.url.startswith("sqlite")
+        self._write_lock = threading.Lock()
         if self.is_sqlite:
-            self.engine = sa.create_engine(self.url, pool_size=8, max_overflow=16)
+            self.engine = sa.create_engine(self.url, pool_size=16, max_overflow=32)
             _sqlite_pragmas(self.engine)
         else:
-            self.engine = sa.create_engine(self.url, pool_size=8, max_overflow=16)
+            self.engine = sa.create_engine(self.url, pool_size=16, max_overflow=32)
 
     # --- transactions -----------------------------------------------------------------------
 
@@ -146,9 +148,15 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE); commits when the block succeeds."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+        """A write transaction (SQLite: BEGIN IMMEDIATE); commits when the block succeeds.
+
+        On SQLite, this process's writers also queue on a lock first: SQLite's busy handler
+        sleeps in steps of up to 100 ms while holding a pooled connection, a lock wakes the
+        next writer at once (other processes still meet the busy timeout).
+        """
+        with self._write_lock if self.is_sqlite else nullcontext():
+            with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+                yield conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest alembic revision (creates the tables on a new DB)."""
