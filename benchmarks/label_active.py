@@ -6,7 +6,10 @@ the queue picks --batch more pool subjects, either by BALD from MC dropout of th
 (`realbogus.label.queue.mc_dropout_model`: the service's ``bald`` strategy) or at random (the
 ``random`` strategy); `realbogus.crowd.simulate` volunteers classify them under the DMTN-337
 retirement rule (2 agreeing, else 7) and SWAP (`crowd.aggregate`) turns their votes into labels
-(Pr(Real) > 0.5). A DMTN-337 CNN is then trained on every label so far (same seeded start
+(Pr(Real) > 0.5). The crowd (200 volunteers, `CrowdConfig` defaults otherwise) is simulated once
+per repeat over the whole pool, so the same volunteers answer every round; 10 % of the pool are
+gold subjects (never picked; their votes are revealed, counted and used by SWAP from the start,
+and their true labels train the model in both arms). A DMTN-337 CNN is then trained on every label so far (same seeded start
 weights, --epochs epochs, Adam, flips, asinh-noise inputs) and scored on the test set: P = C
 (`realbogus.metrics.crossing`). The x axis is the number of crowd classifications spent.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -39,15 +43,18 @@ from realbogus.sim import simulate_survey
 from realbogus.train import robust_channel_scale
 
 
-def _crowd_labels(table: pd.DataFrame, rows: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
-    """Simulated volunteers classify `rows`; SWAP labels (NaN where Pr = 0.5) and vote count."""
-    sub = table.iloc[rows].reset_index(drop=True)
-    crowd = simulate_crowd(sub, config=CrowdConfig(n_volunteers=200), seed=seed)
+def _crowd_labels(crowd, chosen_ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """SWAP labels of the chosen subjects from the votes revealed so far: every vote on a chosen
+    or gold subject (the same persistent volunteers throughout, so SWAP learns their skill from
+    the gold subjects as the live service does). Returns labels (NaN where Pr = 0.5) and the
+    number of classifications spent."""
     votes = crowd.clean_votes
-    labels = aggregate(votes, crowd.gold, method="swap").subjects.set_index("subject_id")
-    p = labels["p_real"].reindex(crowd.subjects["subject_id"]).to_numpy()
+    gold = crowd.gold
+    shown = votes[votes["subject_id"].isin(chosen_ids) | votes["subject_id"].isin(gold.index)]
+    labels = aggregate(shown, gold, method="swap").subjects.set_index("subject_id")
+    p = labels["p_real"].reindex(chosen_ids).to_numpy()
     y = np.where(p > 0.5, 1.0, np.where(p < 0.5, 0.0, np.nan))
-    return y, len(votes)
+    return y, len(shown)
 
 
 def _train(
@@ -105,30 +112,52 @@ def run_arm(
     torch.manual_seed(1000 + repeat)
     init = build_model("dmtn337-cnn", stamps.shape[-1]).state_dict()
     rng = np.random.default_rng([repeat, 3])
-    chosen = rng.choice(pool, args.seed_subjects, replace=False)
-    y_chosen, n_votes = _crowd_labels(table, chosen, seed=10_000 * repeat)
+    crowd = simulate_crowd(
+        table.iloc[pool].reset_index(drop=True),
+        config=CrowdConfig(n_volunteers=200, reference_fraction=0.1, reference_rate=0.05),
+        seed=repeat,
+    )
+    sid = crowd.subjects["subject_id"].to_numpy()  # row i of the pool
+    is_gold = crowd.subjects["reference"].to_numpy()
+    gold_rows = pool[is_gold]
+    candidates = pool[~is_gold]
+    row_to_sid = dict(zip(pool.tolist(), sid.tolist(), strict=True))
+    truth_all = table["label"].to_numpy()
+
+    def labels_for(rows: np.ndarray) -> tuple[np.ndarray, int]:
+        y, n = _crowd_labels(crowd, np.array([row_to_sid[r] for r in rows]))
+        return y, n
+
+    chosen = rng.choice(candidates, args.seed_subjects, replace=False)
+    y_chosen, n_votes = labels_for(chosen)
     x_test = torch.from_numpy(prepare(stamps[test]))
     y_test = table["label"].to_numpy()[test].astype(int)
     curve = []
     for rnd in range(args.rounds + 1):
         ok = np.isfinite(y_chosen)
+        train_rows = np.concatenate([chosen[ok], gold_rows])
+        train_y = np.concatenate([y_chosen[ok], truth_all[gold_rows]])
         model = _train(
-            stamps[chosen[ok]], y_chosen[ok], prepare, init=init, epochs=args.epochs, seed=repeat
+            stamps[train_rows], train_y, prepare, init=init, epochs=args.epochs, seed=repeat
         )
-        truth = table["label"].to_numpy()[chosen[ok]]
+        truth = truth_all[chosen[ok]]
         curve.append(
             {
+                "arm": strategy,
+                "repeat": repeat,
                 "round": rnd,
                 "subjects": len(chosen),
+                "gold": len(gold_rows),
                 "classifications": int(n_votes),
                 "pc": round(_pc(model, x_test, y_test), 4),
                 "label_accuracy": round(float((y_chosen[ok] == truth).mean()), 4),
                 "real_fraction": round(float(y_chosen[ok].mean()), 3),
             }
         )
+        print(json.dumps(curve[-1]), file=sys.stderr, flush=True)  # noqa: T201 - progress
         if rnd == args.rounds:
             break
-        left = np.setdiff1d(pool, chosen)
+        left = np.setdiff1d(candidates, chosen)
         if strategy == "random":
             pick = rng.choice(left, args.batch, replace=False)
         else:
@@ -136,10 +165,8 @@ def run_arm(
                 model, stamps[left], prepare=prepare, n_samples=args.mc_samples, seed=rnd
             )
             pick = left[np.argsort(-mc.bald, kind="stable")[: args.batch]]
-        y_new, v_new = _crowd_labels(table, pick, seed=10_000 * repeat + rnd + 1)
         chosen = np.concatenate([chosen, pick])
-        y_chosen = np.concatenate([y_chosen, y_new])
-        n_votes += v_new
+        y_chosen, n_votes = labels_for(chosen)
     return curve
 
 
@@ -170,6 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mc-samples", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--max-pool", type=int, default=2000, help="seeded subsample of the pool")
+    ap.add_argument("--max-test", type=int, default=1000, help="seeded subsample of the test set")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
@@ -198,6 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     is_test = np.isin(fields, test_fields)
     pool, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    pool = np.sort(frng.choice(pool, min(args.max_pool, len(pool)), replace=False))
+    test = np.sort(frng.choice(test, min(args.max_test, len(test)), replace=False))
     scale = robust_channel_scale(stamps, pool)
 
     def prepare(x: np.ndarray) -> np.ndarray:
