@@ -70,6 +70,9 @@ def serve(
             help="Secure (HTTPS-only) session cookie; default on except on loopback hosts.",
         ),
     ] = None,
+    swap_interval: Annotated[
+        float, typer.Option(help="Least seconds between live SWAP refreshes.")
+    ] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the gold draw, dropout masks and order.")] = 0,
 ) -> None:
     """Serve the labelling app for DATA, storing subjects and answers in --db."""
@@ -81,6 +84,7 @@ def serve(
     try:
         config = ServiceConfig(
             gold_rate=gold_rate,
+            swap_interval_s=swap_interval,
             secure_cookies=not _loopback(host) if secure_cookies is None else secure_cookies,
         )
         service = prepare_service(

@@ -36,7 +36,7 @@ class LiveSwap:
         Least time between two background refreshes, seconds.
     """
 
-    def __init__(self, store: Store, *, set_priority: bool, interval_s: float = 2.0) -> None:
+    def __init__(self, store: Store, *, set_priority: bool, interval_s: float = 10.0) -> None:
         self.store = store
         self.set_priority = set_priority
         self.interval_s = interval_s

@@ -48,7 +48,7 @@ class ServiceConfig:
     max_body_bytes: int = 1 << 20
     login_failures: int = 5
     login_window_s: float = 60.0
-    swap_interval_s: float = 2.0
+    swap_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
@@ -58,6 +58,9 @@ class ServiceConfig:
             raise ConfigError(msg)
         if not 0 <= self.gold_rate <= 1:
             msg = f"--gold-rate must be in [0, 1]; got {self.gold_rate}"
+            raise ConfigError(msg)
+        if not self.swap_interval_s > 0:
+            msg = f"--swap-interval must be > 0 seconds; got {self.swap_interval_s}"
             raise ConfigError(msg)
         if self.top_k < 1:
             msg = f"top_k must be >= 1; got {self.top_k}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -623,9 +624,11 @@ class Store:
         if priority is not None:
             values["priority"] = sa.bindparam("q")
         stmt = sa.update(subjects).where(subjects.c.id == sa.bindparam("sid")).values(**values)
-        for start in range(0, len(items), 2000):
+        for start in range(0, len(items), 500):
+            if start:
+                time.sleep(0.002)  # let waiting requests have the write lock and the GIL
             with self.write() as conn:
-                conn.execute(stmt, items[start : start + 2000])
+                conn.execute(stmt, items[start : start + 500])
 
 
 def _float_or_none(value: object) -> float | None:
