@@ -26,6 +26,7 @@ LAYERS = {
     "evaluation": 5,
     "report": 5,
     "workflows": 6,
+    "label": 6,
     "cli": 7,
 }
 

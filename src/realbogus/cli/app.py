@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import crowd, demo, evaluate, models, package, score, simulate, train
+from . import crowd, demo, evaluate, label, models, package, score, simulate, train
 
 app = typer.Typer(
     name="realbogus",
@@ -25,6 +25,7 @@ app.command()(simulate.simulate)
 app.command()(demo.demo)
 app.add_typer(package.package_app, name="package")
 app.add_typer(crowd.crowd_app, name="crowd")
+app.add_typer(label.label_app, name="label")
 
 if __name__ == "__main__":
     app()
