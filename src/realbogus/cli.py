@@ -966,6 +966,13 @@ def simulate(
 
 # --- end simulate ---------------------------------------------------------------------------------
 
+# --- real exposures in: template, inject (realbogus.injection, issue 18) --------------------------
+from .cli_images import inject as _inject_cmd  # noqa: E402
+from .cli_images import template as _template_cmd  # noqa: E402
+
+app.command("template")(_template_cmd)
+app.command("inject")(_inject_cmd)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -275,16 +275,22 @@ def subtract_al(
     spatial_order: int = 1,
     clip_sigma: float = 3.0,
     decorrelate: bool = True,
+    convolve: str = "auto",
 ) -> Subtraction:
     """Alard-Lupton subtraction with a spatially varying kernel, then DMTN-021 decorrelation.
 
-    The image with the narrower PSF is convolved ("auto" mode, as Rubin). `xs`, `ys` are kernel
-    candidate positions; FWHMs are in pixels.
+    The image with the narrower PSF is convolved (`convolve` "auto", as Rubin), or the one named
+    ("template", "science"). `xs`, `ys` are kernel candidate positions; FWHMs are in pixels.
     """
     if science.shape != template.shape:
         msg = f"science {science.shape} and template {template.shape} must have the same shape"
         raise InputError(msg)
-    convolve_template = fwhm_template <= fwhm_science
+    if convolve not in ("auto", "template", "science"):
+        msg = f"convolve must be 'auto', 'template' or 'science'; got {convolve!r}"
+        raise InputError(msg)
+    convolve_template = (
+        fwhm_template <= fwhm_science if convolve == "auto" else convolve == "template"
+    )
     if convolve_template:
         target, source, var_t, var_s = science, template, var_science, var_template
         wide, narrow = fwhm_science, fwhm_template
