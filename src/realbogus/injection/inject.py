@@ -349,6 +349,7 @@ def inject_frame(
             "science": np.where(frame.bad, np.nan, sci).astype(np.float32),
             "template": np.where(tbad, np.nan, timg).astype(np.float32),
             "difference": dia.difference.astype(np.float32),
+            "variance": dia.subtraction.variance.astype(np.float32),
             "snr": dia.snr.astype(np.float32),
         },
     ), psf
@@ -430,8 +431,9 @@ def _inject_fakes(
         y = np.where(hosted, stars.y[pick] + r * np.sin(t), y)
     else:
         hosted[:] = False
-    # Clear of bad pixels (within 2 FWHM) and of each other (3 FWHM).
-    near_bad = ndimage.binary_dilation(bad, iterations=max(1, int(2 * fwhm))) if bad.any() else bad
+    # Clear of bad pixels (2 FWHM plus the 16 px the subtraction kernel spreads them) and of
+    # each other (3 FWHM).
+    near_bad = ndimage.binary_dilation(bad, iterations=int(2 * fwhm) + 16) if bad.any() else bad
     ix = np.clip(np.floor(x + 0.5).astype(int), 0, w - 1)
     iy = np.clip(np.floor(y + 0.5).astype(int), 0, h - 1)
     ok = ~near_bad[iy, ix]
@@ -475,9 +477,13 @@ def _inject_fakes(
 
 
 def _kernel_candidates(stars: Stars, shape: tuple[int, int], fwhm: float, n: int) -> np.ndarray:
-    """Bright, unsaturated, isolated stars away from the edges, brightest first (indices)."""
+    """Bright, unsaturated, isolated stars clear of the edges, brightest first (indices).
+
+    Isolated: no neighbour above 30 % of the star's flux within 2.5 FWHM; in a field with
+    fewer than 30 such stars, within 1.5 FWHM and 50 % (A&L's clipping copes).
+    """
     h, w = shape
-    margin = 40
+    margin = int(2.5 * fwhm) + 16  # the A&L stamp half-size plus the kernel half-size
     x, y, f = stars.x, stars.y, stars.flux
     inside = (x > margin) & (x < w - margin) & (y > margin) & (y < h - margin)
     ok = np.flatnonzero(inside & ~stars.near_bad)
@@ -485,8 +491,10 @@ def _kernel_candidates(stars: Stars, shape: tuple[int, int], fwhm: float, n: int
         return ok
     d = np.hypot(x[ok, None] - x[None, :], y[ok, None] - y[None, :])
     d[np.arange(len(ok)), ok] = np.inf
-    crowded = ((d < 2.5 * fwhm) & (f[None, :] > 0.3 * f[ok, None])).any(axis=1)
-    return ok[~crowded][:n]
+    picked = ok[~((d < 2.5 * fwhm) & (f[None, :] > 0.3 * f[ok, None])).any(axis=1)]
+    if len(picked) < 30:
+        picked = ok[~((d < 1.5 * fwhm) & (f[None, :] > 0.5 * f[ok, None])).any(axis=1)]
+    return picked[:n]
 
 
 def _star_causes(stars: Stars, image: np.ndarray, variance: np.ndarray, fwhm: float) -> dict:

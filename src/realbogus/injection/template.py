@@ -89,11 +89,17 @@ class Prepared:
 
 
 def prepare(frame: Frame) -> Prepared:
-    """Background-subtract a frame, find its stars, and take its seeing (header or stars)."""
+    """Background-subtract a frame, find its stars, and take its seeing (header or stars;
+    NaN without stars)."""
     sky = background(frame.image, frame.bad)
     image = frame.image - sky
     stars = find_stars(image, frame.variance, frame.bad)
-    seeing = frame.seeing_px or star_fwhm(image, stars)
+    seeing = frame.seeing_px
+    if not seeing:
+        try:
+            seeing = star_fwhm(image, stars)
+        except InputError:
+            seeing = float("nan")  # no stars: registration or the PSF will say so
     return Prepared(frame=frame, image=image, stars=stars, seeing=float(seeing))
 
 
