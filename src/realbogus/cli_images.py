@@ -32,10 +32,14 @@ def template(
     ] = None,
     noise: Annotated[
         list[Path] | None,
-        typer.Option(help="Noise (sigma) map per frame, in the order of FRAMES."),
+        typer.Option(help="Noise (sigma) map per frame, in the order of FRAMES (repeat the flag)."),
     ] = None,
     variance: Annotated[
-        list[Path] | None, typer.Option(help="Variance map per frame, in the order of FRAMES.")
+        list[Path] | None,
+        typer.Option(help="Variance map per frame, in the order of FRAMES (repeat the flag)."),
+    ] = None,
+    psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS of the coadd (default: measure it).")
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out file.")
@@ -46,7 +50,7 @@ def template(
     plane and the coadd's measured PSF."""
     from .cli import console, fail, progress_bar
     from .errors import InputError
-    from .injection import build_template, read_frame, write_template
+    from .injection import build_template, read_frame, read_psf, write_template
 
     try:
         for flag, maps in (("--noise", noise), ("--variance", variance)):
@@ -67,8 +71,9 @@ def template(
             )
             for i, path in enumerate(frames)
         ]
+        model = read_psf(psf, shape=read[0].shape) if psf else None
         with progress_bar("building the template") as progress:
-            result = build_template(read, best=best, progress=progress)
+            result = build_template(read, best=best, psf=model, progress=progress)
         write_template(result, out, overwrite=overwrite)
     except RealBogusError as exc:
         raise fail(exc) from exc
@@ -101,13 +106,16 @@ def inject(
         Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
     ] = None,
     variance: Annotated[
-        list[Path] | None, typer.Option(help="Variance map per science frame, in order.")
+        list[Path] | None,
+        typer.Option(help="Variance map per science frame, in order (repeat the flag)."),
     ] = None,
     noise: Annotated[
-        list[Path] | None, typer.Option(help="Noise (sigma) map per science frame, in order.")
+        list[Path] | None,
+        typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
     ] = None,
     mask: Annotated[
-        list[Path] | None, typer.Option(help="Bad-pixel mask per science frame (non-zero = bad).")
+        list[Path] | None,
+        typer.Option(help="Bad-pixel mask per science frame (non-zero = bad; repeat the flag)."),
     ] = None,
     gain: Annotated[
         float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")

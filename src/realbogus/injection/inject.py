@@ -529,7 +529,8 @@ def _snr_noise(
     fwhm: float,
 ) -> dict:
     """Robust std and median of the SNR map away from sources (template pixels above 1 sigma and
-    science objects, dilated by 1.5 FWHM), fakes (3 FWHM) and bad pixels."""
+    science objects, dilated by 1.5 FWHM), fakes (3 FWHM) and bad pixels; and its robust std
+    away from detections only (``snr_robust_std_nodet``)."""
     import sep
 
     grow = max(1, int(round(1.5 * fwhm)))
@@ -550,6 +551,11 @@ def _snr_noise(
         r = int(3 * fwhm)
         fake[max(iy - r, 0) : iy + r + 1, max(ix - r, 0) : ix + r + 1] = True
     quiet = ~near & ~fake
+    # Second view, with far more pixels in a crowded field: every pixel with data except those
+    # within 2 FWHM of a detection (|SNR| > threshold) or a fake.
+    det = ndimage.binary_dilation(np.abs(dia.snr) > 5.0, iterations=int(2 * fwhm) + 1)
+    rest = dia.snr[~dia.mask & ~bad & ~det & ~fake]
+    rest_std = float(1.4826 * np.median(np.abs(rest - np.median(rest)))) if rest.size else np.nan
     vals = dia.snr[quiet]
     if not vals.size:
         nan = float("nan")
@@ -558,6 +564,8 @@ def _snr_noise(
             "snr_robust_std_with_patches": nan,
             "snr_median": nan,
             "quiet_pixels": 0,
+            "snr_robust_std_nodet": rest_std,
+            "nodet_pixels": int(rest.size),
         }
     med = float(np.median(vals))
     std = float(1.4826 * np.median(np.abs(vals - med)))
@@ -566,4 +574,6 @@ def _snr_noise(
         "snr_robust_std_with_patches": std,  # the simulation's column; no noise patches here
         "snr_median": med,
         "quiet_pixels": int(vals.size),
+        "snr_robust_std_nodet": rest_std,
+        "nodet_pixels": int(rest.size),
     }

@@ -265,5 +265,8 @@ def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.Dat
         "p10": float(np.nanpercentile(std, 10)) if std.size else float("nan"),
         "p90": float(np.nanpercentile(std, 90)) if std.size else float("nan"),
         "quiet_pixels_median": float(np.median(visits["quiet_pixels"])) if len(visits) else 0.0,
+        "away_from_detections_median": float(np.nanmedian(visits["snr_robust_std_nodet"]))
+        if len(visits)
+        else float("nan"),
     }
     return out

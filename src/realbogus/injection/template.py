@@ -135,6 +135,7 @@ def build_template(
     frames: Sequence[Frame],
     *,
     best: int = 10,
+    psf: ImagePSF | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Template:
     """Coadd the `best` best-seeing of `frames` into a template.
@@ -145,6 +146,8 @@ def build_template(
         Frames of one field (same instrument and filter).
     best : int
         Frames to combine (all when there are fewer).
+    psf : ImagePSF, optional
+        The coadd's PSF when known (e.g. a WebbPSF model); default measured on the coadd.
     progress : callable, optional
         Called as progress(done, total) over the frames.
 
@@ -220,12 +223,13 @@ def build_template(
     with np.errstate(invalid="ignore", divide="ignore"):
         image = np.where(bad, np.nan, num / den)
         variance = np.where(bad, np.inf, var_num / den**2)
-    psf = None
-    try:
-        stars = find_stars(image, variance, bad)
-        psf = measure_psf(image, stars, fwhm_guess=float(np.median(table["seeing"])))
-    except InputError as exc:
-        warnings.warn(f"template PSF not measured: {exc}", RealBogusWarning, stacklevel=2)
+    if psf is None:
+        try:
+            stars = find_stars(image, variance, bad)
+            guess = float(np.nanmedian(table["seeing"]))
+            psf = measure_psf(image, stars, fwhm_guess=guess if np.isfinite(guess) else None)
+        except InputError as exc:
+            warnings.warn(f"template PSF not measured: {exc}", RealBogusWarning, stacklevel=2)
     header = ref.frame.header.copy()
     header["NCOMBINE"] = (len(chosen), "frames combined")
     header["REFFRAME"] = (ref.frame.name[:60], "frame the others were registered onto")
