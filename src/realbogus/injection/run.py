@@ -85,6 +85,15 @@ def _known_in_frame(known: pd.DataFrame | None, frame) -> pd.DataFrame | None:
 
 
 def _run_frame(task: tuple) -> tuple:
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: frames run in parallel processes, and threads fighting over busy cores
+    # slow the A&L fit's many small products (as in the simulation).
+    with threadpool_limits(limits=1):
+        return _run_frame_inner(task)
+
+
+def _run_frame_inner(task: tuple) -> tuple:
     (index, path, template_path, cfg, seed, opts, survey, known) = task
     frame = read_frame(
         path,
