@@ -1,4 +1,5 @@
-"""The PSF of a real frame: measured from its own stars (photutils' ePSF builder) or read.
+"""The PSF of a real frame: measured from its own stars (a median stack of centred star cutouts;
+photutils' ePSF builder on request) or read from a model file.
 
 The measured PSF is one image for the whole frame (no spatial variation), sampled on the
 frame's pixels, odd side, unit sum over its box; `realbogus.sim.dia.ImagePSF` carries it. The
