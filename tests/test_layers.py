@@ -18,6 +18,7 @@ LAYERS = {
     "render": 0,
     "io": 1,
     "sim": 2,
+    "injection": 2,
     "crowd": 2,
     "alerts": 2,
     "model": 3,

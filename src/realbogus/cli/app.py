@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import crowd, demo, evaluate, label, models, package, score, simulate, train
+from . import crowd, demo, evaluate, images, label, models, package, score, simulate, train
 
 app = typer.Typer(
     name="realbogus",
@@ -22,6 +22,8 @@ app.command()(score.score)
 app.command()(train.train)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command()(simulate.simulate)
+app.command("template")(images.template)
+app.command("inject")(images.inject)
 app.command()(demo.demo)
 app.add_typer(package.package_app, name="package")
 app.add_typer(crowd.crowd_app, name="crowd")

@@ -218,6 +218,8 @@ def fig_reliability_vs_snr_fakes(data: FigureData) -> Figure:
     fakes = fakes[_subset(len(fakes))]
     snr = _column(data.table, "snr")[fakes]
     mag = _column(data.table, "truthMag")[fakes]
+    if not np.isfinite(mag).any():
+        raise FigureSkipped("truthMag is missing for every fake (uncalibrated real frames)")
     models = list(data.scores)
     fig, axes = _panels(len(models))
     norm = Normalize(np.nanmin(mag), np.nanmax(mag))

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import sep
-from scipy import ndimage, signal
+from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
-from ..errors import InputError
-from ..stamps import Stamps, cut_stamps
+from ..numeric import mad_sigma
+from ..stamps import Stamps
 from . import artifacts as art
 from .config import SimConfig
-from .detect import aperture_flux, detect, forced_psf_flux, shift_stamps, snr_map
+from .dia import TABLE_COLUMNS, detection_table, match_truth, run_dia
 from .labels import assign_labels, segment_distance
 from .psf import PSFModel, add_point_sources
 from .scene import (
@@ -33,44 +33,10 @@ from .scene import (
     njy_to_mag,
     render_galaxies,
 )
-from .subtract import subtract_al, subtract_zogy
 from .truth import TruthTable, draw_snr, flux_for_snr, host_offsets, pick_hosts, snr_for_flux
 
 __all__ = ["VisitResult", "simulate_field", "TABLE_COLUMNS"]
 
-#: Columns of the detection table, in order.
-TABLE_COLUMNS = (
-    "diaSourceId",
-    "x",
-    "y",
-    "ra",
-    "dec",
-    "snr",
-    "psfFlux",
-    "psfFluxErr",
-    "apFlux",
-    "apFluxErr",
-    "scienceFlux",
-    "scienceFluxErr",
-    "templateFlux",
-    "templateFluxErr",
-    "isNegative",
-    "origin",
-    "label",
-    "labelSource",
-    "truthKind",
-    "truthFlux",
-    "truthMag",
-    "truthSnr",
-    "hasNanRowCol",
-    "field",
-    "visit",
-    "epoch",
-    "seeing",
-    "templateSeeing",
-    "subtraction",
-    "survey",
-)
 
 _RNG_STREAMS = {
     "psf": 1,
@@ -126,33 +92,6 @@ def transparency_map(
     smooth = smooth[pad[0] : pad[0] + shape[0], pad[1] : pad[1] + shape[1]]
     smooth = (smooth - smooth.mean()) / max(float(smooth.std()), 1e-12)
     return np.clip(1.0 + rms * smooth, 0.05, None)
-
-
-def _corner_psf_stamps(psf: PSFModel, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
-    """Local unit-flux PSFs (N, size, size) at (x, y): bilinear blend of the corner PSFs, Fourier-shifted."""
-    h, w = psf.shape
-    corners = [(0.0, 0.0), (w - 1.0, 0.0), (0.0, h - 1.0), (w - 1.0, h - 1.0)]
-    imgs = np.array([psf.image(cx, cy, size=size) for cx, cy in corners])
-    u = np.clip(np.asarray(x) / (w - 1), 0, 1)
-    v = np.clip(np.asarray(y) / (h - 1), 0, 1)
-    wts = np.stack([(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v], axis=1)
-    local = np.einsum("nc,cij->nij", wts, imgs)
-    dx = np.asarray(x) - np.floor(np.asarray(x) + 0.5)
-    dy = np.asarray(y) - np.floor(np.asarray(y) + 0.5)
-    return shift_stamps(local, dx, dy)
-
-
-def _centre_psf_stamps(psf: np.ndarray, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
-    """One PSF image (k, k) as (N, size, size) stamps, Fourier-shifted to the sub-pixel positions."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    k = psf.shape[0]
-    big = max(size, k)
-    ctr = np.zeros((len(x), big, big))
-    h0 = (big - k) // 2
-    ctr[:, h0 : h0 + k, h0 : h0 + k] = psf
-    out = shift_stamps(ctr, x - np.floor(x + 0.5), y - np.floor(y + 0.5))
-    t = (big - size) // 2
-    return out[:, t : t + size, t : t + size]
 
 
 def _make_psf(
@@ -513,89 +452,26 @@ def _simulate_visit(
     science_img = image - bkg.back()
     nan_tpl = ~np.isfinite(template)
 
-    # ---- subtraction
-    sci0 = np.where(nan_sci, 0.0, science_img)
-    tpl0 = np.where(nan_tpl, 0.0, template)
-    var_tpl = tmpl.variance
+    # ---- subtraction, detection, measurements, stamps (shared with realbogus.injection)
     cand = _kernel_candidates(config, cat, star_flux, star_saturated, fwhm_px, f)
-    method = sub.method
-    if method == "al":
-        try:
-            result = subtract_al(
-                sci0,
-                tpl0,
-                var_sci,
-                var_tpl,
-                cat.star_x[cand].round(),
-                cat.star_y[cand].round(),
-                fwhm_science=fwhm_px,
-                fwhm_template=tmpl.psf.fwhm_px(),
-                spatial_order=sub.spatial_order,
-                clip_sigma=sub.clip_sigma,
-            )
-        except InputError:
-            method = "zogy"  # too few kernel candidates (a sparse field): ZOGY needs none
-    if method == "zogy":
-        k = 2 * int(4 * max(fwhm_px, tmpl.psf.fwhm_px())) + 1
-        c = (size - 1) / 2
-        result = subtract_zogy(
-            sci0,
-            tpl0,
-            var_sci,
-            var_tpl,
-            psf.image(c, c, size=k),
-            tmpl.psf.image(c, c, size=k),
-            psf_size=k,
-        )
-    diff = result.difference
-    # Pixels without data: NaN in either image (the convolved one dilated by the kernel half-width).
-    grow = result.psf.shape[0] // 2 + 1
-    spread = {"template": nan_tpl, "science": nan_sci}.get(
-        result.convolved, nan_sci | nan_tpl
-    )  # ZOGY: both
-    nan_diff = ndimage.binary_dilation(nan_sci | nan_tpl, iterations=2) | ndimage.binary_dilation(
-        spread, iterations=grow
+    dia = run_dia(
+        science_img,
+        template,
+        var_sci,
+        tmpl.variance,
+        psf,
+        tmpl.psf,
+        nan_science=nan_sci,
+        nan_template=nan_tpl,
+        saturated=saturated,
+        kernel_x=cat.star_x[cand].round(),
+        kernel_y=cat.star_y[cand].round(),
+        config=sub,
+        stamp_size=config.stamp_size,
     )
-    diff_nan = np.where(nan_diff, np.nan, diff)
-
-    # ---- PSF of the difference image and the SNR map
-    base_psf = tmpl.psf if result.convolved == "science" else psf
-    k = 2 * int(np.ceil(2.5 * max(fwhm_px, tmpl.psf.fwhm_px()))) + 1
-    kbig = k + result.psf.shape[0] - 1
-    c = (size - 1) / 2
-    if result.psf_is_full:
-        pd_centre = result.psf
-    else:
-        pd_centre = signal.fftconvolve(base_psf.image(c, c, size=kbig), result.psf, mode="same")
-    snr = snr_map(
-        np.where(nan_diff, 0.0, diff), np.where(nan_diff, 0.0, result.variance), pd_centre
-    )
-    mask = nan_diff.copy()
-    b = sub.border_px
-    if b:
-        mask[:b] = mask[-b:] = True
-        mask[:, :b] = mask[:, -b:] = True
-    det = detect(snr, mask, threshold=sub.threshold)
-    n = len(det["x"])
-
-    # ---- measurements
+    result, method, det, snr, mask = dia.subtraction, dia.method, dia.det, dia.snr, dia.mask
+    diff_nan = dia.difference
     x, y = det["x"], det["y"]
-    if result.psf_is_full:
-        pd_local = _centre_psf_stamps(result.psf, x, y, k)
-    else:
-        pd_local = _corner_psf_stamps(base_psf, x, y, kbig)
-        if n:
-            pd_local = signal.fftconvolve(pd_local, result.psf[None], mode="same", axes=(1, 2))
-        trim = (kbig - k) // 2
-        pd_local = pd_local[:, trim : trim + k, trim : trim + k]
-    psf_flux, psf_err = forced_psf_flux(diff, result.variance, x, y, pd_local, bad=nan_diff)
-    sci_flux, sci_err = forced_psf_flux(
-        science_img, var_sci, x, y, _corner_psf_stamps(psf, x, y, k), bad=nan_sci | saturated
-    )
-    tpl_flux, tpl_err = forced_psf_flux(
-        template, var_tpl, x, y, _corner_psf_stamps(tmpl.psf, x, y, k), bad=nan_tpl
-    )
-    ap_flux, ap_err = aperture_flux(diff_nan, result.variance, x, y, sub.aperture_radius_px)
 
     # ---- labels
     star_radius = np.where(
@@ -634,74 +510,30 @@ def _simulate_visit(
         match_radius=match_px,
     )
 
-    # ---- stamps and NaN rows/columns
-    stamps = cut_stamps(
-        diff_nan,
-        np.where(nan_sci, np.nan, science_img),
-        np.where(nan_tpl, np.nan, template),
-        x,
-        y,
-        size=config.stamp_size,
-    )
-    has_nan = _nan_rowcol(nan_diff, nan_sci, nan_tpl, x, y, config.stamp_size)
-
     ti = lab["truthIndex"]
     real = ti >= 0
     truth_flux = np.where(real, tr["flux"][np.maximum(ti, 0)] if len(tr["flux"]) else 0.0, np.nan)
-    truth_snr = np.where(real, tr["snr"][np.maximum(ti, 0)] if len(tr["snr"]) else 0.0, np.nan)
     ra, dec = _pix_to_sky(x, y, header)
-    kinds = lab["truthKind"]
-    table = pd.DataFrame(
-        {
-            "diaSourceId": np.int64(visit) * 100_000 + np.arange(n, dtype=np.int64),
-            "x": x,
-            "y": y,
-            "ra": ra,
-            "dec": dec,
-            "snr": np.abs(det["peak"]).astype(np.float32),
-            "psfFlux": psf_flux,
-            "psfFluxErr": psf_err,
-            "apFlux": ap_flux,
-            "apFluxErr": ap_err,
-            "scienceFlux": sci_flux,
-            "scienceFluxErr": sci_err,
-            "templateFlux": tpl_flux,
-            "templateFluxErr": tpl_err,
-            "isNegative": det["isNegative"].astype(bool),
-            "origin": lab["origin"].astype(str),
-            "label": lab["label"].astype(np.int8),
-            "labelSource": np.where(kinds == "injection", "injection", "truth"),
-            "truthKind": kinds.astype(str),
-            "truthFlux": truth_flux,
-            "truthMag": njy_to_mag(np.abs(truth_flux)),
-            "truthSnr": truth_snr,
-            "hasNanRowCol": has_nan,
-            "field": np.full(n, field, np.int32),
-            "visit": np.full(n, visit, np.int32),
-            "epoch": np.full(n, epoch, np.int32),
-            "seeing": np.full(n, fwhm, np.float32),
-            "templateSeeing": np.full(n, tmpl.psf.fwhm, np.float32),
-            "subtraction": np.full(n, method),
-            "survey": np.full(n, config.name),
-        }
-    )[list(TABLE_COLUMNS)]
+    table = detection_table(
+        dia,
+        lab,
+        tr,
+        first_id=visit * 100_000,
+        ra=ra,
+        dec=dec,
+        truth_mag=njy_to_mag(np.abs(truth_flux)),
+        field=field,
+        visit=visit,
+        epoch=epoch,
+        seeing=fwhm,
+        template_seeing=tmpl.psf.fwhm,
+        survey=config.name,
+    )
+    stamps = dia.stamps
+    n = len(table)
 
     # ---- truth table with detection flags, and quality metrics
-    # A truth source is detected when any same-polarity detection lies within the match radius
-    # (even one that was attributed to another truth source at the same place).
-    if len(truth) and n:
-        dist = segment_distance(x, y, tr["seg"])
-        same = (tr["flux"][None, :] < 0) == det["isNegative"][:, None]
-        matched = ((dist <= match_px) & same).any(axis=0)
-    else:
-        matched = np.zeros(len(truth), bool)
-    best_snr = np.full(len(truth), np.nan)
-    best_flux = np.full(len(truth), np.nan)
-    for row in np.flatnonzero(real):
-        j = ti[row]
-        if not np.isfinite(best_snr[j]) or table["snr"].iat[row] > best_snr[j]:
-            best_snr[j] = table["snr"].iat[row]
-            best_flux[j] = psf_flux[row]
+    found = match_truth(dia, lab, tr, table, match_px=match_px)
     truth_df = pd.DataFrame(
         {
             "field": field,
@@ -715,9 +547,9 @@ def _simulate_visit(
             "flux": tr["flux"],
             "snr": tr["snr"],
             "hosted": tr["hosted"],
-            "detected": matched,
-            "measuredSnr": best_snr,
-            "psfFlux": best_flux,
+            "detected": found["detected"],
+            "measuredSnr": found["measuredSnr"],
+            "psfFlux": found["psfFlux"],
         }
     )
     quiet = (np.abs(model) < 0.05 * sky_sigma) & (
@@ -735,7 +567,7 @@ def _simulate_visit(
         if not v.size:
             return float("nan"), float("nan")
         m = float(np.median(v))
-        return m, float(1.4826 * np.median(np.abs(v - m)))
+        return m, mad_sigma(v, m)
 
     med, robust_std = _robust(vals)
     robust_std_patches = _robust(vals_all)[1]
@@ -1018,31 +850,6 @@ def _kernel_candidates(
         idx = idx_all[~crowd]
     idx = idx[np.argsort(-cat.star_flux[idx])]
     return idx[: config.subtraction.n_candidates]
-
-
-def _nan_rowcol(
-    nan_diff: np.ndarray,
-    nan_sci: np.ndarray,
-    nan_tpl: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    size: int,
-) -> np.ndarray:
-    """True where a stamp's difference, science or template has a whole row or column of NaN."""
-    m = (
-        cut_stamps(
-            nan_diff.astype(np.float32),
-            nan_sci.astype(np.float32),
-            nan_tpl.astype(np.float32),
-            x,
-            y,
-            size=size,
-        ).data
-        > 0.5
-    )
-    rows = m.all(axis=3).any(axis=(1, 2))
-    cols = m.all(axis=2).any(axis=(1, 2))
-    return rows | cols
 
 
 def _artifact_mask(

@@ -16,6 +16,7 @@ import scipy.fft as sfft
 from scipy import signal
 
 from ..errors import InputError
+from ..numeric import mad_sigma
 
 __all__ = [
     "Subtraction",
@@ -125,7 +126,7 @@ def fit_al_kernel(
     stamp_half : int
         Half-size of the fitted stamps, pixels.
     clip_sigma : float
-        Candidates whose reduced chi^2 exceeds median + clip_sigma * 1.4826 MAD are dropped.
+        Candidates whose reduced chi^2 exceeds median + clip_sigma * `mad_sigma` are dropped.
 
     Returns
     -------
@@ -202,7 +203,7 @@ def fit_al_kernel(
         resid = y_all - design @ params
         chi2 = (resid**2 * w_all).sum(1) / npix
         med = np.median(chi2[keep])
-        mad = 1.4826 * np.median(np.abs(chi2[keep] - med)) + 1e-12
+        mad = mad_sigma(chi2[keep], med) + 1e-12
         new_keep = chi2 < med + clip_sigma * mad
         if new_keep.sum() < max(4, n_terms + 2) or (new_keep == keep).all():
             break
@@ -275,16 +276,22 @@ def subtract_al(
     spatial_order: int = 1,
     clip_sigma: float = 3.0,
     decorrelate: bool = True,
+    convolve: str = "auto",
 ) -> Subtraction:
     """Alard-Lupton subtraction with a spatially varying kernel, then DMTN-021 decorrelation.
 
-    The image with the narrower PSF is convolved ("auto" mode, as Rubin). `xs`, `ys` are kernel
-    candidate positions; FWHMs are in pixels.
+    The image with the narrower PSF is convolved (`convolve` "auto", as Rubin), or the one named
+    ("template", "science"). `xs`, `ys` are kernel candidate positions; FWHMs are in pixels.
     """
     if science.shape != template.shape:
         msg = f"science {science.shape} and template {template.shape} must have the same shape"
         raise InputError(msg)
-    convolve_template = fwhm_template <= fwhm_science
+    if convolve not in ("auto", "template", "science"):
+        msg = f"convolve must be 'auto', 'template' or 'science'; got {convolve!r}"
+        raise InputError(msg)
+    convolve_template = (
+        fwhm_template <= fwhm_science if convolve == "auto" else convolve == "template"
+    )
     if convolve_template:
         target, source, var_t, var_s = science, template, var_science, var_template
         wide, narrow = fwhm_science, fwhm_template

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Real exposures in (issue 18): the SAAO and NIRCam injection datasets of docs/real-images.md and
+# the rubin-v0.1 fine-tune on SAAO injections + simulation (an experiment: not a built-in).
+#   BUILD=build/real-images bash scripts/real_images.sh
+set -euo pipefail
+BUILD=${BUILD:-build/real-images}
+DATA=${DATA:-../shared/data/images}
+mkdir -p "$BUILD"
+
+# SAAO 1.0 m: template of the 10 best-seeing frames, fakes into the other 77.
+realbogus template "$DATA"/saao-1m/*.fits --best 10 --out "$BUILD/saao-T.fits" --overwrite
+science=$(python - "$BUILD/saao-T.fits" "$DATA/saao-1m" <<'PY'
+import sys
+from pathlib import Path
+from astropy.io import fits
+used = set(fits.open(sys.argv[1])["FRAMES"].data["name"])
+print(" ".join(str(p) for p in sorted(Path(sys.argv[2]).glob("*.fits")) if p.stem not in used))
+PY
+)
+# shellcheck disable=SC2086
+realbogus inject --template "$BUILD/saao-T.fits" --out "$BUILD/saao" --fakes-per-image 60 --seed 1 \
+    --workers 2 --overwrite --science $science
+
+# JWST NIRCam F200W: template = the earlier epoch; its later epoch 12 times (12 fake draws).
+D="$DATA/jwst-nircam"
+T=jw01324001001-01324-o001_t001_nircam_clear-f200w_i2d_stamp
+S=jw02561001002-02561-o001_t003_nircam_clear-f200w_i2d_stamp
+realbogus template "$D/$T.fits" --noise "$D/$T.noise.fits" --psf "$D/$T.WebbPSF.fits" --best 1 \
+    --out "$BUILD/nircam-T.fits" --overwrite
+args=()
+for _ in $(seq 12); do args+=(--science "$D/$S.fits" --noise "$D/$S.noise.fits"); done
+realbogus inject --template "$BUILD/nircam-T.fits" --psf "$D/$S.WebbPSF.fits" --out "$BUILD/nircam" \
+    --fakes-per-image 150 --seed 1 --workers 2 --overwrite "${args[@]}"
+
+# SAAO split by night (train: 2013-08-01/02/03; the rest held out), field = 1000 + night index.
+python - "$BUILD" "$DATA/saao-1m" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np, pandas as pd
+from astropy.io import fits
+from realbogus.dataset import open_dataset, write_dataset
+from realbogus.stamps import Stamps
+build, frames = Path(sys.argv[1]), Path(sys.argv[2])
+ds = open_dataset(build / "saao")
+visits = pd.read_parquet(build / "saao" / "visits.parquet")
+night = {r.visit: fits.getheader(frames / f"{r.frame}.fits")["DATE-OBS"] for r in visits.itertuples()}
+t, s = ds.table(), ds.stamps()
+n = t["visit"].map(night)
+t["field"] = (1000 + n.map({d: i for i, d in enumerate(sorted(set(night.values())))})).astype(np.int32)
+train = n.isin({"2013-08-01", "2013-08-02", "2013-08-03"}).to_numpy()
+for name, mask in (("saao-train", train), ("saao-heldout", ~train)):
+    rows = t[mask].drop(columns=["valid_fraction", "edge"]).reset_index(drop=True)
+    write_dataset(build / name, rows, Stamps(s.data[mask], s.valid_fraction[mask], s.edge[mask]),
+                  provenance={"pixel_units": "ADU", "nights": sorted(set(n[mask]))}, overwrite=True)
+PY
+
+realbogus simulate --survey rubin --visits 40 --seed 101 --out "$BUILD/sim-train" --overwrite
+realbogus simulate --survey rubin --visits 30 --seed 202 --out "$BUILD/sim-test" --overwrite
+python - "$BUILD" <<'PY'
+import sys
+from pathlib import Path
+from realbogus.dataset import concat_datasets, open_dataset
+b = Path(sys.argv[1])
+concat_datasets([(open_dataset(b / "saao-train"), None), (open_dataset(b / "sim-train"), None)],
+                b / "mix-train", overwrite=True)
+PY
+for pair in "mix-train rubin-real" "sim-train rubin-simft"; do
+    set -- $pair
+    rm -rf "$BUILD/$2"
+    realbogus train --data "$BUILD/$1" --from rubin-v0.1 --out "$BUILD/$2" --name rubin --version "$2" \
+        --epochs 6 --patience 2 --lr 1e-4 --weight-decay 1e-3 --seed 2 --cutoff auto
+done
+for data in saao-heldout nircam sim-test; do
+    realbogus evaluate --model rubin-v0.1 --model rubin-v0.3 --model "$BUILD/rubin-simft" \
+        --model "$BUILD/rubin-real" --data "$BUILD/$data" --out "$BUILD/report-$data" --n-boot 0 --overwrite
+done
+for model in rubin-v0.1 "$BUILD/rubin-simft" "$BUILD/rubin-real"; do
+    python benchmarks/real_data.py --rubin-model "$model" | head -4
+done

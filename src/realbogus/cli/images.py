@@ -1,0 +1,207 @@
+"""`realbogus template` and `realbogus inject`: real exposures in (issue 18). No logic here.
+
+Registered in `cli.py` with ``app.command("template")(template)`` and
+``app.command("inject")(inject)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import RealBogusError
+
+__all__ = ["template", "inject"]
+
+
+def template(
+    frames: Annotated[list[Path], typer.Argument(help="FITS frames of one field and filter.")],
+    out: Annotated[Path, typer.Option(help="Template FITS file to write.")],
+    best: Annotated[int, typer.Option(help="Coadd the N best-seeing frames.")] = 10,
+    gain: Annotated[
+        float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")
+    ] = None,
+    read_noise: Annotated[
+        float | None, typer.Option(help="Read noise, electrons (default: header RDNOISE).")
+    ] = None,
+    saturation: Annotated[
+        float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
+    ] = None,
+    noise: Annotated[
+        list[Path] | None,
+        typer.Option(help="Noise (sigma) map per frame, in the order of FRAMES (repeat the flag)."),
+    ] = None,
+    variance: Annotated[
+        list[Path] | None,
+        typer.Option(help="Variance map per frame, in the order of FRAMES (repeat the flag)."),
+    ] = None,
+    psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS of the coadd (default: measure it).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out file.")
+    ] = False,
+) -> None:
+    """Build a template from real frames: register (WCS, else the frames' own stars with
+    astroalign), pick the --best best-seeing frames, PSF-aware weighted coadd with a variance
+    plane and the coadd's measured PSF."""
+    from ..errors import InputError
+    from ..injection import build_template, read_frame, read_psf, write_template
+    from .common import console, fail, progress_bar
+
+    try:
+        for flag, maps in (("--noise", noise), ("--variance", variance)):
+            if maps and len(maps) != len(frames):
+                msg = f"{flag} needs one map per frame ({len(frames)}); got {len(maps)}"
+                raise InputError(msg)
+        if out.exists() and not overwrite:
+            msg = f"{out} already exists; choose another --out or pass --overwrite"
+            raise InputError(msg)
+        read = [
+            read_frame(
+                path,
+                gain=gain,
+                read_noise=read_noise,
+                saturation=saturation,
+                noise=noise[i] if noise else None,
+                variance=variance[i] if variance else None,
+            )
+            for i, path in enumerate(frames)
+        ]
+        model = read_psf(psf, shape=read[0].shape) if psf else None
+        with progress_bar("building the template") as progress:
+            result = build_template(read, best=best, psf=model, progress=progress)
+        write_template(result, out, overwrite=overwrite)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    used = ", ".join(result.frames["name"])
+    console.print(
+        f"template of {len(result.frames)} frames (PSF FWHM {result.fwhm_px:.2f} px) -> {out}\n"
+        f"frames: {used}"
+    )
+
+
+def inject(
+    template: Annotated[Path, typer.Option(help="Template FITS from `realbogus template`.")],
+    out: Annotated[Path, typer.Option(help="Output dataset directory.")],
+    science: Annotated[
+        list[Path] | None,
+        typer.Option(help="Science frame(s): --science S1.fits S2.fits ... (or repeat the flag)."),
+    ] = None,
+    more: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="More science frames (what follows --science S1.fits).", show_default=False
+        ),
+    ] = None,
+    fakes_per_image: Annotated[int, typer.Option(help="PSF fakes drawn per frame.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same dataset.")] = 0,
+    psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
+    ] = None,
+    template_psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
+    ] = None,
+    variance: Annotated[
+        list[Path] | None,
+        typer.Option(help="Variance map per science frame, in order (repeat the flag)."),
+    ] = None,
+    noise: Annotated[
+        list[Path] | None,
+        typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
+    ] = None,
+    mask: Annotated[
+        list[Path] | None,
+        typer.Option(help="Bad-pixel mask per science frame (non-zero = bad; repeat the flag)."),
+    ] = None,
+    gain: Annotated[
+        float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")
+    ] = None,
+    read_noise: Annotated[
+        float | None, typer.Option(help="Read noise, electrons (default: header RDNOISE).")
+    ] = None,
+    saturation: Annotated[
+        float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
+    ] = None,
+    subtraction: Annotated[str, typer.Option(help="Image subtraction: al or zogy.")] = "al",
+    negative_fraction: Annotated[
+        float, typer.Option(help="Fraction of fakes put into the template (negative).")
+    ] = 0.3,
+    known: Annotated[
+        Path | None,
+        typer.Option(help="Catalogue of known real sources (x, y or ra, dec; optional origin)."),
+    ] = None,
+    known_action: Annotated[
+        str, typer.Option(help="Detections on a known source: drop or real.")
+    ] = "drop",
+    stamp_size: Annotated[int, typer.Option(help="Stamp side, pixels (odd).")] = 51,
+    pixel_scale: Annotated[
+        float | None, typer.Option(help="Arcsec per pixel (seeing columns in arcsec).")
+    ] = None,
+    survey: Annotated[
+        str | None, typer.Option(help="survey column (default: header TELESCOP).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output directory.")
+    ] = False,
+) -> None:
+    """Inject PSF fakes into real science frames, subtract the template (A&L + decorrelation
+    or ZOGY), detect both polarities and write a labelled dataset (as `simulate` does) with
+    DIR/preview.png and the PSF of every frame in DIR/psf/."""
+    from ..errors import InputError
+    from ..injection.inject import InjectConfig
+    from ..injection.run import FrameOptions, inject_dataset, read_known
+    from .common import console, fail, progress_bar
+
+    try:
+        science = [*(science or []), *(more or [])]
+        if not science:
+            msg = "no science frames; pass --science S.fits [S ...]"
+            raise InputError(msg)
+        config = InjectConfig(
+            n_fakes=fakes_per_image,
+            method=subtraction,
+            negative_fraction=negative_fraction,
+            stamp_size=stamp_size,
+        )
+        options = FrameOptions(
+            variance=tuple(map(str, variance or ())),
+            noise=tuple(map(str, noise or ())),
+            mask=tuple(map(str, mask or ())),
+            gain=gain,
+            read_noise=read_noise,
+            saturation=saturation,
+            psf=str(psf) if psf else None,
+            template_psf=str(template_psf) if template_psf else None,
+            pixel_scale=pixel_scale,
+        )
+        catalog = read_known(known) if known else None
+        with progress_bar("injecting into frames") as progress:
+            path = inject_dataset(
+                science,
+                template,
+                out,
+                config=config,
+                seed=seed,
+                options=options,
+                known=catalog,
+                known_action=known_action,
+                survey=survey,
+                workers=workers,
+                overwrite=overwrite,
+                progress=progress,
+            )
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    s = json.loads((path / "summary.json").read_text())
+    console.print(
+        f"{s['n_detections']} detections ({s['n_real']} Real, {s['n_bogus']} Bogus) from "
+        f"{s['n_frames']} frames, {s['n_fakes']} fakes; fakes with SNR >= 6 detected: "
+        f"{s['fake_completeness_snr_ge_6']:.3f}; median psfFlux/true (SNR > 20): "
+        f"{s['median_psfflux_ratio_snr_gt_20']:.3f}; SNR-map robust std: "
+        f"{s['snr_map_robust_std_median']:.2f} -> {path} (preview: {path / 'preview.png'})"
+    )
