@@ -17,19 +17,25 @@ from ..errors import RealBogusError
 __all__ = ["template", "inject"]
 
 
+# Options that `template` and `inject` share.
+GainOption = Annotated[
+    float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")
+]
+ReadNoiseOption = Annotated[
+    float | None, typer.Option(help="Read noise, electrons (default: header RDNOISE).")
+]
+SaturationOption = Annotated[
+    float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
+]
+
+
 def template(
     frames: Annotated[list[Path], typer.Argument(help="FITS frames of one field and filter.")],
     out: Annotated[Path, typer.Option(help="Template FITS file to write.")],
     best: Annotated[int, typer.Option(help="Coadd the N best-seeing frames.")] = 10,
-    gain: Annotated[
-        float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")
-    ] = None,
-    read_noise: Annotated[
-        float | None, typer.Option(help="Read noise, electrons (default: header RDNOISE).")
-    ] = None,
-    saturation: Annotated[
-        float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
-    ] = None,
+    gain: GainOption = None,
+    read_noise: ReadNoiseOption = None,
+    saturation: SaturationOption = None,
     noise: Annotated[
         list[Path] | None,
         typer.Option(help="Noise (sigma) map per frame, in the order of FRAMES (repeat the flag)."),
@@ -117,15 +123,9 @@ def inject(
         list[Path] | None,
         typer.Option(help="Bad-pixel mask per science frame (non-zero = bad; repeat the flag)."),
     ] = None,
-    gain: Annotated[
-        float | None, typer.Option(help="Electrons per pixel unit (default: header GAIN).")
-    ] = None,
-    read_noise: Annotated[
-        float | None, typer.Option(help="Read noise, electrons (default: header RDNOISE).")
-    ] = None,
-    saturation: Annotated[
-        float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
-    ] = None,
+    gain: GainOption = None,
+    read_noise: ReadNoiseOption = None,
+    saturation: SaturationOption = None,
     subtraction: Annotated[str, typer.Option(help="Image subtraction: al or zogy.")] = "al",
     negative_fraction: Annotated[
         float, typer.Option(help="Fraction of fakes put into the template (negative).")
