@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..numeric import mad_sigma
 from ..sim.config import InjectionConfig, SubtractionConfig
 from ..sim.detect import shift_stamps
-from ..sim.dia import DiaResult, ImagePSF, detection_table, match_truth, run_dia
+from ..sim.dia import DiaResult, ImagePSF, detection_table, match_truth, run_dia, truth_frame
 from ..sim.field import VisitResult
 from ..sim.labels import assign_labels
 from ..sim.truth import TruthTable, draw_snr, flux_for_snr
@@ -300,25 +300,7 @@ def inject_frame(
             valid_fraction=stamps.valid_fraction[keep],
             edge=stamps.edge[keep],
         )
-    truth_df = pd.DataFrame(
-        {
-            "field": 0,
-            "visit": visit,
-            "frame": frame.name,
-            "kind": tr["kind"].astype(str),
-            "origin": tr["origin"].astype(str),
-            "x": tr["seg"][:, 0],
-            "y": tr["seg"][:, 1],
-            "x1": tr["seg"][:, 2],
-            "y1": tr["seg"][:, 3],
-            "flux": tr["flux"],
-            "snr": tr["snr"],
-            "hosted": tr["hosted"],
-            "detected": found["detected"],
-            "measuredSnr": found["measuredSnr"],
-            "psfFlux": found["psfFlux"],
-        }
-    )
+    truth_df = truth_frame(tr, found, field=0, visit=visit, frame=frame.name)
     metrics = {
         "field": 0,
         "visit": visit,

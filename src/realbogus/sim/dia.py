@@ -34,6 +34,7 @@ __all__ = [
     "run_dia",
     "detection_table",
     "match_truth",
+    "truth_frame",
 ]
 
 #: Columns of the detection table, in order.
@@ -452,6 +453,33 @@ def match_truth(
             best_snr[j] = table["snr"].iat[row]
             best_flux[j] = psf_flux[row]
     return {"detected": matched, "measuredSnr": best_snr, "psfFlux": best_flux}
+
+
+def truth_frame(
+    truth: dict[str, np.ndarray], found: dict[str, np.ndarray], *, field: int, visit: int, **extra
+) -> pd.DataFrame:
+    """The truth table of one visit, one row per true source (m,): `field`, `visit`, the `extra`
+    columns, kind, origin, its segment (x, y) -> (x1, y1) in pixels, flux and SNR, whether it is
+    hosted, and `found` (`match_truth`): detected, measuredSnr, psfFlux."""
+    return pd.DataFrame(
+        {
+            "field": field,
+            "visit": visit,
+            **extra,
+            "kind": truth["kind"].astype(str),
+            "origin": truth["origin"].astype(str),
+            "x": truth["seg"][:, 0],
+            "y": truth["seg"][:, 1],
+            "x1": truth["seg"][:, 2],
+            "y1": truth["seg"][:, 3],
+            "flux": truth["flux"],
+            "snr": truth["snr"],
+            "hosted": truth["hosted"],
+            "detected": found["detected"],
+            "measuredSnr": found["measuredSnr"],
+            "psfFlux": found["psfFlux"],
+        }
+    )
 
 
 def _background(image: np.ndarray, bad: np.ndarray, mesh: int) -> np.ndarray:

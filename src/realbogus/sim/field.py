@@ -22,7 +22,7 @@ from ..numeric import mad_sigma
 from ..stamps import Stamps
 from . import artifacts as art
 from .config import SimConfig
-from .dia import TABLE_COLUMNS, detection_table, match_truth, run_dia
+from .dia import TABLE_COLUMNS, detection_table, match_truth, run_dia, truth_frame
 from .labels import assign_labels, segment_distance
 from .psf import PSFModel, add_point_sources
 from .scene import (
@@ -534,24 +534,7 @@ def _simulate_visit(
 
     # ---- truth table with detection flags, and quality metrics
     found = match_truth(dia, lab, tr, table, match_px=match_px)
-    truth_df = pd.DataFrame(
-        {
-            "field": field,
-            "visit": visit,
-            "kind": tr["kind"].astype(str),
-            "origin": tr["origin"].astype(str),
-            "x": tr["seg"][:, 0],
-            "y": tr["seg"][:, 1],
-            "x1": tr["seg"][:, 2],
-            "y1": tr["seg"][:, 3],
-            "flux": tr["flux"],
-            "snr": tr["snr"],
-            "hosted": tr["hosted"],
-            "detected": found["detected"],
-            "measuredSnr": found["measuredSnr"],
-            "psfFlux": found["psfFlux"],
-        }
-    )
+    truth_df = truth_frame(tr, found, field=field, visit=visit)
     quiet = (np.abs(model) < 0.05 * sky_sigma) & (
         np.abs(tmpl.model + tmodel_extra) < 0.05 * np.sqrt(tmpl.sky_var)
     )
