@@ -8,15 +8,15 @@ usable data (saturated, masked, NaN) and the header values the chain uses (seein
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from ..errors import InputError
+from ..io.images import celestial_wcs
 
 __all__ = ["Frame", "read_frame", "read_plane", "saturation_level", "SEEING_KEYS"]
 
@@ -63,15 +63,6 @@ class Frame:
     def shape(self) -> tuple[int, int]:
         """(H, W) of the image."""
         return self.image.shape
-
-
-def _celestial_wcs(header: fits.Header) -> WCS | None:
-    if "CTYPE1" not in header:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(header)
-    return wcs.celestial if wcs.has_celestial else None
 
 
 def read_plane(path: str | os.PathLike, *, what: str) -> tuple[np.ndarray, fits.Header]:
@@ -165,7 +156,7 @@ def read_frame(
             ext_var = np.asarray(names["VARIANCE"].data).astype(np.float64)
         if "MASK" in names:
             ext_mask = np.asarray(names["MASK"].data) != 0
-    wcs = _celestial_wcs(header)
+    wcs = celestial_wcs(header)
     shape = image.shape
     bad = ~np.isfinite(image)
     if mask is not None:

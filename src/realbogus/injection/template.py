@@ -26,8 +26,9 @@ import sep
 from astropy.io import fits
 
 from ..errors import InputError, RealBogusWarning
+from ..io.images import celestial_wcs
 from ..sim.dia import ImagePSF
-from .frames import Frame, _celestial_wcs
+from .frames import Frame
 from .psf import measure_psf, psf_fwhm, star_fwhm
 from .register import Stars, background, find_stars, register, warp, warp_mask
 
@@ -70,7 +71,7 @@ class Template:
     @property
     def wcs(self):
         """Celestial WCS of the reference frame, or None."""
-        return _celestial_wcs(self.header)
+        return celestial_wcs(self.header)
 
     @property
     def fwhm_px(self) -> float:

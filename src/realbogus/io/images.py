@@ -21,7 +21,14 @@ from ..errors import InputError
 from ..stamps import Stamps, box_extent, cut_stamps
 from .tables import read_table
 
-__all__ = ["Image", "position_faults", "read_image", "read_catalog", "stamps_from_files"]
+__all__ = [
+    "Image",
+    "position_faults",
+    "read_image",
+    "read_catalog",
+    "stamps_from_files",
+    "celestial_wcs",
+]
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ def _native_float32(data: np.ndarray) -> np.ndarray:
     return np.asarray(data).astype(np.float32)  # also converts big-endian FITS data
 
 
-def _celestial_wcs(header: fits.Header) -> WCS | None:
+def celestial_wcs(header: fits.Header) -> WCS | None:
+    """The celestial WCS of a FITS header, or None when it has none (FITS fix-ups silenced)."""
     if "CTYPE1" not in header:
         return None
     with warnings.catch_warnings():
@@ -83,7 +91,7 @@ def read_image(path: str | os.PathLike) -> Image:
                 raise InputError(msg)
             header = image.header.copy()
             # A celestial WCS may live in the primary header of a multi-extension exposure.
-            wcs = _celestial_wcs(header) or _celestial_wcs(hdus[0].header)
+            wcs = celestial_wcs(header) or celestial_wcs(hdus[0].header)
             data = _native_float32(image.data)
             var = _native_float32(variance.data) if variance is not None else None
             msk = (
