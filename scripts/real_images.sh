@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from astropy.io import fits
-from realbogus.dataset import open_dataset, write_dataset
+from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
 build, frames = Path(sys.argv[1]), Path(sys.argv[2])
 ds = open_dataset(build / "saao")
@@ -59,7 +59,7 @@ realbogus simulate --survey rubin --visits 30 --seed 202 --out "$BUILD/sim-test"
 python - "$BUILD" <<'PY'
 import sys
 from pathlib import Path
-from realbogus.dataset import concat_datasets, open_dataset
+from realbogus.io.dataset import concat_datasets, open_dataset
 b = Path(sys.argv[1])
 concat_datasets([(open_dataset(b / "saao-train"), None), (open_dataset(b / "sim-train"), None)],
                 b / "mix-train", overwrite=True)
