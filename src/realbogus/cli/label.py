@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import RealBogusError
+from .common import fail
 
 label_app = typer.Typer(
     help="A labelling service for real/bogus vetting with active learning (docs/labelling.md).",
@@ -22,12 +23,6 @@ DbOption = Annotated[
     str,
     typer.Option("--db", help="SQLite file path (default engine) or postgresql://USER@HOST/DB."),
 ]
-
-
-def _fail(error: Exception) -> typer.Exit:
-    from .common import fail
-
-    return fail(error)
 
 
 def _loopback(host: str) -> bool:
@@ -99,7 +94,7 @@ def serve(
             seed=seed,
         )
     except RealBogusError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     service.live.start()
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level="info")
@@ -127,7 +122,7 @@ def users_add(
     try:
         hashed = hash_password(password)
     except ValueError as exc:
-        raise _fail(RealBogusError(f"{exc}; pipe the password on standard input")) from None
+        raise fail(RealBogusError(f"{exc}; pipe the password on standard input")) from None
     try:
         store = open_store(db)
         try:
@@ -135,7 +130,7 @@ def users_add(
         finally:
             store.close()
     except RealBogusError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"added {name} ({role})")
 
 
@@ -156,5 +151,5 @@ def export(
         finally:
             store.close()
     except RealBogusError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"wrote {out}")
