@@ -55,7 +55,7 @@ def demo(
 
     def window(summary: dict) -> str:
         w = summary.get("window")
-        return f"[{w['low']:.3f}, {w['high']:.3f}]" if w else "none"
+        return f"[{w['low']:.3f}, {w['high']:.3f}]" if w else "none: the requirement is not met"
 
     console.print(
         f"\n[bold]{result.n_detections} simulated detections scored with {result.model_version}[/]\n"
