@@ -2,6 +2,8 @@
 # Real exposures in (issue 18): the SAAO and NIRCam injection datasets of docs/real-images.md and
 # the rubin-v0.1 fine-tune on SAAO injections + simulation (an experiment: not a built-in).
 #   BUILD=build/real-images bash scripts/real_images.sh
+# DATA_ONLY=1 stops after the datasets (saao-train, saao-heldout, nircam, sim-train, sim-test),
+# as scripts/train_builtin.sh rubin-v0.4 uses it.
 set -euo pipefail
 BUILD=${BUILD:-build/real-images}
 DATA=${DATA:-../shared/data/images}
@@ -56,6 +58,7 @@ PY
 
 realbogus simulate --survey rubin --visits 40 --seed 101 --out "$BUILD/sim-train" --overwrite
 realbogus simulate --survey rubin --visits 30 --seed 202 --out "$BUILD/sim-test" --overwrite
+[ "${DATA_ONLY:-0}" = 0 ] || exit 0
 python - "$BUILD" <<'PY'
 import sys
 from pathlib import Path

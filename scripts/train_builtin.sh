@@ -4,11 +4,13 @@
 # train, evaluate on the independent sets, write those metrics into the card, and install the
 # package under src/realbogus/models/. Seeds are fixed here and recorded in each card.
 #
-#   bash scripts/train_builtin.sh [rubin|ztf|ztf-v0.2|ztf-v0.3|crowd|all]      (BUILD=build by default)
+#   bash scripts/train_builtin.sh [rubin|ztf|ztf-v0.2|ztf-v0.3|crowd|rubin-v0.4|all]      (BUILD=build by default)
 #
 # "crowd" builds rubin-v0.2 (fine-tuned from rubin-v0.1 on simulated-crowd SWAP stable labels
 # only) and rubin-v0.3 (crowd labels + injections), as DMTN-337's v0.2 and v0.3, and evaluates
 # v0.1, v0.2 and v0.3 side by side on rubin-v0.1's independent test set.
+# "rubin-v0.4" fine-tunes rubin-v0.1 on real-image injections (SAAO, 3 nights) + 4 simulated
+# runs (docs/real-images.md; needs ../shared/data/images).
 #
 # Sizes can be lowered for a trial run: RUBIN_TRAIN_VISITS, RUBIN_TEST_VISITS, ZTF_*, EPOCHS;
 # INSTALL=0 leaves src/realbogus/models/ alone; ROTATIONS=1 trains on quarter-turned stamps too.
@@ -114,6 +116,48 @@ ztf_conditions() {  # ztf-v0.3: ztf-v0.2's network, its scores corrected for thi
     cp -r "$BUILD/ztf-v0.3" src/realbogus/models/ztf-v0.3
 }
 
+real_version() {  # rubin-v0.4: rubin-v0.1 fine-tuned on SAAO injections + simulation (docs/real-images.md)
+    local real="$BUILD/real-images"
+    BUILD="$real" DATA_ONLY=1 bash scripts/real_images.sh  # saao-train/-heldout, nircam, sim-train (101), sim-test (202)
+    for seed in 103 104 105; do
+        simulate --survey rubin --visits 40 --seed "$seed" --overwrite --out "$real/sim-train-$seed"
+    done
+    # One field per SAAO frame (1000 + visit) and per simulated field of each run (100 k + field),
+    # so the 80/10/10 split grouped by field draws from every source (by night, one night held
+    # 70 % of the SAAO rows and the split took it or not depending on the seed).
+    python - "$real" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from realbogus.io.dataset import open_dataset, write_dataset
+from realbogus.stamps import Stamps
+real = Path(sys.argv[1])
+sources = ["saao-train", "sim-train", "sim-train-103", "sim-train-104", "sim-train-105"]
+tables, pieces = [], []
+for k, name in enumerate(sources):
+    ds = open_dataset(real / name)
+    t = ds.table().drop(columns=["valid_fraction", "edge"], errors="ignore")
+    t["field"] = (1000 + t["visit"] if k == 0 else 100 * k + t["field"]).astype(np.int32)
+    tables.append(t)
+    pieces.append(ds.stamps())
+write_dataset(real / "v0.4-train", pd.concat(tables, ignore_index=True), Stamps.concat(pieces, ds.stamp_size),
+              provenance={"sources": sources, "field": "saao: 1000 + visit; simulation run k: 100 k + field"},
+              overwrite=True)
+PY
+    rm -rf "$BUILD/rubin-v0.4" "$BUILD/rubin-v0.4.train"
+    realbogus train --data "$real/v0.4-train" --from rubin-v0.1 --out "$BUILD/rubin-v0.4" --name rubin --version rubin-v0.4 \
+        --epochs 6 --patience 2 --lr 3e-5 --weight-decay 1e-3 --seed 3 --cutoff auto
+    realbogus evaluate --model rubin-v0.1 --model "$BUILD/rubin-v0.4" --data "$real/sim-test" --out "$BUILD/rubin-v0.4-report-sim-test" \
+        --n-boot 0 --overwrite
+    [ "${INSTALL:-1}" = 1 ] || return 0
+    rm -rf src/realbogus/models/rubin-v0.4
+    cp -r "$BUILD/rubin-v0.4" src/realbogus/models/rubin-v0.4
+}
+
+if [ "$which" = rubin-v0.4 ]; then
+    real_version
+fi
 if [ "$which" = rubin ] || [ "$which" = all ]; then
     build rubin-v0.1 rubin "${RUBIN_TRAIN_VISITS:-640}" "${RUBIN_TEST_VISITS:-150}" 101 202 0
 fi

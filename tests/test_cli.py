@@ -179,6 +179,17 @@ def test_built_in_crowd_versions_record_their_parent():
         assert card.metrics["independent_test"]["overall"]["n"] >= 20_000
 
 
+def test_built_in_rubin_v04_is_fine_tuned_on_real_and_simulated_stamps():
+    """rubin-v0.4: rubin-v0.1 fine-tuned at lr 3e-5 on SAAO injections (ADU) + simulation (nJy)."""
+    card = load_package("rubin-v0.4").card
+    parent = load_package("rubin-v0.1").card
+    assert card.parent == "rubin-v0.1" and card.preprocessing_scale == parent.preprocessing_scale
+    assert card.pixel_units is None and card.stamp_size == 51
+    assert card.hyperparameters["lr"] == 3e-5 and card.hyperparameters["seed"] == 3
+    assert card.training_data["counts"]["label"] == {"bogus": 23749, "real": 13703}
+    assert "rubin-v0.4" in runner.invoke(app, ["models"]).output
+
+
 def test_built_in_ztf_model_card():
     """ztf-v0.1 takes 63-px stamps in nJy and carries its independent-test metrics."""
     card = load_package("ztf-v0.1").card
