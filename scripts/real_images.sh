@@ -73,9 +73,11 @@ for pair in "mix-train rubin-real" "sim-train rubin-simft"; do
     realbogus train --data "$BUILD/$1" --from rubin-v0.1 --out "$BUILD/$2" --name rubin --version "$2" \
         --epochs 6 --patience 2 --lr 1e-4 --weight-decay 1e-3 --seed 2 --cutoff auto
 done
+# The SAAO (ADU) and NIRCam injections are not the Rubin models' nJy data: --force (their
+# asinh-noise input is unit-free).
 for data in saao-heldout nircam sim-test; do
     realbogus evaluate --model rubin-v0.1 --model rubin-v0.3 --model "$BUILD/rubin-simft" \
-        --model "$BUILD/rubin-real" --data "$BUILD/$data" --out "$BUILD/report-$data" --n-boot 0 --overwrite
+        --model "$BUILD/rubin-real" --data "$BUILD/$data" --out "$BUILD/report-$data" --n-boot 0 --overwrite --force
 done
 for model in rubin-v0.1 "$BUILD/rubin-simft" "$BUILD/rubin-real"; do
     python benchmarks/real_data.py --rubin-model "$model" | head -4

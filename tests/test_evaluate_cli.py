@@ -121,3 +121,22 @@ def test_rows_not_scored_are_left_out_of_the_metrics_with_a_warning(setup, tmp_p
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["provenance"]["not_scored"] == {"low-valid-fraction": 1, "no-valid-pixels": 1}
     assert res is not None
+
+
+def test_cli_evaluate_refuses_other_units_unless_forced(setup, tmp_path):
+    """Data in another pixel unit than a model's card: refused with the flag to use; --force
+    evaluates it (the refusal used to name --force, which evaluate did not have)."""
+    table, stamps = open_dataset(setup / "data").table(), open_dataset(setup / "data").stamps()
+    write_dataset(
+        tmp_path / "adu",
+        table.drop(columns=["valid_fraction", "edge"], errors="ignore"),
+        stamps,
+        provenance={"pixel_units": "ADU"},
+    )
+    args = ["evaluate", "--model", "rubin-v0.1", "--data", str(tmp_path / "adu"), "--n-boot", "0"]
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "r1")])
+    assert refused.exit_code == 1 and "--force" in refused.output
+    assert not (tmp_path / "r1").exists()
+    forced = runner.invoke(app, [*args, "--out", str(tmp_path / "r2"), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "r2" / "metrics.json").is_file()

@@ -42,6 +42,13 @@ def evaluate_command(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Evaluate on data of another survey or pixel unit than a model's card states.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate model versions side by side: requirement window, P = C crossing, slices, report."""
     import warnings
@@ -77,6 +84,7 @@ def evaluate_command(
                 overwrite=overwrite,
                 progress=update,
                 alerts=alerts,
+                force=force,
             )
     except RealBogusError as exc:
         raise fail(exc) from exc

@@ -29,6 +29,7 @@ def evaluate_packages(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     alerts: str | os.PathLike | None = None,
+    force: bool = False,
     **options: object,
 ) -> EvaluationResult:
     """Score a stamp dataset with each model package, then :func:`evaluate` them side by side.
@@ -47,6 +48,9 @@ def evaluate_packages(
     alerts : path-like, optional
         Folder of Rubin or ZTF alert packets with the survey's own score, scored by the same
         packages for the report's real-alerts section.
+    force : bool
+        Score a dataset of another survey or pixel unit than a model's card states (the CLI's
+        ``--force``); the report's scores then come with that reason.
     **options
         Passed to :func:`evaluate` (n_boot, seed, overwrite, ...).
 
@@ -90,6 +94,7 @@ def evaluate_packages(
             Scorer(package),
             dataset,
             progress=None if progress is None else (lambda d, t, s=stage: progress(s, d, t)),
+            force=force,
         )
         if len(scored) != len(table):
             msg = f"{ref}: the scorer returned {len(scored)} rows for {len(table)} detections"
