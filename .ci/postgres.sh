@@ -13,7 +13,7 @@ realbogus_pg_start() {
             || { echo "postgres.sh: installing postgresql failed" >&2; return 1; }
         bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     fi
-    REALBOGUS_PG_DIR=$(mktemp -d /tmp/realbogus-pg.XXXXXX)
+    REALBOGUS_PG_DIR=$(mktemp -d -t realbogus-pg.XXXXXX)
     local run=()
     if [ "$(id -u)" = 0 ]; then
         chown postgres: "$REALBOGUS_PG_DIR"
