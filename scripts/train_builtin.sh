@@ -150,6 +150,11 @@ PY
         --epochs 6 --patience 2 --lr 3e-5 --weight-decay 1e-3 --seed 3 --cutoff auto
     realbogus evaluate --model rubin-v0.1 --model "$BUILD/rubin-v0.4" --data "$real/sim-test" --out "$BUILD/rubin-v0.4-report-sim-test" \
         --n-boot 0 --overwrite
+    # The 30-visit sim-test chose the seed; the card's independent test is a survey nothing chose on.
+    simulate --survey rubin --visits 150 --seed 909 --overwrite --out "$real/independent-test"
+    realbogus evaluate --model "$BUILD/rubin-v0.4" --data "$real/independent-test" --out "$BUILD/rubin-v0.4-report-test" --overwrite
+    python scripts/card_metrics.py "$BUILD/rubin-v0.4" "independent_test=$BUILD/rubin-v0.4-report-test" \
+        --seeds '{"train": [101, 103, 104, 105], "seed_choice_test": 202, "independent_test": 909}'
     [ "${INSTALL:-1}" = 1 ] || return 0
     rm -rf src/realbogus/models/rubin-v0.4
     cp -r "$BUILD/rubin-v0.4" src/realbogus/models/rubin-v0.4
