@@ -26,6 +26,7 @@ import pandas as pd
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_path
 from ..numeric import sigmoid
+from .panoptes import EXPORT_COLUMNS
 
 __all__ = ["VOLUNTEER_KINDS", "CrowdConfig", "SimulatedCrowd", "simulate_crowd", "write_export"]
 
@@ -414,24 +415,7 @@ def write_export(
     created = votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC").to_numpy()
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "classification_id",
-                "user_name",
-                "user_id",
-                "user_ip",
-                "workflow_id",
-                "workflow_name",
-                "workflow_version",
-                "created_at",
-                "gold_standard",
-                "expert",
-                "metadata",
-                "annotations",
-                "subject_data",
-                "subject_ids",
-            ]
-        )
+        writer.writerow(EXPORT_COLUMNS)
         for i, (cid, name, uid, ip, sid, vote, seen) in enumerate(
             zip(
                 votes["classification_id"],
