@@ -110,3 +110,41 @@ def test_alerts_section_on_rubin_dev_alerts(shared_data, tmp_path):
     json.loads((tmp_path / "r" / "metrics.json").read_text())  # strict JSON (no NaN)
     if CHROMIUM is not None:  # every image (disagreement triplets too) decodes at >= 800 px
         _assert_opens_in_chromium(res.path, tmp_path)
+
+
+def test_evaluate_alerts_without_data_writes_an_alerts_report(shared_data, tmp_path):
+    """`evaluate --alerts` with no --data: the real-alerts report alone, the same numbers as
+    the section of a labelled evaluation."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+
+    out = tmp_path / "r"
+    res = CliRunner().invoke(
+        app,
+        ["evaluate", "--model", "rubin-v0.1", "--alerts", str(shared_data / "rubin" / "alerts")]
+        + ["--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"] is None and metrics["models"] == {}
+    a = metrics["alerts"]["models"]["rubin-v0.1"]
+    assert a["n"] == 126 and a["asteroids"]["ours"]["n"] == 11
+    assert f"{a['auc']:.3f}" in res.output
+    page = (out / "report.html").read_text()
+    assert "<section id=alerts>" in page and "id=requirement" not in page
+    assert all((out / f["file"]).is_file() for f in metrics["alerts"]["figures"])
+
+
+def test_evaluate_needs_data_or_alerts(tmp_path):
+    """Neither --data nor --alerts: a clear error naming both flags, nothing written."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+
+    res = CliRunner().invoke(
+        app, ["evaluate", "--model", "rubin-v0.1", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code != 0
+    assert "--data" in res.output and "--alerts" in res.output
+    assert not (tmp_path / "r").exists()

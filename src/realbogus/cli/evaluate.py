@@ -21,15 +21,19 @@ def evaluate_command(
             help="Model package (directory, .zip or built-in name); repeat to compare several.",
         ),
     ],
-    data: Annotated[
-        Path, typer.Option(help="Labelled stamp dataset directory (realbogus dataset).")
-    ],
     out: Annotated[
         Path,
         typer.Option(
             help="Report directory to write: metrics.json, report.html, figures/, curves/."
         ),
     ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled stamp dataset directory (realbogus dataset); may be left out with "
+            "--alerts for a report of real alerts alone."
+        ),
+    ] = None,
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap resamples for the 95 % intervals (0 = none).")
     ] = 200,
@@ -75,19 +79,23 @@ def evaluate_command(
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
+            labelled = {} if data is None else {"n_boot": n_boot, "seed": seed}
             result = evaluate_packages(
                 model,
                 data,
                 out,
-                n_boot=n_boot,
-                seed=seed,
                 overwrite=overwrite,
                 progress=update,
                 alerts=alerts,
                 force=force,
+                **labelled,
             )
     except RealBogusError as exc:
         raise fail(exc) from exc
+    if data is None:
+        _print_alerts(result.metrics["alerts"])
+        console.print(f"report -> {result.report}")
+        return
     table = Table(title="requirement window (purity >= 0.95, completeness >= 0.90)")
     for column in (
         "model",
@@ -123,3 +131,22 @@ def evaluate_command(
     elif n_warn:
         console.print(f"[yellow]{n_warn} warning(s)[/]")
     console.print(f"report -> {result.report}")
+
+
+def _print_alerts(alerts: dict) -> None:
+    """Our scores against the survey's own, one row per model."""
+    table = Table(title=f"real alerts: {alerts['source']} ({alerts['n_failed']} not scored)")
+    for column in ("model", "alerts", "survey score", "AUC", "Spearman", "asteroid recall"):
+        table.add_column(column)
+    for name, c in alerts["models"].items():
+        ours = c["asteroids"]["ours"]
+        auc, rho = c["auc"], c["spearman"]
+        table.add_row(
+            name,
+            str(c["n"]),
+            f"{c['survey']} {c['survey_score']}",
+            "-" if auc is None else f"{auc:.3f}",
+            "-" if rho is None else f"{rho:.3f}",
+            f"{ours['passing']} of {ours['n']}",
+        )
+    console.print(table)

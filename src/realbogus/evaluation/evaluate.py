@@ -39,6 +39,7 @@ from ..io.jsonfile import dumps_strict, jsonable
 from ..report import FigureData, render_html, write_figures
 from ..report.alerts_section import alerts_html, write_alerts_section
 from ..report.gallery import StampLoader, write_galleries
+from ..report.html import render_alerts_html
 from . import metrics as M
 from .summary import model_extras, summary_sentences
 
@@ -51,6 +52,7 @@ __all__ = [
     "SLICE_COLUMNS",
     "EvaluationResult",
     "evaluate",
+    "evaluate_alerts",
 ]
 
 METRICS_SCHEMA_VERSION = 1
@@ -379,6 +381,60 @@ def evaluate(
             RealBogusWarning,
             stacklevel=2,
         )
+    return EvaluationResult(path=out, metrics=metrics)
+
+
+def evaluate_alerts(
+    alerts: AlertRun,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    provenance: Mapping[str, object] | None = None,
+) -> EvaluationResult:
+    """Write a report of real alert packets alone: our scores against the survey's own.
+
+    Real alerts carry the survey's score (Rubin ``reliability``, ZTF ``drb``/``rb``), not a
+    truth label, so there is no requirement window here: the report holds the real-alerts
+    section of :func:`evaluate` (ROC AUC and rank correlation against the survey's score,
+    agreement counts, asteroid recall, disagreement galleries).
+
+    Parameters
+    ----------
+    alerts : realbogus.evaluation.alerts.AlertRun
+        Alert packets scored by the models (``realbogus.workflows.alerts.score_alert_folder``).
+    out : path-like
+        Output directory; must not exist unless `overwrite`.
+    overwrite : bool
+        Replace an existing `out`.
+    provenance : mapping, optional
+        JSON-serialisable record stored under ``"provenance"``.
+
+    Returns
+    -------
+    EvaluationResult
+        ``metrics`` has ``alerts`` and an empty ``models`` (no labelled data).
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
+        raise InputError(msg)
+    metrics: dict = {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "realbogus_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": None,
+        "provenance": dict(provenance or {}),
+        "models": {},
+        "summary": [],
+        "warnings": [],
+    }
+    with atomic_directory(out) as tmp:
+        (tmp / "figures").mkdir()
+        metrics["alerts"] = write_alerts_section(alerts, tmp)
+        metrics = jsonable(metrics)
+        (tmp / "metrics.json").write_text(dumps_strict(metrics) + "\n")
+        page = render_alerts_html(metrics, alerts_html(metrics["alerts"], tmp))
+        (tmp / "report.html").write_text(page)
     return EvaluationResult(path=out, metrics=metrics)
 
 

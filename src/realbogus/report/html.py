@@ -15,7 +15,7 @@ from pathlib import Path
 from .figures import FigureRecord
 from .sections import figure_img, galleries_html, origin_rates_html, summary_html
 
-__all__ = ["render_html"]
+__all__ = ["render_alerts_html", "render_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1400px;
@@ -249,4 +249,34 @@ def render_html(
         f"<section id=figures><h2>Figures</h2>{_figures(records, figure_dir)}</section>"
         f"{extra_html}"
         f"{warn_html}</body></html>\n"
+    )
+
+
+def render_alerts_html(metrics: dict, extra: str) -> str:
+    """The page of an alerts-only evaluation (``evaluate --alerts`` without ``--data``).
+
+    Parameters
+    ----------
+    metrics : dict
+        The content of metrics.json (JSON-ready), with ``alerts`` and ``provenance``.
+    extra : str
+        The real-alerts section (:func:`realbogus.report.alerts_section.alerts_html`).
+
+    Returns
+    -------
+    str
+        A complete HTML5 document with no external reference.
+    """
+    models = ", ".join(_e(m) for m in metrics["alerts"]["models"])
+    prov = metrics.get("provenance") or {}
+    prov_html = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in prov.items())
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>realbogus evaluation on real alerts: {models}</title><style>{_CSS}</style>"
+        f"</head><body><h1>realbogus evaluation on real alerts: {models}</h1>"
+        f"<p class=meta>realbogus {_e(metrics['realbogus_version'])}, {_e(metrics['created'])}. "
+        "No labelled dataset was given (--data), so there is no requirement window: real alerts "
+        "carry the survey's own score, not a truth label.</p>"
+        f"<ul class=meta>{prov_html}</ul>{extra}</body></html>\n"
     )

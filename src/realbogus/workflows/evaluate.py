@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError, PackageError, RealBogusWarning
-from ..evaluation.evaluate import EvaluationResult, evaluate
+from ..evaluation.evaluate import EvaluationResult, evaluate, evaluate_alerts
 from ..inference.scorer import SCORED, Scorer
 from ..io.dataset import open_dataset
 from ..model.package import load_package
@@ -24,7 +24,7 @@ __all__ = ["evaluate_packages"]
 
 def evaluate_packages(
     packages: Sequence[str | os.PathLike],
-    data: str | os.PathLike,
+    data: str | os.PathLike | None,
     out: str | os.PathLike,
     *,
     progress: Callable[[str, int, int], None] | None = None,
@@ -39,8 +39,9 @@ def evaluate_packages(
     packages : sequence of str or path
         Model package names (built-in versions) or paths, as ``realbogus.load_package``
         takes them.
-    data : path-like
-        A dataset directory (``realbogus.io.dataset``) with a ``label`` column.
+    data : path-like or None
+        A dataset directory (``realbogus.io.dataset``) with a ``label`` column; None with
+        `alerts` writes a report of the real alerts alone (:func:`evaluate_alerts`).
     out : path-like
         Report directory.
     progress : callable (stage, done, total), optional
@@ -75,10 +76,15 @@ def evaluate_packages(
     if unknown:
         msg = f"unknown option(s) {unknown} for evaluate; allowed: {sorted(allowed)}"
         raise ConfigError(msg)
+    if data is None and alerts is None:
+        msg = "give a labelled dataset (--data), a folder of alert packets (--alerts), or both"
+        raise ConfigError(msg)
     out = Path(out)
     if out.exists() and not options.get("overwrite", False):
         msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
+    if data is None:
+        return _evaluate_alerts_only(packages, alerts, out, progress, options)
     dataset = open_dataset(data)
     table = dataset.table()
     scores: dict[str, np.ndarray] = {}
@@ -149,6 +155,43 @@ def evaluate_packages(
         alerts=run,
         progress=None if progress is None else (lambda d, t: progress("evaluate", d, t)),
         **options,
+    )
+
+
+def _evaluate_alerts_only(
+    packages: Sequence[str | os.PathLike],
+    alerts: str | os.PathLike,
+    out: Path,
+    progress: Callable[[str, int, int], None] | None,
+    options: dict,
+) -> EvaluationResult:
+    """Score the alert packets with each package and write the alerts-only report."""
+    ignored = sorted(set(options) - {"overwrite"})
+    if ignored:  # n_boot, seed, ...: options of the labelled evaluation
+        warnings.warn(
+            f"{ignored} apply to a labelled dataset (--data) and are ignored for --alerts alone",
+            RealBogusWarning,
+            stacklevel=3,
+        )
+    loaded = []
+    for k, ref in enumerate(packages):
+        if progress is not None:
+            progress("score alerts", k, len(packages))
+        package = load_package(ref)
+        loaded.append((str(package.version), package))
+    names = [n for n, _ in loaded]
+    if len(set(names)) != len(names):
+        msg = f"two packages share a version string ({names}); evaluate --alerts needs distinct versions"
+        raise ConfigError(msg)
+    run = score_alert_folder(loaded, alerts)
+    if progress is not None:
+        progress("score alerts", len(packages), len(packages))
+    provenance = {
+        "alerts": str(Path(alerts)),
+        "packages": {n: str(r) for n, r in zip(names, packages, strict=True)},
+    }
+    return evaluate_alerts(
+        run, out, overwrite=bool(options.get("overwrite", False)), provenance=provenance
     )
 
 
