@@ -299,3 +299,29 @@ def test_cli_int8_is_refused_with_its_reason(package, tmp_path):
         assert result.exit_code == 1
         assert "refused" in result.output and "tolerance 0.01" in result.output
         assert not out.exists()
+
+
+def test_cli_scheduler_counts_rows_not_scored_and_exits_1(package, tmp_path):
+    """With --scheduler, rows not scored are counted by status and the exit status is 1, as
+    without it (docs/design.md, "Input faults")."""
+    from typer.testing import CliRunner
+
+    from realbogus.cli import app
+    from realbogus.model.package import save_package
+
+    rng = np.random.default_rng(3)
+    n = 60
+    stamps = Stamps(
+        data=rng.normal(scale=25, size=(n, 3, 51, 51)).astype(np.float32),
+        valid_fraction=np.where(np.arange(n) % 20 == 0, 0.1, 1.0).astype(np.float32),
+        edge=np.zeros(n, bool),
+    )
+    table = pd.DataFrame({"diaSourceId": np.arange(n, dtype=np.int64) + 1})
+    data = write_dataset(tmp_path / "ds", table, stamps, rows_per_part=25)
+    pkg = save_package(tmp_path / "pkg", package.model, package.card)
+    args = ["score", "--model", str(pkg), "--data", str(data), "--scheduler", "local"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert "3 not scored" in result.output and "3 low-valid-fraction" in result.output
+    scores = read_scores(tmp_path / "o")
+    assert scores["reliability"].isna().sum() == 3 and len(scores) == n

@@ -159,7 +159,7 @@ def score(
     try:
         package = load_package(model)
         if scheduler is not None:
-            from ..workflows.distributed import score_distributed
+            from ..workflows.distributed import read_scores, score_distributed
 
             dataset = open_dataset(data)
             check_dataset_fits(package.card, dataset, force=force)
@@ -183,6 +183,7 @@ def score(
                 f"scored {run.n_rows} detections in {len(run.scored) + len(run.skipped)} parts with {package.version} "
                 f"({len(run.scored)} scored now, {len(run.skipped)} already done) -> {out}"
             )
+            report_not_scored(read_scores(out, columns=["status", "reason"]))
             return
         if int8 or precision != "fp32":
             check = (

@@ -29,7 +29,7 @@ import os
 import struct
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -412,8 +412,16 @@ def _write_manifest(
         tmp.write_text(dumps_strict(manifest))
 
 
-def read_scores(out: str | os.PathLike) -> pd.DataFrame:
-    """The whole score table of a finished `score_distributed` output, in dataset order."""
+def read_scores(out: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The score table of a finished `score_distributed` output, in dataset order.
+
+    Parameters
+    ----------
+    out : path-like
+        The output directory.
+    columns : sequence of str, optional
+        Read only these score columns (e.g. ``["status", "reason"]``); default all.
+    """
     out = Path(out)
     manifest_path = out / SCORES_MANIFEST
     try:
@@ -425,7 +433,9 @@ def read_scores(out: str | os.PathLike) -> pd.DataFrame:
     for part in manifest["parts"]:
         path = out / part["name"]
         try:
-            frame = pq.read_table(path).to_pandas()
+            frame = pq.read_table(
+                path, columns=None if columns is None else list(columns)
+            ).to_pandas()
         except (OSError, pa.ArrowException) as exc:
             msg = f"{path}: unreadable score part ({exc})"
             raise InputError(msg) from exc
@@ -434,5 +444,5 @@ def read_scores(out: str | os.PathLike) -> pd.DataFrame:
             raise InputError(msg)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=list(SCORE_COLUMNS))
+        return pd.DataFrame(columns=list(SCORE_COLUMNS if columns is None else columns))
     return pd.concat(frames, ignore_index=True)
