@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from realbogus.errors import PackageError
 from realbogus.inference.scorer import Scorer
-from realbogus.model.architectures import DMTN337CNN
 from realbogus.model.card import ModelCard
+from realbogus.model.network import DMTN337CNN
 from realbogus.model.package import init_package, load_package, save_package
 from realbogus.model.rubin import export_rubin, import_rubin
 from realbogus.model.transforms import stamp_noise

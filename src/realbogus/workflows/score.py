@@ -18,7 +18,6 @@ from ..alerts.units import to_units
 from ..errors import InputError, StampShapeError
 from ..inference.scorer import SCORED, Scorer, score_table
 from ..io.dataset import Dataset
-from ..io.images import stamps_from_files
 from ..model.card import ModelCard, survey_family
 
 __all__ = [
@@ -105,6 +104,8 @@ def score_images(
     One row per catalog row, in order; rows off the image or at a non-finite position have
     reliability NaN with their `status` and `reason` (`realbogus.io.images.position_faults`).
     """
+    from ..io.images import stamps_from_files  # astropy: ~0.5 s that alert scoring does not need
+
     table, stamps = stamps_from_files(
         science=science,
         template=template,
