@@ -108,6 +108,38 @@ def test_rubin_import_rejects_wrong_meta_and_state(package_dir, tmp_path):
         import_rubin(rubin_dir, tmp_path / "b")
 
 
+def test_weights_load_as_read_only_numpy_and_the_torch_module_is_built_from_them(package_dir):
+    """The weights are float32 numpy arrays in the architecture's order; the torch module holds
+    the same numbers, is built once, leaves torch's global generator alone and does not travel
+    with a pickled package."""
+    import pickle
+
+    from realbogus.model.architectures import get_architecture
+
+    package = load_package(package_dir)
+    shapes = get_architecture("dmtn337-cnn").parameter_shapes(51)
+    assert list(package.weights) == list(shapes)
+    assert all(w.dtype == np.float32 and not w.flags.writeable for w in package.weights.values())
+    assert {k: tuple(w.shape) for k, w in package.weights.items()} == shapes
+    rng_state = torch.random.get_rng_state()
+    model = package.model
+    assert torch.equal(rng_state, torch.random.get_rng_state()) and package.model is model
+    state = model.state_dict()
+    assert list(state) == list(shapes)
+    assert all(np.array_equal(state[k].numpy(), w) for k, w in package.weights.items())
+    copy = pickle.loads(pickle.dumps(package))
+    assert "model" not in copy.__dict__ and copy.card == package.card
+    assert all(np.array_equal(copy.weights[k], w) for k, w in package.weights.items())
+
+
+def test_weights_of_another_dtype_are_refused_before_reading(package_dir):
+    """float64 weights of the right names and shapes: refused, naming the weight and dtype."""
+    state = {k: v.double() for k, v in load_package(package_dir).model.state_dict().items()}
+    save_file(state, str(package_dir / "weights.safetensors"))
+    with pytest.raises(PackageError, match=r"weight 'conv1.weight' has dtype F64; packages store"):
+        load_package(package_dir)
+
+
 def test_card_and_weights_disagreeing_is_an_error_naming_the_file(package_dir):
     """A card saying 63 px over 51-px weights fails at load, naming the weight and shapes."""
     card = json.loads((package_dir / "card.json").read_text())

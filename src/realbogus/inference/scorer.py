@@ -395,8 +395,9 @@ class Scorer:
         return check_stamps(data, size=self.card.stamp_size, name=name)
 
     def _start(self) -> None:
-        """Build the sessions (onnx, bf16) or place the model (torch); also run after unpickling."""
-        prepare = functools.partial(preprocess_array, self.card)
+        """Get the graph (onnx), build the networks (bf16) or place the model (torch); also run
+        after unpickling. ONNX Runtime's sessions are made on the first `predict`: a process
+        whose workers score (`realbogus.alerts.score_alerts`) never makes or imports them."""
         if self.precision == "bf16":
             import torch
 
@@ -405,7 +406,10 @@ class Scorer:
             torch.set_num_threads(1)  # one single-threaded network per core, as ONNX Runtime
             network = Bf16Network(self.package.model)
             self._runner = OnnxRunner(
-                None, self.threads, prepare, sessions=[Bf16Session(network)] * self.threads
+                None,
+                self.threads,
+                functools.partial(preprocess_array, self.card),
+                sessions=[Bf16Session(network)] * self.threads,
             )
         elif self.backend == "onnx":
             if self.int8_model is not None:
@@ -413,7 +417,7 @@ class Scorer:
             elif getattr(self, "_onnx", None) is None or getattr(self, "_onnx_int8", False):
                 self._onnx = cached_graph(self.package, preprocessed_input=True)
             self._onnx_int8 = self.int8_model is not None
-            self._runner = OnnxRunner(self._onnx, self.threads, prepare)
+            self._runner = None  # sessions on first use (`_onnx_runner`)
         else:
             import torch
 
@@ -476,7 +480,7 @@ class Scorer:
         n = len(data)
         out = np.empty(n, dtype=np.float32)
         if self.backend == "onnx" or self.precision == "bf16":
-            self._runner.run(data, out, self.batch_size, progress)
+            self._onnx_runner().run(data, out, self.batch_size, progress)
             return self._corrected(out, data)
         import torch
 
@@ -497,6 +501,13 @@ class Scorer:
                 if progress is not None:
                     progress(start + len(batch), n)
         return self._corrected(out, data)
+
+    def _onnx_runner(self) -> OnnxRunner:
+        """The sessions of `_onnx`, one single-threaded session per thread; made once."""
+        if self._runner is None:
+            prepare = functools.partial(preprocess_array, self.card)
+            self._runner = OnnxRunner(self._onnx, self.threads, prepare)
+        return self._runner
 
     def _corrected(self, reliability: np.ndarray, data: np.ndarray) -> np.ndarray:
         """The card's observing-condition correction, if it has one (`realbogus.model.conditions`)."""

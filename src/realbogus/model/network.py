@@ -33,7 +33,7 @@ __all__ = [
     "build_model",
     "build_network",
     "count_parameters",
-    "load_weights",
+    "network_from_weights",
     "torch_module",
 ]
 
@@ -126,11 +126,19 @@ class DMTN337CNN(Network):
         super().__init__(layers, stamp_size, channels)
 
 
-def load_weights(model: nn.Module, weights: Mapping[str, np.ndarray]) -> nn.Module:
-    """Copy numpy weights (`ModelPackage.weights`: name -> float32 array) into `model`, strictly:
-    every parameter named, no other; returns `model`."""
+def network_from_weights(
+    architecture: str, stamp_size: int, channels: int, weights: Mapping[str, np.ndarray]
+) -> Network:
+    """The network of a registered architecture holding numpy `weights` (name -> float32 array,
+    `ModelPackage.weights`; strictly: every parameter named, no other), in eval mode.
+
+    torch's global random generator is left as it was (the initialisation it would draw is
+    overwritten anyway).
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(architecture, stamp_size, channels)
     model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()}, strict=True)
-    return model
+    return model.eval()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -86,12 +86,12 @@ class ModelPackage:
         the network: changing its parameters does not change `weights`, the ONNX graph or the
         package on disk.
         """
-        from .network import build_model, load_weights
+        from .network import network_from_weights
 
         card = self.card
-        model = build_model(card.architecture, card.stamp_size, len(card.channels))
-        load_weights(model, self.weights)
-        return model.eval()
+        return network_from_weights(
+            card.architecture, card.stamp_size, len(card.channels), self.weights
+        )
 
     def __getstate__(self) -> dict:
         # The torch module stays behind (rebuilt on first use): unpickling a package, e.g. in an
