@@ -37,7 +37,7 @@ from realbogus.crowd.simulate import CrowdConfig, simulate_crowd
 from realbogus.evaluation.metrics import crossing, purity_completeness
 from realbogus.io.dataset import open_dataset
 from realbogus.label.queue import mc_dropout_model
-from realbogus.model.architectures import build_model
+from realbogus.model.network import build_model
 from realbogus.model.transforms import preprocess_pixels
 from realbogus.sim import simulate_survey
 from realbogus.training.train import robust_channel_scale

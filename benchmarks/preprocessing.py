@@ -18,7 +18,7 @@ import torch
 
 from realbogus.evaluation.metrics import roc_auc
 from realbogus.io.dataset import open_dataset
-from realbogus.model.architectures import DMTN337CNN
+from realbogus.model.network import DMTN337CNN
 from realbogus.training.train import _batches, robust_channel_scale, stamp_memmap
 
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from realbogus.io.dataset import open_dataset, write_dataset
-from realbogus.model.architectures import DMTN337CNN
+from realbogus.model.network import DMTN337CNN
 from realbogus.stamps import Stamps
 from realbogus.training.train import _batches, input_transform, robust_channel_scale, stamp_memmap
 

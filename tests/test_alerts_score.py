@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,3 +221,48 @@ def test_a_model_for_another_survey_is_refused_unless_forced(shared_data):
     assert len(forced) == 8
     assert forced.reliability.notna().all() and (forced.status == "scored").all()
     assert forced.reason.str.startswith("forced (--force)").all()
+
+
+#: `realbogus score ...` in this process and in every decoding worker it forks, each writing
+#: "<pid> <whether torch is imported>" to $TORCH_LOG when it ends.
+_TORCH_FREE_SCRIPT = """
+import os, runpy, sys
+from multiprocessing import util
+
+def report():
+    with open(os.environ["TORCH_LOG"], "a") as log:
+        log.write(f"{os.getpid()} {'torch' in sys.modules}\\n")
+
+def in_worker(_):
+    util.Finalize(None, report, exitpriority=0)
+
+util.register_after_fork(report, in_worker)
+sys.argv = ["realbogus", *sys.argv[1:]]
+try:
+    runpy.run_module("realbogus.cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+report()
+sys.exit(code)
+"""
+
+
+def test_onnx_scoring_of_an_alert_folder_never_imports_torch(shared_data, tmp_path):
+    """`realbogus score` on alert files with ONNX Runtime: neither the process nor its decoding
+    workers import torch (loading the package, the card, the graph, decoding and scoring)."""
+    folder = tmp_path / "alerts"
+    folder.mkdir()
+    for path in sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[:48]:
+        (folder / path.name).symlink_to(path)
+    log, out = tmp_path / "torch.log", tmp_path / "scores.parquet"
+    command = [sys.executable, "-c", _TORCH_FREE_SCRIPT, "score", "--model", "ztf-v0.1"]
+    command += ["--backend", "onnx", "--workers", "2", "--out", str(out), str(folder)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TORCH_LOG": str(log)}
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: alerts without magzpsci are refused
+    table = pd.read_parquet(out)
+    assert len(table) == 48 and (table["status"] == "scored").sum() >= 40
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len(lines) == 3, lines  # this process and its two workers
+    assert [torch for _, torch in lines] == ["False"] * 3, lines

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from realbogus.errors import ConfigError
-from realbogus.model.architectures import DMTN337CNN, build_model, count_parameters
+from realbogus.model.network import DMTN337CNN, build_model, count_parameters
 
 
 def test_parameter_count_at_51_px_is_the_notes():

@@ -21,9 +21,9 @@ from realbogus.model.architectures import (
     Linear,
     MaxPool,
     ReLU,
-    build_model,
     register,
 )
+from realbogus.model.network import build_model
 from realbogus.model.package import init_package, load_package, save_package
 from realbogus.model.rubin import export_rubin, import_rubin
 from realbogus.model.transforms import Transform, register_transform

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from realbogus.errors import PackageError
 from realbogus.inference.scorer import Scorer
-from realbogus.model.architectures import DMTN337CNN
 from realbogus.model.card import ModelCard
+from realbogus.model.network import DMTN337CNN
 from realbogus.model.package import init_package, load_package, save_package
 from realbogus.model.rubin import export_rubin, import_rubin
 from realbogus.model.transforms import stamp_noise
@@ -106,6 +106,38 @@ def test_rubin_import_rejects_wrong_meta_and_state(package_dir, tmp_path):
     (rubin_dir / "meta.yaml").write_text(yaml.safe_dump({**meta, "input_shape": [63, 63, 3]}))
     with pytest.raises(PackageError, match="does not fit"):
         import_rubin(rubin_dir, tmp_path / "b")
+
+
+def test_weights_load_as_read_only_numpy_and_the_torch_module_is_built_from_them(package_dir):
+    """The weights are float32 numpy arrays in the architecture's order; the torch module holds
+    the same numbers, is built once, leaves torch's global generator alone and does not travel
+    with a pickled package."""
+    import pickle
+
+    from realbogus.model.architectures import get_architecture
+
+    package = load_package(package_dir)
+    shapes = get_architecture("dmtn337-cnn").parameter_shapes(51)
+    assert list(package.weights) == list(shapes)
+    assert all(w.dtype == np.float32 and not w.flags.writeable for w in package.weights.values())
+    assert {k: tuple(w.shape) for k, w in package.weights.items()} == shapes
+    rng_state = torch.random.get_rng_state()
+    model = package.model
+    assert torch.equal(rng_state, torch.random.get_rng_state()) and package.model is model
+    state = model.state_dict()
+    assert list(state) == list(shapes)
+    assert all(np.array_equal(state[k].numpy(), w) for k, w in package.weights.items())
+    copy = pickle.loads(pickle.dumps(package))
+    assert "model" not in copy.__dict__ and copy.card == package.card
+    assert all(np.array_equal(copy.weights[k], w) for k, w in package.weights.items())
+
+
+def test_weights_of_another_dtype_are_refused_before_reading(package_dir):
+    """float64 weights of the right names and shapes: refused, naming the weight and dtype."""
+    state = {k: v.double() for k, v in load_package(package_dir).model.state_dict().items()}
+    save_file(state, str(package_dir / "weights.safetensors"))
+    with pytest.raises(PackageError, match=r"weight 'conv1.weight' has dtype F64; packages store"):
+        load_package(package_dir)
 
 
 def test_card_and_weights_disagreeing_is_an_error_naming_the_file(package_dir):

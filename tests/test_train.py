@@ -258,7 +258,7 @@ def test_too_few_groups_says_what_to_do(tmp_path):
 
 def test_input_scale_is_folded_exactly_into_conv1(rng):
     """conv1 on x / scale equals the folded conv1 on raw x; unfolding restores the weights."""
-    from realbogus.model.architectures import DMTN337CNN
+    from realbogus.model.network import DMTN337CNN
     from realbogus.training.train import _fold_scale, robust_channel_scale
 
     torch.manual_seed(0)

@@ -50,6 +50,7 @@ __all__ = [
     "Source",
     "blank_to_nan",
     "expand_sources",
+    "iter_sources",
     "iter_alert_batches",
     "read_alerts",
     "decode_alert_bytes",
@@ -315,25 +316,31 @@ def expand_sources(
     Folders are walked recursively in sorted order and contribute files whose name ends in one
     of `suffixes`; hidden files are skipped. A path that does not exist is an error.
     """
+    return list(iter_sources(sources, suffixes=suffixes))
+
+
+def iter_sources(
+    sources: Source | Iterable[Source], *, suffixes: Sequence[str] = ALERT_SUFFIXES
+) -> Iterator:
+    """`expand_sources` one item at a time: whether a folder holds any alert file is known at its
+    first (`next(iter_sources(folder), None)`), without walking all of it."""
     if isinstance(sources, (str, os.PathLike, bytes, bytearray)):
         sources = [sources]
-    out: list = []
     for i, source in enumerate(sources):
         if isinstance(source, (bytes, bytearray, memoryview)):
-            out.append((f"message[{i}]", bytes(source)))
+            yield (f"message[{i}]", bytes(source))
             continue
         path = Path(source)
         if _is_dir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                out.extend(
+                yield from (
                     os.path.join(root, name)
                     for name in sorted(files)
                     if not name.startswith(".") and name.endswith(tuple(suffixes))
                 )
         else:
-            out.append(os.fspath(path))
-    return out
+            yield os.fspath(path)
 
 
 def _is_dir(path: Path) -> bool:

@@ -97,7 +97,6 @@ def score(
     """
     from ..inference.scorer import Scorer
     from ..io.dataset import open_dataset, sample_check_stamps
-    from ..io.images import stamps_from_files
     from ..io.tables import check_table_path, check_writable_folder, write_table
     from ..model.package import load_package
     from ..workflows.score import check_dataset_fits, score_dataset, score_images
@@ -186,6 +185,8 @@ def score(
             report_not_scored(read_scores(out, columns=["status", "reason"]))
             return
         if int8 or precision != "fp32":
+            from ..io.images import stamps_from_files  # astropy (~0.5 s): FITS images only
+
             check = (
                 sample_check_stamps(open_dataset(data))
                 if data is not None

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.architectures import Conv, Dropout, Flatten, Linear, MaxPool, Network, ReLU
+from ..model.architectures import Conv, Dropout, Flatten, Linear, MaxPool, ReLU
+from ..model.network import Network
 
 __all__ = ["Bf16Network"]
 

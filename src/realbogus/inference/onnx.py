@@ -74,7 +74,7 @@ def export_onnx(
     from onnx import TensorProto, helper, numpy_helper
 
     card = package.card
-    state = {k: v.detach().cpu().numpy() for k, v in package.model.state_dict().items()}
+    state = dict(package.weights)
     size, channels = card.stamp_size, len(card.channels)
     constants: dict = {"axis0": [0]}
     nodes, current = [], "stamps"
@@ -141,9 +141,9 @@ def _graph_key(package: ModelPackage, crop: bool, preprocessed_input: bool) -> s
     for name in _EXPORTER_SOURCES:
         digest.update((root / name).read_bytes())
     digest.update(package.card.model_dump_json().encode())
-    for name, value in sorted(package.model.state_dict().items()):
+    for name, value in sorted(package.weights.items()):
         digest.update(name.encode())
-        digest.update(value.detach().cpu().numpy().tobytes())
+        digest.update(value.tobytes())
     return digest.hexdigest()
 
 

@@ -24,19 +24,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
+import importlib.util
+import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..errors import ConfigError, StampShapeError
 from ..model.package import ModelPackage
 from ..model.transforms import preprocess, preprocess_array
 from ..numeric import available_cores
 from ..stamps import CHANNELS, Stamps, check_stamps
-from .bf16 import Bf16Network, Bf16Session
 from .onnx import (
     INT8_TOLERANCE,
     Int8Model,
@@ -49,8 +52,12 @@ from .onnx import (
 )
 from .precision import PRECISIONS, PrecisionCheck, check_precision
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "BACKENDS",
+    "Device",
     "MIN_VALID_FRACTION",
     "SCORE_COLUMNS",
     "SCORED",
@@ -89,17 +96,63 @@ Progress = Callable[[int, int], None]
 _DEFAULT_BATCH = {"onnx": 32, "torch": 1024, "cuda": 4096, "int8": 32, "bf16": 64}
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+@dataclass(frozen=True)
+class Device:
+    """Where the Scorer runs, without importing torch: `type` 'cpu' or 'cuda', `index` or None.
+
+    `str()` gives torch's spelling ('cpu', 'cuda', 'cuda:1'); `as_torch()` the torch.device.
+    """
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def as_torch(self) -> torch.device:
+        """The torch.device (imports torch)."""
+        import torch
+
+        return torch.device(str(self))
+
+
+def _cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch when torch cannot have a GPU.
+
+    A torch wheel built for the CPU only (local version label '+cpu', as the CPU wheels of the
+    PyTorch index and this project's constraints are) has no CUDA device, so asking would only
+    cost the ~1 s import of torch that ONNX Runtime scoring does not need.
+    """
+    if "torch" not in sys.modules:
+        if importlib.util.find_spec("torch") is None:
+            return False
+        try:
+            if importlib.metadata.version("torch").endswith("+cpu"):
+                return False
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str = "auto") -> Device:
     """'auto' (a GPU when present, else CPU), 'cpu' or 'cuda[:i]'; a missing GPU is an error."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        msg = f"device {device!r} requested but no CUDA GPU is available"
-        raise ConfigError(msg)
+        return Device("cuda" if _cuda_available() else "cpu")
     if device != "cpu" and not device.startswith("cuda"):
         msg = f"--device (device) must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
         raise ConfigError(msg)
-    return torch.device(device)
+    if device.startswith("cuda") and not _cuda_available():
+        msg = f"device {device!r} requested but no CUDA GPU is available"
+        raise ConfigError(msg)
+    if device == "cpu":
+        return Device("cpu")
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        msg = f"--device (device) must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}"
+        raise ConfigError(msg)
+    return Device("cuda", int(index) if index else None)
 
 
 def score_table(
@@ -177,6 +230,8 @@ def stamp_faults(
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
     """Zero-copy tensor view; read-only arrays (Arrow buffers) are fine since inference only reads."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(array)
@@ -340,13 +395,21 @@ class Scorer:
         return check_stamps(data, size=self.card.stamp_size, name=name)
 
     def _start(self) -> None:
-        """Build the sessions (onnx, bf16) or place the model (torch); also run after unpickling."""
-        prepare = functools.partial(preprocess_array, self.card)
+        """Get the graph (onnx), build the networks (bf16) or place the model (torch); also run
+        after unpickling. ONNX Runtime's sessions are made on the first `predict`: a process
+        whose workers score (`realbogus.alerts.score_alerts`) never makes or imports them."""
         if self.precision == "bf16":
+            import torch
+
+            from .bf16 import Bf16Network, Bf16Session
+
             torch.set_num_threads(1)  # one single-threaded network per core, as ONNX Runtime
             network = Bf16Network(self.package.model)
             self._runner = OnnxRunner(
-                None, self.threads, prepare, sessions=[Bf16Session(network)] * self.threads
+                None,
+                self.threads,
+                functools.partial(preprocess_array, self.card),
+                sessions=[Bf16Session(network)] * self.threads,
             )
         elif self.backend == "onnx":
             if self.int8_model is not None:
@@ -354,11 +417,13 @@ class Scorer:
             elif getattr(self, "_onnx", None) is None or getattr(self, "_onnx_int8", False):
                 self._onnx = cached_graph(self.package, preprocessed_input=True)
             self._onnx_int8 = self.int8_model is not None
-            self._runner = OnnxRunner(self._onnx, self.threads, prepare)
+            self._runner = None  # sessions on first use (`_onnx_runner`)
         else:
+            import torch
+
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
-            self._model = self.package.model.to(self.device).eval()
+            self._model = self.package.model.to(self.device.as_torch()).eval()
 
     def __getstate__(self) -> dict:
         # Sessions and thread pools do not pickle; they are rebuilt on the other side (Dask,
@@ -388,9 +453,9 @@ class Scorer:
         if self.backend == "onnx" and self.precision != "bf16":
             digest.update(self._onnx)
         else:
-            for name, value in sorted(self.package.model.state_dict().items()):
+            for name, value in sorted(self.package.weights.items()):
                 digest.update(name.encode())
-                digest.update(value.detach().cpu().numpy().tobytes())
+                digest.update(value.tobytes())
         return "sha256:" + digest.hexdigest()
 
     def predict(self, data: np.ndarray, *, progress: Progress | None = None) -> np.ndarray:
@@ -415,8 +480,11 @@ class Scorer:
         n = len(data)
         out = np.empty(n, dtype=np.float32)
         if self.backend == "onnx" or self.precision == "bf16":
-            self._runner.run(data, out, self.batch_size, progress)
+            self._onnx_runner().run(data, out, self.batch_size, progress)
             return self._corrected(out, data)
+        import torch
+
+        device = self.device.as_torch()
         tf32_off = (
             torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
             if self.device.type == "cuda"
@@ -426,13 +494,20 @@ class Scorer:
             for start in range(0, n, self.batch_size):
                 batch = data[start : start + self.batch_size]
                 check_finite(batch, start)
-                tensor = _as_tensor(np.ascontiguousarray(batch)).to(self.device, non_blocking=False)
+                tensor = _as_tensor(np.ascontiguousarray(batch)).to(device, non_blocking=False)
                 out[start : start + len(batch)] = (
                     self._model(preprocess(self.card, tensor)).float().cpu().numpy()
                 )
                 if progress is not None:
                     progress(start + len(batch), n)
         return self._corrected(out, data)
+
+    def _onnx_runner(self) -> OnnxRunner:
+        """The sessions of `_onnx`, one single-threaded session per thread; made once."""
+        if self._runner is None:
+            prepare = functools.partial(preprocess_array, self.card)
+            self._runner = OnnxRunner(self._onnx, self.threads, prepare)
+        return self._runner
 
     def _corrected(self, reliability: np.ndarray, data: np.ndarray) -> np.ndarray:
         """The card's observing-condition correction, if it has one (`realbogus.model.conditions`)."""

@@ -1,9 +1,11 @@
 """Network architectures: each defined once, as a sequence of layers.
 
-From that one definition an `Architecture` builds the torch module (training, the torch backend),
-the ONNX nodes (the Scorer's CPU backend, `realbogus.inference.onnx`) and the Python source of
-Rubin's `arch.py` (`realbogus.model.rubin`). Each layer kind below knows its three forms; a new
-architecture is a new `Architecture(...)` passed to `register`, with no edit anywhere else.
+From that one definition come the parameter names and shapes a package's weights must have
+(`Architecture.parameter_shapes`), the torch module (training, the torch backend:
+`realbogus.model.network`, the only part that imports torch), the ONNX nodes (the Scorer's CPU
+backend, `realbogus.inference.onnx`) and the Python source of Rubin's `arch.py`
+(`realbogus.model.rubin`). This module does not import torch. A new architecture is a new
+`Architecture(...)` passed to `register`, with no edit anywhere else.
 
 Every network takes stamps (N, C, S, S) float32 in [difference, science, template] order and
 ends in one logit per stamp; `forward` is its sigmoid, shape (N,), as Rubin's interface expects.
@@ -17,25 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
 from ..errors import ConfigError
 
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "Conv",
-    "DMTN337CNN",
     "DMTN337_LAYERS",
     "Dropout",
     "Flatten",
     "Linear",
     "MaxPool",
-    "Network",
     "ReLU",
-    "build_model",
-    "count_parameters",
     "get_architecture",
     "multiply_adds",
     "onnx_nodes",
@@ -88,60 +83,6 @@ class Linear:
 
 
 Layer = Conv | ReLU | MaxPool | Dropout | Flatten | Linear
-
-
-class Network(nn.Module):
-    """A torch module running an architecture's layers in order; one logit per stamp.
-
-    Parameters
-    ----------
-    layers : tuple of layers
-        The architecture's layers; named ones become submodules (`conv1`, `fc1`, ...).
-    stamp_size : int
-        Side S of the input stamps, pixels.
-    channels : int
-        Input channels C.
-    """
-
-    def __init__(self, layers: tuple[Layer, ...], stamp_size: int, channels: int) -> None:
-        super().__init__()
-        self.stamp_size = stamp_size
-        self.channels = channels
-        self.layers = layers
-        shape = (channels, stamp_size, stamp_size)
-        for layer in layers:
-            module = torch_module(layer, shape)
-            if module is not None and not hasattr(self, layer.name):  # `pool` serves 3 blocks
-                self.add_module(layer.name, module)
-            shape = output_shape(layer, shape)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid scores, shape (N,), for training with a numerically stable loss."""
-        for layer in self.layers:
-            if isinstance(layer, ReLU):
-                x = torch.relu(x)
-            elif isinstance(layer, Flatten):
-                x = torch.flatten(x, 1)
-            else:
-                x = getattr(self, layer.name)(x)
-        return x.squeeze(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reliabilities in [0, 1], shape (N,), for stamps of shape (N, channels, S, S)."""
-        return torch.sigmoid(self.logits(x))
-
-
-def torch_module(layer: Layer, shape: tuple[int, ...]) -> nn.Module | None:
-    """The torch module of a named layer for a per-stamp input `shape`; None for ReLU, Flatten."""
-    if isinstance(layer, Conv):
-        return nn.Conv2d(shape[0], layer.out_channels, layer.kernel)
-    if isinstance(layer, Linear):
-        return nn.Linear(shape[0], layer.out_features)
-    if isinstance(layer, MaxPool):
-        return nn.MaxPool2d(layer.size, layer.size)
-    if isinstance(layer, Dropout):
-        return nn.Dropout(layer.p)
-    return None
 
 
 def output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -203,10 +144,30 @@ class Architecture:
     def _fits(self, stamp_size: int, channels: int) -> bool:
         return all(min(shape) >= 1 for shape in self.shapes(stamp_size, channels))
 
-    def build(self, stamp_size: int, channels: int = 3) -> Network:
-        """The torch module for stamps (N, channels, S, S), freshly initialised."""
+    def parameter_shapes(self, stamp_size: int, channels: int = 3) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every weight, in the torch module's state-dict order.
+
+        Conv: ``{name}.weight`` (out, in, k, k) and ``{name}.bias`` (out,); Linear:
+        ``{name}.weight`` (out, in) and ``{name}.bias`` (out,); the other layers hold none.
+        What a package's `weights.safetensors` must hold, checked before anything is read.
+        """
         self.check_size(stamp_size, channels)
-        return Network(self.layers, stamp_size, channels)
+        shapes: dict[str, tuple[int, ...]] = {}
+        shape: tuple[int, ...] = (channels, stamp_size, stamp_size)
+        for layer in self.layers:
+            if isinstance(layer, Conv):
+                shapes[f"{layer.name}.weight"] = (
+                    layer.out_channels,
+                    shape[0],
+                    layer.kernel,
+                    layer.kernel,
+                )
+                shapes[f"{layer.name}.bias"] = (layer.out_channels,)
+            elif isinstance(layer, Linear):
+                shapes[f"{layer.name}.weight"] = (layer.out_features, shape[0])
+                shapes[f"{layer.name}.bias"] = (layer.out_features,)
+            shape = output_shape(layer, shape)
+        return shapes
 
 
 #: DMTN-337 section 2, exactly.
@@ -256,34 +217,6 @@ def get_architecture(architecture: str) -> Architecture:
     except KeyError:
         msg = f"unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}"
         raise ConfigError(msg) from None
-
-
-def build_model(architecture: str, stamp_size: int, channels: int = 3) -> Network:
-    """Build a registered architecture for stamps of side `stamp_size`."""
-    return get_architecture(architecture).build(stamp_size, channels)
-
-
-class DMTN337CNN(Network):
-    """The DMTN-337 CNN as a class (`build_model("dmtn337-cnn", S)` builds the same network).
-
-    Parameters
-    ----------
-    stamp_size : int
-        Side S of the square input stamps, pixels. 51 gives the note's flatten size 64x2x2 = 256
-        and 73,569 parameters; other sizes derive the flatten size from the same layers.
-    channels : int
-        Input channels (3: difference, science, template).
-    dropout : float
-        Dropout probability after each conv block.
-    """
-
-    def __init__(self, stamp_size: int = 51, channels: int = 3, dropout: float = 0.4) -> None:
-        layers = tuple(
-            Dropout(layer.name, dropout) if isinstance(layer, Dropout) else layer
-            for layer in DMTN337_LAYERS
-        )
-        Architecture("dmtn337-cnn", layers, "DMTN337CNN").check_size(stamp_size, channels)
-        super().__init__(layers, stamp_size, channels)
 
 
 def onnx_nodes(
@@ -406,8 +339,3 @@ def torch_source(
             forward.append(f"x = self.{layer.name}(x)")
         shape = output_shape(layer, shape)
     return init, forward
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -31,6 +31,7 @@ from ..io.atomic import atomic_directory, atomic_path
 from ..stamps import CHANNELS
 from .architectures import ARCHITECTURES, Architecture, get_architecture, torch_source
 from .card import ModelCard
+from .network import build_network
 from .package import MAX_WEIGHTS_BYTES, ModelPackage, save_package
 from .transforms import TRANSFORMS, get_transform
 
@@ -144,10 +145,10 @@ def _matching_architecture(state: dict, size: int, where: str) -> Architecture:
     fits = []
     for architecture in ARCHITECTURES.values():
         try:
-            reference = architecture.build(size, len(CHANNELS)).state_dict()
+            reference = architecture.parameter_shapes(size, len(CHANNELS))
         except ConfigError:  # too small a stamp for this architecture's layers
             continue
-        if shapes == {k: tuple(v.shape) for k, v in reference.items()}:
+        if shapes == reference:
             fits.append(architecture)
     if len(fits) != 1:
         found = "none" if not fits else f"several: {[a.id for a in fits]}"
@@ -259,7 +260,7 @@ def import_rubin(
             ]
     size = int(shape[0])
     architecture = _matching_architecture(state, size, where)
-    model = architecture.build(size, len(CHANNELS))
+    model = build_network(architecture, size, len(CHANNELS))
     model.load_state_dict(state, strict=True)
     scale = [float(s) for s in meta["input_scale_factor"]]
     original = str(meta["version"])

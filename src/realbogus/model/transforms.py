@@ -6,7 +6,8 @@ torch (training, the torch backend), numpy (the Scorer's ONNX path: numpy's sele
 arcsinh cost ~10 us per 63-px stamp where ONNX Runtime's TopK and scalar Asinh cost ~300 us),
 ONNX nodes (self-contained graphs for others, `export_onnx(..., preprocessed_input=False)`) and
 the source lines of Rubin's `arch.py` (Rubin's interface feeds raw pixels, so an exported network
-applies its transform itself).
+applies its transform itself). The torch forms use tensor methods only: this module does not
+import torch (a package's card is validated without it).
 
 - ``none``: raw pixels (Rubin's production convention).
 - ``asinh``: asinh(x / s_c), s_c the training stamps' robust noise per channel, in pixel units.
@@ -18,13 +19,16 @@ applies its transform itself).
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..numeric import MAD_TO_SIGMA
 from ..stamps import NOISE_FLOOR, NOISE_STEP, stamp_noise_array
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "PREPROCESSING",
@@ -49,9 +53,9 @@ def stamp_noise(x: torch.Tensor) -> torch.Tensor:
     d = x[:, 0, ::NOISE_STEP, ::NOISE_STEP].abs().flatten(1)
     n = d.shape[1]
     zeros = (d == 0).sum(dim=1, keepdim=True)
-    middle = torch.clamp(zeros + (n - zeros) // 2, max=n - 1)
-    median = torch.sort(d, dim=1).values.gather(1, middle).squeeze(1)
-    return torch.clamp(MAD_TO_SIGMA * median, min=NOISE_FLOOR)
+    middle = (zeros + (n - zeros) // 2).clamp(max=n - 1)
+    median = d.sort(dim=1).values.gather(1, middle).squeeze(1)
+    return (MAD_TO_SIGMA * median).clamp(min=NOISE_FLOOR)
 
 
 class Transform:
@@ -115,7 +119,7 @@ class AsinhTransform(Transform):
     rubin_buffer = "preprocessing_scale"
 
     def torch(self, x, scale):
-        return torch.asinh(x / scale)
+        return (x / scale).asinh()
 
     def numpy(self, x, scale):
         out = np.divide(x, scale, dtype=np.float32)
@@ -138,7 +142,7 @@ class AsinhNoiseTransform(Transform):
     rubin_buffer = "noise_scale"
 
     def torch(self, x, scale):
-        return torch.asinh(x / (scale * stamp_noise(x).view(-1, 1, 1, 1)))
+        return (x / (scale * stamp_noise(x).view(-1, 1, 1, 1))).asinh()
 
     def numpy(self, x, scale):
         return AsinhTransform.numpy(self, x, scale * stamp_noise_array(x).reshape(-1, 1, 1, 1))
@@ -228,9 +232,7 @@ def preprocess(card, x: torch.Tensor) -> torch.Tensor:
     transform = get_transform(card.preprocessing)
     scale = None
     if transform.scaled:
-        scale = torch.tensor(card.preprocessing_scale, dtype=x.dtype, device=x.device).view(
-            1, -1, 1, 1
-        )
+        scale = x.new_tensor(card.preprocessing_scale).view(1, -1, 1, 1)
     return transform.torch(x, scale)
 
 

@@ -32,8 +32,9 @@ from ..errors import ConfigError, InputError, RealBogusWarning
 from ..evaluation import metrics
 from ..io.atomic import atomic_path
 from ..io.dataset import Dataset, balance_by_subsampling, open_dataset, split_by_group
-from ..model.architectures import Network, build_model, get_architecture
+from ..model.architectures import get_architecture
 from ..model.card import ModelCard, survey_family
+from ..model.network import Network, build_model
 from ..model.package import ModelPackage, load_package, save_package
 from ..model.transforms import PREPROCESSING, preprocess_pixels
 from ..numeric import mad_sigma
