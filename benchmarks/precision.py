@@ -7,7 +7,8 @@ Gaussian source, `benchmarks/score.py`'s `make_stamps`, through the card's 'asin
 processes), best of `--repeat`, rows interleaved. Rows:
 
   * ONNX Runtime fp32, the Scorer's cropped graph (batch 32);
-  * ONNX Runtime int8: `quantize_int8` (QDQ, per-channel weights, dense tail fp32), batch 32;
+  * ONNX Runtime int8: `quantize_int8` (QDQ, per-channel weights, first conv block and dense
+    tail fp32), batch 32;
   * torch bf16, plain: `Bf16Network`'s convolutions with `max_pool2d` after `relu` (batch 64);
   * torch bf16 as `inference.bf16.Bf16Network` runs it (pool before ReLU, strided maxima).
 

