@@ -86,7 +86,8 @@ class Server:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                msg = f"server exited with {self.proc.returncode}; see {self.log}"
+                tail = self.log.read_text(errors="replace")[-3000:]
+                msg = f"server exited with {self.proc.returncode}; its log ends:\n{tail}"
                 raise RuntimeError(msg)
             try:
                 if httpx.get(self.url + "/login", timeout=1).status_code == 200:

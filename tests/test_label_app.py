@@ -374,6 +374,31 @@ def test_store_reopens(tmp_path):
     store.close()
 
 
+def test_restart_without_gold(tmp_path):
+    """A database with answers but no gold subject serves again after a restart: SWAP cannot
+    learn skills without gold, so Pr(Real) stays at the prior instead of failing the start."""
+    from realbogus.label.service import prepare_service
+
+    svc = make_service(tmp_path)
+    c = TestClient(create_app(svc))
+    w = {"X-CSRF-Token": login(c, "vic")}
+    sid = c.get("/api/subjects/next").json()["subject_id"]
+    assert (
+        c.post(
+            "/api/classifications", json={"subject_id": sid, "answer": "real"}, headers=w
+        ).status_code
+        == 201
+    )
+    svc.close()
+    again = prepare_service(tmp_path / "ds", str(tmp_path / "label.db"))
+    try:
+        assert again.store.counts()["classifications"] == 1
+        assert again.store.subject(sid)["p_real"] == 0.5
+        assert again.live.refresh().empty
+    finally:
+        again.close()
+
+
 def test_csv_export_columns(service):
     """The export header is exactly the 14 Panoptes columns."""
     from realbogus.crowd.panoptes import EXPORT_COLUMNS
