@@ -70,9 +70,18 @@ def _dataset(path: Path, n: int, size: int = 11) -> Path:
 class Server:
     """`realbogus label serve` as a subprocess on 127.0.0.1."""
 
-    def __init__(self, data: Path, db: Path, log: Path, swap_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        data: Path,
+        db: Path,
+        log: Path,
+        swap_interval: float = 10.0,
+        gold_fraction: float = 0.02,
+        gold_rate: float = 0.1,
+    ) -> None:
         self.data, self.db, self.log = data, db, log
         self.swap_interval = swap_interval
+        self.gold = ["--gold-fraction", str(gold_fraction), "--gold-rate", str(gold_rate)]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -80,7 +89,7 @@ class Server:
     def start(self, timeout: float = 120.0) -> float:
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "realbogus.cli", "label", "serve", str(self.data)]
-        cmd += ["--db", str(self.db), "--port", str(self.port), "--gold-rate", "0"]
+        cmd += ["--db", str(self.db), "--port", str(self.port), *self.gold]
         cmd += ["--swap-interval", str(self.swap_interval)]
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -236,6 +245,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--think", type=float, default=1.0, help="mean pause between answers, s")
     ap.add_argument("--kill-after", type=float, default=3.0, help="seconds of load before SIGKILL")
     ap.add_argument("--swap-interval", type=float, default=10.0, help="serve --swap-interval")
+    ap.add_argument(
+        "--gold-fraction", type=float, default=0.02, help="serve --gold-fraction (SWAP needs gold)"
+    )
+    ap.add_argument("--gold-rate", type=float, default=0.1, help="serve --gold-rate (its default)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -250,7 +263,9 @@ def main(argv: list[str] | None = None) -> dict:
             store.add_user(name, hashed, "volunteer")
         store.add_user("admin", hashed, "admin")
         store.close()
-        server = Server(data, db, tmp / "server.log", args.swap_interval)
+        server = Server(
+            data, db, tmp / "server.log", args.swap_interval, args.gold_fraction, args.gold_rate
+        )
         try:
             result["startup_s"] = round(server.start(), 2)
             # 1. load

@@ -419,38 +419,40 @@ class Store:
         """The next subject for a person: a gold subject with probability `gold_rate` (when one
         is left unseen), else one of the `top_k` highest-priority unretired subjects they have
         not classified (drawn at random, so concurrent people spread over the queue)."""
-        seen = sa.exists().where(
-            (classifications.c.subject_id == subjects.c.id) & (classifications.c.user_id == user_id)
-        )
         with self.read() as conn:
             if gold_rate > 0 and rng.random() < gold_rate:
-                ids = (
-                    conn.execute(
-                        sa.select(subjects.c.id)
-                        .where(subjects.c.gold.is_not(None) & ~seen)
-                        .limit(64)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if ids:
-                    return self._row(conn, rng.choice(ids))
-            ids = (
-                conn.execute(
-                    sa.select(subjects.c.id)
-                    .where(~subjects.c.retired & subjects.c.gold.is_(None) & ~seen)
-                    .order_by(subjects.c.priority.desc(), subjects.c.id)
-                    .limit(top_k)
-                )
-                .scalars()
-                .all()
-            )
-            return self._row(conn, rng.choice(ids)) if ids else None
+                rows = conn.execute(self.gold_query(user_id, 64)).all()
+                if rows:
+                    return dict(rng.choice(rows)._mapping)
+            rows = conn.execute(self.queue_query(user_id, top_k)).all()
+            return dict(rng.choice(rows)._mapping) if rows else None
 
     @staticmethod
-    def _row(conn: Connection, subject_id: int) -> dict:
-        return dict(
-            conn.execute(sa.select(subjects).where(subjects.c.id == subject_id)).one()._mapping
+    def _unseen(user_id: int) -> sa.ColumnElement[bool]:
+        return ~sa.exists().where(
+            (classifications.c.subject_id == subjects.c.id) & (classifications.c.user_id == user_id)
+        )
+
+    def queue_query(self, user_id: int, limit: int) -> sa.Select:
+        """The `limit` highest-priority unretired, non-gold subjects a person has not classified
+        (ties by id): whole rows. Served by the index ``ix_subjects_queue_order``, no sort:
+        "retired = false", not "NOT retired", lets the database use it."""
+        return (
+            sa.select(subjects)
+            .where((subjects.c.retired == sa.false()) & subjects.c.gold.is_(None))
+            .where(self._unseen(user_id))
+            .order_by(subjects.c.priority.desc(), subjects.c.id)
+            .limit(limit)
+        )
+
+    def gold_query(self, user_id: int, limit: int) -> sa.Select:
+        """Up to `limit` gold subjects a person has not classified (index ``ix_subjects_gold``:
+        gold is 1 or 0 when set, and "IN (0, 1)" is a lookup where "IS NOT NULL" is a scan)."""
+        return (
+            sa.select(subjects)
+            .where(subjects.c.gold.in_((0, 1)))
+            .where(self._unseen(user_id))
+            .limit(limit)
         )
 
     # --- classifications --------------------------------------------------------------------
