@@ -219,13 +219,14 @@ def test_queue_query_uses_the_index(tmp_path):
         u = store.add_user("u", "h", "volunteer")
         with store.read() as conn:
             for stmt, index in [
-                (store.queue_query(u, 8), "ix_subjects_queue_order"),
-                (store.gold_query(u, 64), "ix_subjects_gold"),
+                (store.queue_query(), "ix_subjects_queue_order"),
+                (store.gold_query(), "ix_subjects_gold"),
             ]:
-                sql = str(stmt.compile(store.engine, compile_kwargs={"literal_binds": True}))
+                bound = stmt.params(user_id=u, limit=8)
+                sql = str(bound.compile(store.engine, compile_kwargs={"literal_binds": True}))
                 plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
                 assert f"USING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
-            top = [r.id for r in conn.execute(store.queue_query(u, 8))]
+            top = [r.id for r in conn.execute(store.queue_query(), {"user_id": u, "limit": 8})]
         frame = store.subjects_frame()
         expect = frame[frame["gold"].isna()].sort_values(
             ["priority", "id"], ascending=[False, True]
