@@ -159,7 +159,9 @@ def _label(
                 return
             sid = r.json()["subject_id"]
             if images:
-                c.get(r.json()["images"]["triplet"]).raise_for_status()
+                png = c.get(r.json()["images"]["triplet"])
+                if png.status_code != 200:
+                    errors.append(f"{name}: image of subject {sid}: {png.status_code}")
             answer = "real" if rng.random() < 0.5 else "bogus"
             w = c.post(
                 "/api/classifications",
@@ -173,10 +175,10 @@ def _label(
                 errors.append(f"{name}: {w.status_code} {w.text[:100]}")
             if think > 0:
                 time.sleep(think * rng.uniform(0.5, 1.5))
-        except httpx.HTTPError:
-            if stop is not None:  # the server was killed: an unacknowledged write
-                return
-            raise
+        except httpx.HTTPError as exc:
+            if stop is None:  # else the server was killed: an unacknowledged write
+                errors.append(f"{name}: {exc!r}")
+            return
 
 
 def _logins(url: str, names: list[str]) -> list[tuple[httpx.Client, str]]:

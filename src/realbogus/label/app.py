@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -44,6 +45,8 @@ _LOG = logging.getLogger(__name__)
 #: Seconds a looked-up session is reused without asking the database (logout clears it at once;
 #: a session deleted by another process stays usable here at most this long).
 _SESSION_CACHE_S = 5.0
+#: Subjects per person that stay viewable after "next" offered them, even once retired.
+_OFFERED = 4
 #: FastAPI's built-in OpenTelemetry hooks (newer FastAPI) cost ~5 % of a request's CPU here,
 #: and nothing exports them: off where the constructor has the option.
 _NO_TELEMETRY = (
@@ -318,18 +321,29 @@ def create_app(service: Service) -> FastAPI:
 
     # --- API: labelling ---------------------------------------------------------------------
 
+    # The last subjects "next" offered each person (this process): they may still load one that
+    # others' answers retired between their "next" and its image.
+    offered: dict[int, deque[int]] = {}
+
     @app.get("/api/subjects/next", response_model=None)
     def next_subject(user: Annotated[dict, Depends(api_user)]) -> Response:
         row = store.next_subject(user["id"], gold_rate=cfg.gold_rate, top_k=cfg.top_k, rng=rng)
         if row is None:
             return Response(status_code=204)
+        if len(offered) > 10_000:
+            offered.clear()
+        offered.setdefault(user["id"], deque(maxlen=_OFFERED)).append(int(row["id"]))
         return JSONResponse(_subject_json(row))  # a plain dict: no response-model pass
 
     def viewable(subject_id: int, user: dict) -> dict:
         row = store.subject(subject_id)
         if row is None:
             raise HTTPException(404, f"no subject {subject_id}")
-        if user["role"] != "admin" and not store.visible(user["id"], subject_id):
+        if (
+            user["role"] != "admin"
+            and subject_id not in offered.get(user["id"], ())
+            and not store.visible(user["id"], subject_id)
+        ):
             raise HTTPException(403, "this subject is neither in your queue nor your history")
         return row
 
