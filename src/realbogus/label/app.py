@@ -6,16 +6,19 @@ anonymous API requests get 401 (pages redirect to ``/login``), a role too low fo
 docs/labelling.md for the API.
 """
 
+import inspect
 import json
 import logging
 import random
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -42,6 +45,15 @@ _LOG = logging.getLogger(__name__)
 #: Seconds a looked-up session is reused without asking the database (logout clears it at once;
 #: a session deleted by another process stays usable here at most this long).
 _SESSION_CACHE_S = 5.0
+#: Subjects per person that stay viewable after "next" offered them, even once retired.
+_OFFERED = 4
+#: FastAPI's built-in OpenTelemetry hooks (newer FastAPI) cost ~5 % of a request's CPU here,
+#: and nothing exports them: off where the constructor has the option.
+_NO_TELEMETRY = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
@@ -157,14 +169,20 @@ def create_app(service: Service) -> FastAPI:
     limiter = LoginRateLimiter(cfg.login_failures, cfg.login_window_s)
     rng = random.Random()
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
-    app = FastAPI(title="realbogus label", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="realbogus label", docs_url=None, redoc_url=None, openapi_url=None, **_NO_TELEMETRY
+    )
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 
     # --- who is asking ----------------------------------------------------------------------
 
     sessions: dict[str, tuple[float, dict]] = {}  # token hash -> (expiry, user), this process
 
-    def _user(request: Request) -> dict | None:
+    # The dependencies are coroutines: FastAPI runs plain functions in a worker thread, a hop
+    # that cost more than the check itself; only a session-cache miss asks the database (in a
+    # worker thread, so the event loop never waits on it).
+
+    async def _user(request: Request) -> dict | None:
         token = request.cookies.get(COOKIE)
         if not token or len(token) > 128:
             return None
@@ -173,7 +191,7 @@ def create_app(service: Service) -> FastAPI:
         hit = sessions.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        user = store.session_user(key)
+        user = await run_in_threadpool(store.session_user, key)
         if user is None:
             sessions.pop(key, None)
         else:
@@ -182,29 +200,29 @@ def create_app(service: Service) -> FastAPI:
             sessions[key] = (now + _SESSION_CACHE_S, user)
         return user
 
-    def api_user(request: Request) -> dict:
-        user = _user(request)
+    async def api_user(request: Request) -> dict:
+        user = await _user(request)
         if user is None:
             raise HTTPException(401, "sign in first: POST /api/login")
         return user
 
-    def page_user(request: Request) -> dict:
-        user = _user(request)
+    async def page_user(request: Request) -> dict:
+        user = await _user(request)
         if user is None:
             raise _NeedLogin
         return user
 
-    def writer(request: Request, user: Annotated[dict, Depends(api_user)]) -> dict:
+    async def writer(request: Request, user: Annotated[dict, Depends(api_user)]) -> dict:
         if not tokens_match(user["csrf"], request.headers.get("x-csrf-token")):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header")
         return user
 
-    def admin(user: Annotated[dict, Depends(api_user)]) -> dict:
+    async def admin(user: Annotated[dict, Depends(api_user)]) -> dict:
         if user["role"] != "admin":
             raise HTTPException(403, "admins only")
         return user
 
-    def admin_writer(user: Annotated[dict, Depends(writer)]) -> dict:
+    async def admin_writer(user: Annotated[dict, Depends(writer)]) -> dict:
         if user["role"] != "admin":
             raise HTTPException(403, "admins only")
         return user
@@ -303,18 +321,29 @@ def create_app(service: Service) -> FastAPI:
 
     # --- API: labelling ---------------------------------------------------------------------
 
+    # The last subjects "next" offered each person (this process): they may still load one that
+    # others' answers retired between their "next" and its image.
+    offered: dict[int, deque[int]] = {}
+
     @app.get("/api/subjects/next", response_model=None)
-    def next_subject(user: Annotated[dict, Depends(api_user)]) -> dict | Response:
+    def next_subject(user: Annotated[dict, Depends(api_user)]) -> Response:
         row = store.next_subject(user["id"], gold_rate=cfg.gold_rate, top_k=cfg.top_k, rng=rng)
         if row is None:
             return Response(status_code=204)
-        return _subject_json(row)
+        if len(offered) > 10_000:
+            offered.clear()
+        offered.setdefault(user["id"], deque(maxlen=_OFFERED)).append(int(row["id"]))
+        return JSONResponse(_subject_json(row))  # a plain dict: no response-model pass
 
     def viewable(subject_id: int, user: dict) -> dict:
         row = store.subject(subject_id)
         if row is None:
             raise HTTPException(404, f"no subject {subject_id}")
-        if user["role"] != "admin" and not store.visible(user["id"], subject_id):
+        if (
+            user["role"] != "admin"
+            and subject_id not in offered.get(user["id"], ())
+            and not store.visible(user["id"], subject_id)
+        ):
             raise HTTPException(403, "this subject is neither in your queue nor your history")
         return row
 
@@ -335,8 +364,8 @@ def create_app(service: Service) -> FastAPI:
             headers={"Cache-Control": "private, max-age=3600"},
         )
 
-    @app.post("/api/classifications", status_code=201)
-    def classify(body: ClassificationBody, user: Annotated[dict, Depends(writer)]) -> dict:
+    @app.post("/api/classifications", status_code=201, response_model=None)
+    def classify(body: ClassificationBody, user: Annotated[dict, Depends(writer)]) -> Response:
         try:
             done = store.classify(user["id"], body.subject_id, 1 if body.answer == "real" else 0)
         except LookupError as exc:
@@ -348,12 +377,13 @@ def create_app(service: Service) -> FastAPI:
         if done["gold"] is not None:
             gold = "real" if done["gold"] == 1 else "bogus"
             feedback = {"gold": gold, "correct": gold == body.answer}
-        return {
+        body_json = {
             "classification_id": done["classification_id"],
             "subject_id": body.subject_id,
             "answer": body.answer,
             "feedback": feedback,
         }
+        return JSONResponse(body_json, status_code=201)
 
     @app.post("/api/undo")
     def undo(user: Annotated[dict, Depends(writer)]) -> dict:

@@ -47,13 +47,18 @@ class LiveSwap:
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> pd.DataFrame:
-        """Run SWAP on the database now; returns the per-subject table (`CrowdLabels.subjects`)."""
+        """Run SWAP on the database now; returns the per-subject table (`CrowdLabels.subjects`),
+        empty while no gold subject has an answer (Pr(Real) then stays at the prior)."""
         with self._lock:
             votes = self.store.votes_frame()
             subj = self.store.subjects_frame(["id", "gold", "p_real"])
             if votes.empty:
                 return pd.DataFrame()
             gold = subj.loc[subj["gold"].notna(), ["id", "gold"]]
+            if not votes["subject_id"].isin(gold["id"]).any():
+                # SWAP learns skills only from gold subjects: without an answered one every
+                # subject stays at its prior (crowd aggregate refuses such votes).
+                return pd.DataFrame()
             labels = aggregate(
                 votes.assign(volunteer=votes["user_id"].astype(str)),
                 pd.Series(gold["gold"].astype(int).to_numpy(), index=gold["id"].to_numpy()),

@@ -53,8 +53,10 @@ subjects = sa.Table(
     sa.Column("retired", sa.Boolean, nullable=False),
     sa.Column("retirement_reason", sa.String(32), nullable=True),
     sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Index("ix_subjects_queue", "retired", "priority"),
+    sa.Index("ix_subjects_gold", "gold"),
 )
+#: The queue's order (highest priority first, ties by id) as an index: no sort per request.
+sa.Index("ix_subjects_queue_order", subjects.c.retired, subjects.c.priority.desc(), subjects.c.id)
 
 classifications = sa.Table(
     "classifications",

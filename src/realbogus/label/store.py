@@ -419,39 +419,26 @@ class Store:
         """The next subject for a person: a gold subject with probability `gold_rate` (when one
         is left unseen), else one of the `top_k` highest-priority unretired subjects they have
         not classified (drawn at random, so concurrent people spread over the queue)."""
-        seen = sa.exists().where(
-            (classifications.c.subject_id == subjects.c.id) & (classifications.c.user_id == user_id)
-        )
         with self.read() as conn:
             if gold_rate > 0 and rng.random() < gold_rate:
-                ids = (
-                    conn.execute(
-                        sa.select(subjects.c.id)
-                        .where(subjects.c.gold.is_not(None) & ~seen)
-                        .limit(64)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if ids:
-                    return self._row(conn, rng.choice(ids))
-            ids = (
-                conn.execute(
-                    sa.select(subjects.c.id)
-                    .where(~subjects.c.retired & subjects.c.gold.is_(None) & ~seen)
-                    .order_by(subjects.c.priority.desc(), subjects.c.id)
-                    .limit(top_k)
-                )
-                .scalars()
-                .all()
-            )
-            return self._row(conn, rng.choice(ids)) if ids else None
+                rows = conn.execute(_GOLD, {"user_id": user_id, "limit": 64}).all()
+                if rows:
+                    return dict(rng.choice(rows)._mapping)
+            rows = conn.execute(_QUEUE, {"user_id": user_id, "limit": top_k}).all()
+            return dict(rng.choice(rows)._mapping) if rows else None
 
     @staticmethod
-    def _row(conn: Connection, subject_id: int) -> dict:
-        return dict(
-            conn.execute(sa.select(subjects).where(subjects.c.id == subject_id)).one()._mapping
-        )
+    def queue_query() -> sa.Select:
+        """The "next subject" statement (params `user_id`, `limit`): the `limit`
+        highest-priority unretired, non-gold subjects that person has not classified (ties by
+        id), whole rows. Built once; served by the index ``ix_subjects_queue_order``, no sort."""
+        return _QUEUE
+
+    @staticmethod
+    def gold_query() -> sa.Select:
+        """The gold draw's statement (params `user_id`, `limit`): up to `limit` gold subjects
+        that person has not classified (index ``ix_subjects_gold``)."""
+        return _GOLD
 
     # --- classifications --------------------------------------------------------------------
 
@@ -629,6 +616,25 @@ class Store:
                 time.sleep(0.002)  # let waiting requests have the write lock and the GIL
             with self.write() as conn:
                 conn.execute(stmt, items[start : start + 500])
+
+
+_UNSEEN = ~sa.exists().where(
+    (classifications.c.subject_id == subjects.c.id)
+    & (classifications.c.user_id == sa.bindparam("user_id", type_=sa.Integer))
+)
+# "retired = false", not "NOT retired": the database then reads the queue index in order.
+_QUEUE = (
+    sa.select(subjects)
+    .where((subjects.c.retired == sa.false()) & subjects.c.gold.is_(None) & _UNSEEN)
+    .order_by(subjects.c.priority.desc(), subjects.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+# Gold is 1 or 0 when set: "IN (0, 1)" is an index lookup where "IS NOT NULL" is a scan.
+_GOLD = (
+    sa.select(subjects)
+    .where(subjects.c.gold.in_((0, 1)) & _UNSEEN)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
 
 
 def _float_or_none(value: object) -> float | None:
