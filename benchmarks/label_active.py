@@ -131,12 +131,13 @@ def run_arm(
     y_test: np.ndarray,
     *,
     package,
+    init: dict,
     crowd,
     args: argparse.Namespace,
     repeat: int,
 ) -> list[dict]:
-    """One arm: mean P = C of the fine-tunes after each round against classifications."""
-    init = {k: v.clone() for k, v in package.model.state_dict().items()}
+    """One arm: mean P = C of the fine-tunes after each round against classifications. `init`
+    is the pretrained state every fine-tune starts from (taken once, before any arm)."""
     model = package.model
     sid = crowd.subjects["subject_id"].to_numpy()  # pool row i -> subject id
     is_gold = crowd.subjects["reference"].to_numpy()
@@ -259,11 +260,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--train-seeds", type=int, default=1)
-    ap.add_argument("--mc-samples", type=int, default=5)
+    ap.add_argument("--mc-samples", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--first-repeat", type=int, default=0)
     ap.add_argument("--max-pool", type=int, default=3000, help="seeded subsample of the pool")
-    ap.add_argument("--max-test", type=int, default=3000, help="seeded subsample of the test")
+    ap.add_argument("--max-test", type=int, default=2000, help="seeded subsample of the test")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args(argv)
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.monotonic()
     table, sp, ttest, st = _data(args)
     package = load_package(args.model)
+    init = {k: v.clone() for k, v in package.model.state_dict().items()}
     x_pool = torch.from_numpy(np.ascontiguousarray(preprocess_array(package.card, sp)))
     x_test = torch.from_numpy(np.ascontiguousarray(preprocess_array(package.card, st)))
     y_test = ttest["label"].to_numpy().astype(int)
@@ -299,6 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
                     x_test,
                     y_test,
                     package=package,
+                    init=init,
                     crowd=crowd,
                     args=args,
                     repeat=repeat,
