@@ -47,7 +47,7 @@ from realbogus.crowd.aggregate import aggregate
 from realbogus.crowd.simulate import CrowdConfig, simulate_crowd
 from realbogus.evaluation.metrics import crossing, purity_completeness
 from realbogus.io.dataset import open_dataset
-from realbogus.label.queue import STRATEGIES, mc_dropout_model, static_priority
+from realbogus.label.queue import MC_STRATEGIES, STRATEGIES, mc_dropout_model, static_priority
 from realbogus.model.package import load_package
 from realbogus.model.transforms import preprocess_array
 from realbogus.sim import simulate_survey
@@ -186,7 +186,7 @@ def run_arm(
             break
         left = np.setdiff1d(candidates, chosen)
         mc = None
-        if strategy in ("bald", "entropy"):
+        if strategy in MC_STRATEGIES:
             model.load_state_dict(state0)  # the first seed's fine-tune serves the queue
             mc = mc_dropout_model(
                 model,
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
     arms = args.arms.split(",")
     bad = [a for a in arms if a not in STRATEGIES or a in ("swap", "ensemble")]
     if bad or "random" not in arms:
-        ap.error(f"--arms: 'random' plus any of bald, entropy; got {args.arms!r}")
+        ap.error(f"--arms: 'random' plus any of {', '.join(MC_STRATEGIES)}; got {args.arms!r}")
     torch.set_num_threads(int(os.environ.get("AL_THREADS", "1")))
     t0 = time.monotonic()
     table, sp, ttest, st = _data(args)
@@ -352,7 +352,12 @@ def _plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colors = {"bald": "tab:blue", "entropy": "tab:green", "random": "tab:orange"}
+    colors = {
+        "bald": "tab:blue",
+        "entropy": "tab:green",
+        "likely-real": "tab:red",
+        "random": "tab:orange",
+    }
     for arm, curves in result["arms"].items():
         x, y = _mean_curve(curves)
         ys = np.array([[p["pc"] for p in c] for c in curves], dtype=float)

@@ -10,6 +10,9 @@ from _label_helpers import tiny_dataset
 
 from realbogus.errors import ConfigError, InputError
 from realbogus.label.queue import (
+    MC_STRATEGIES,
+    STRATEGIES,
+    McDropout,
     binary_entropy,
     default_strategy,
     mc_dropout,
@@ -68,6 +71,29 @@ def test_static_priority():
         static_priority("ensemble", pd.DataFrame({"x": [1]}))
     with pytest.raises(ConfigError, match="--strategy"):
         static_priority("oracle", table)
+
+
+def test_mc_strategies_order():
+    """On generated MC-dropout summaries each MC strategy serves its own quantity first:
+    bald the largest mutual information, entropy the mean nearest 0.5, likely-real the highest
+    mean; none of them runs without MC dropout."""
+    mean = np.array([0.2, 0.95, 0.5, 0.7])
+    draws = np.array([[0.1, 0.9, 0.5, 0.4], [0.3, 1.0, 0.5, 1.0]])  # T = 2 passes
+    assert np.allclose(draws.mean(axis=0), mean)
+    entropy = binary_entropy(mean)
+    mc = McDropout(mean=mean, entropy=entropy, bald=entropy - binary_entropy(draws).mean(axis=0))
+    table = pd.DataFrame({"x": np.arange(4)})
+    order = {
+        s: np.argsort(-static_priority(s, table, mc=mc), kind="stable").tolist()
+        for s in MC_STRATEGIES
+    }
+    assert order["likely-real"] == [1, 3, 2, 0]
+    assert order["entropy"] == [2, 3, 0, 1]
+    assert order["bald"] == [3, 1, 0, 2]  # 0.40, 0.05, 0.05, 0 bits: the passes disagree most on 3
+    assert set(MC_STRATEGIES) < set(STRATEGIES)
+    for s in MC_STRATEGIES:
+        with pytest.raises(ConfigError, match="--model"):
+            static_priority(s, table)
 
 
 def test_service_orders_by_bald(tmp_path, package):

@@ -43,7 +43,7 @@ def serve(
     strategy: Annotated[
         str | None,
         typer.Option(
-            help="Queue order: bald | entropy (MC dropout, need --model) | ensemble "
+            help="Queue order: bald | entropy | likely-real (MC dropout, need --model) | ensemble "
             "(reliabilityErr) | swap | random. Default: bald with --model, else swap."
         ),
     ] = None,

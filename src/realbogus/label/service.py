@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from .live import LiveSwap
-from .queue import STRATEGIES, default_strategy, mc_dropout, static_priority
+from .queue import MC_STRATEGIES, STRATEGIES, default_strategy, mc_dropout, static_priority
 from .source import SubjectSource, load_source, subject_rows
 from .store import Retirement, Store, open_store
 
@@ -142,7 +142,7 @@ def prepare_service(
             )
             raise InputError(msg)
         mc = None
-        if strategy in ("bald", "entropy"):
+        if strategy in MC_STRATEGIES:
             if model is None:
                 msg = f"--strategy {strategy} needs --model PACKAGE for MC dropout"
                 raise InputError(msg)
