@@ -154,7 +154,7 @@ def prepare_service(
         rows["priority"] = priority
         if mc is not None:
             rows["model_score"] = mc.mean
-            rows["model_uncertainty"] = priority
+            rows["model_uncertainty"] = mc.bald if strategy == "bald" else mc.entropy
         store.add_subjects(rows)
         if strategy != "swap":
             ids = store.subjects_frame().set_index("dia_source_id")["id"]
