@@ -15,7 +15,8 @@ subject costs the same votes in every arm. The gold subjects are never picked: t
 revealed and counted from the start and their true labels train every arm. Every arm starts from
 the same --seed-subjects random subjects; each of --rounds rounds adds --batch subjects in the
 arm's queue order (`realbogus.label.queue.static_priority`, the service's own definition of each
-strategy: ``bald`` / ``entropy`` from MC dropout of the current fine-tuned model, ``random``),
+strategy: ``likely-real`` (the default), ``bald``, ``entropy`` from MC dropout of the
+current fine-tuned model, ``random``; --arms),
 and SWAP (`crowd.aggregate`) over all revealed votes labels them (Pr(Real) > 0.5). After each
 round the package is fine-tuned from its pretrained weights on every label so far (--epochs,
 Adam --lr, batches of 32, flips, class-weighted BCE so that the class mix of a queue does not
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", type=Path, help="without --pool: a simulated dataset (else simulate)")
     ap.add_argument("--visits", type=int, default=30)
     ap.add_argument("--sim-seed", type=int, default=21)
-    ap.add_argument("--arms", default="bald,random", help="comma-separated queue strategies")
+    ap.add_argument("--arms", default="likely-real,random", help="comma-separated queue strategies")
     ap.add_argument("--crowd", choices=sorted(CROWDS), default="team")
     ap.add_argument("--seed-subjects", type=int, default=200)
     ap.add_argument("--batch", type=int, default=200)

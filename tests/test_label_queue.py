@@ -33,7 +33,7 @@ def test_entropy_and_swap_priority():
     """H(0.5) = 1 bit, H(0) = H(1) = 0; SWAP uncertainty peaks at Pr = 0.5."""
     assert binary_entropy(np.array([0.5, 0.0, 1.0])) == pytest.approx([1.0, 0.0, 0.0], abs=1e-9)
     assert swap_priority(np.array([0.5, 0.9, 0.1, 1.0])) == pytest.approx([1.0, 0.2, 0.2, 0.0])
-    assert default_strategy(True) == "bald" and default_strategy(False) == "swap"
+    assert default_strategy(True) == "likely-real" and default_strategy(False) == "swap"
 
 
 def test_mc_dropout(package, rng):
@@ -96,23 +96,25 @@ def test_mc_strategies_order():
             static_priority(s, table)
 
 
-def test_service_orders_by_bald(tmp_path, package):
-    """With --model and the default strategy, the queue's top subject is the highest-BALD one."""
+def test_service_orders_by_likely_real(tmp_path, package):
+    """With --model and the default strategy (likely-real), the queue's top subject is the one
+    with the highest MC-dropout mean reliability; the uncertainty column holds the entropy."""
     data = tiny_dataset(tmp_path / "ds", n=10, size=51, seed=5)
     svc = prepare_service(data, str(tmp_path / "l.db"), model="rubin-v0.1", mc_samples=4, seed=0)
     try:
-        assert svc.config.strategy == "bald"
+        assert svc.config.strategy == "likely-real"
         subj = svc.store.subjects_frame()
         mc = mc_dropout(package, svc.source.stamps, n_samples=4, seed=0)
         by_id = subj.set_index("dia_source_id")
         order = svc.source.table["diaSourceId"].to_numpy()
-        np.testing.assert_allclose(by_id.loc[order, "priority"], mc.bald)
+        np.testing.assert_allclose(by_id.loc[order, "priority"], mc.mean)
         np.testing.assert_allclose(by_id.loc[order, "model_score"], mc.mean)
+        np.testing.assert_allclose(by_id.loc[order, "model_uncertainty"], mc.entropy)
         import random
 
         uid = svc.store.add_user("u", "h", "volunteer")
         top = svc.store.next_subject(uid, top_k=1, rng=random.Random(0))
-        assert top["dia_source_id"] == order[int(np.argmax(mc.bald))]
+        assert top["dia_source_id"] == order[int(np.argmax(mc.mean))]
     finally:
         svc.close()
     with pytest.raises(InputError, match="--model"):

@@ -44,7 +44,7 @@ def serve(
         str | None,
         typer.Option(
             help="Queue order: bald | entropy | likely-real (MC dropout, need --model) | ensemble "
-            "(reliabilityErr) | swap | random. Default: bald with --model, else swap."
+            "(reliabilityErr) | swap | random. Default: likely-real with --model, else swap."
         ),
     ] = None,
     model: Annotated[

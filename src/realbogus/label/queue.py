@@ -2,12 +2,13 @@
 
 Strategies (`STRATEGIES`; `--strategy`):
 
-* ``bald`` (the default when a model is given): BALD, the mutual information between the label
+* ``bald``: BALD, the mutual information between the label
   and the network weights, from MC dropout (`mc_dropout`: T stochastic passes with the DMTN CNN's
   dropout layers on): H[mean p] - mean H[p_t], in bits.
 * ``entropy``: the predictive entropy H[mean p] of the same MC-dropout passes, bits.
-* ``likely-real``: the mean reliability of the same passes: the subjects the model thinks Real
-  first (with few Real subjects in DATA, this balances the classes of the labels).
+* ``likely-real`` (the default when a model is given): the mean reliability of the same passes,
+  the subjects the model thinks Real first (with few Real subjects in DATA, this balances the
+  classes of the labels; measured in docs/labelling.md: the only order that beat random).
 * ``ensemble``: the data's own ``reliabilityErr`` column (an ensemble's spread).
 * ``swap`` (the default without a model): SWAP's uncertainty 1 - |2 Pr(Real) - 1|, updated live
   from the database (`live.LiveSwap`).
@@ -50,8 +51,8 @@ MC_STRATEGIES = ("bald", "entropy", "likely-real")
 
 
 def default_strategy(has_model: bool) -> str:
-    """``bald`` with a model package, else ``swap``."""
-    return "bald" if has_model else "swap"
+    """``likely-real`` with a model package, else ``swap`` (docs/labelling.md, "Active learning")."""
+    return "likely-real" if has_model else "swap"
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:

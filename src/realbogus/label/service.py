@@ -114,7 +114,7 @@ def prepare_service(
     config : ServiceConfig, optional
         Service options; its `strategy` is replaced by `strategy` when that is given.
     strategy : str, optional
-        Queue strategy; default `queue.default_strategy` (``bald`` with a model, else ``swap``).
+        Queue strategy; default `queue.default_strategy` (``likely-real`` with a model, else ``swap``).
     model : str, optional
         Model package (name or path) for the MC-dropout strategies.
     gold_fraction : float
