@@ -10,6 +10,9 @@ from _label_helpers import tiny_dataset
 
 from realbogus.errors import ConfigError, InputError
 from realbogus.label.queue import (
+    MC_STRATEGIES,
+    STRATEGIES,
+    McDropout,
     binary_entropy,
     default_strategy,
     mc_dropout,
@@ -30,7 +33,7 @@ def test_entropy_and_swap_priority():
     """H(0.5) = 1 bit, H(0) = H(1) = 0; SWAP uncertainty peaks at Pr = 0.5."""
     assert binary_entropy(np.array([0.5, 0.0, 1.0])) == pytest.approx([1.0, 0.0, 0.0], abs=1e-9)
     assert swap_priority(np.array([0.5, 0.9, 0.1, 1.0])) == pytest.approx([1.0, 0.2, 0.2, 0.0])
-    assert default_strategy(True) == "bald" and default_strategy(False) == "swap"
+    assert default_strategy(True) == "likely-real" and default_strategy(False) == "swap"
 
 
 def test_mc_dropout(package, rng):
@@ -70,23 +73,48 @@ def test_static_priority():
         static_priority("oracle", table)
 
 
-def test_service_orders_by_bald(tmp_path, package):
-    """With --model and the default strategy, the queue's top subject is the highest-BALD one."""
+def test_mc_strategies_order():
+    """On generated MC-dropout summaries each MC strategy serves its own quantity first:
+    bald the largest mutual information, entropy the mean nearest 0.5, likely-real the highest
+    mean; none of them runs without MC dropout."""
+    mean = np.array([0.2, 0.95, 0.5, 0.7])
+    draws = np.array([[0.1, 0.9, 0.5, 0.4], [0.3, 1.0, 0.5, 1.0]])  # T = 2 passes
+    assert np.allclose(draws.mean(axis=0), mean)
+    entropy = binary_entropy(mean)
+    mc = McDropout(mean=mean, entropy=entropy, bald=entropy - binary_entropy(draws).mean(axis=0))
+    table = pd.DataFrame({"x": np.arange(4)})
+    order = {
+        s: np.argsort(-static_priority(s, table, mc=mc), kind="stable").tolist()
+        for s in MC_STRATEGIES
+    }
+    assert order["likely-real"] == [1, 3, 2, 0]
+    assert order["entropy"] == [2, 3, 0, 1]
+    assert order["bald"] == [3, 1, 0, 2]  # 0.40, 0.05, 0.05, 0 bits: the passes disagree most on 3
+    assert set(MC_STRATEGIES) < set(STRATEGIES)
+    for s in MC_STRATEGIES:
+        with pytest.raises(ConfigError, match="--model"):
+            static_priority(s, table)
+
+
+def test_service_orders_by_likely_real(tmp_path, package):
+    """With --model and the default strategy (likely-real), the queue's top subject is the one
+    with the highest MC-dropout mean reliability; the uncertainty column holds the entropy."""
     data = tiny_dataset(tmp_path / "ds", n=10, size=51, seed=5)
     svc = prepare_service(data, str(tmp_path / "l.db"), model="rubin-v0.1", mc_samples=4, seed=0)
     try:
-        assert svc.config.strategy == "bald"
+        assert svc.config.strategy == "likely-real"
         subj = svc.store.subjects_frame()
         mc = mc_dropout(package, svc.source.stamps, n_samples=4, seed=0)
         by_id = subj.set_index("dia_source_id")
         order = svc.source.table["diaSourceId"].to_numpy()
-        np.testing.assert_allclose(by_id.loc[order, "priority"], mc.bald)
+        np.testing.assert_allclose(by_id.loc[order, "priority"], mc.mean)
         np.testing.assert_allclose(by_id.loc[order, "model_score"], mc.mean)
+        np.testing.assert_allclose(by_id.loc[order, "model_uncertainty"], mc.entropy)
         import random
 
         uid = svc.store.add_user("u", "h", "volunteer")
         top = svc.store.next_subject(uid, top_k=1, rng=random.Random(0))
-        assert top["dia_source_id"] == order[int(np.argmax(mc.bald))]
+        assert top["dia_source_id"] == order[int(np.argmax(mc.mean))]
     finally:
         svc.close()
     with pytest.raises(InputError, match="--model"):

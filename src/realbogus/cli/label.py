@@ -43,8 +43,8 @@ def serve(
     strategy: Annotated[
         str | None,
         typer.Option(
-            help="Queue order: bald | entropy (MC dropout, need --model) | ensemble "
-            "(reliabilityErr) | swap | random. Default: bald with --model, else swap."
+            help="Queue order: bald | entropy | likely-real (MC dropout, need --model) | ensemble "
+            "(reliabilityErr) | swap | random. Default: likely-real with --model, else swap."
         ),
     ] = None,
     model: Annotated[

@@ -2,10 +2,13 @@
 
 Strategies (`STRATEGIES`; `--strategy`):
 
-* ``bald`` (the default when a model is given): BALD, the mutual information between the label
+* ``bald``: BALD, the mutual information between the label
   and the network weights, from MC dropout (`mc_dropout`: T stochastic passes with the DMTN CNN's
   dropout layers on): H[mean p] - mean H[p_t], in bits.
 * ``entropy``: the predictive entropy H[mean p] of the same MC-dropout passes, bits.
+* ``likely-real`` (the default when a model is given): the mean reliability of the same passes,
+  the subjects the model thinks Real first (with few Real subjects in DATA, this balances the
+  classes of the labels; measured in docs/labelling.md: the only order that beat random).
 * ``ensemble``: the data's own ``reliabilityErr`` column (an ensemble's spread).
 * ``swap`` (the default without a model): SWAP's uncertainty 1 - |2 Pr(Real) - 1|, updated live
   from the database (`live.LiveSwap`).
@@ -31,6 +34,7 @@ from ..model.transforms import preprocess_array
 
 __all__ = [
     "STRATEGIES",
+    "MC_STRATEGIES",
     "McDropout",
     "binary_entropy",
     "default_strategy",
@@ -40,12 +44,15 @@ __all__ = [
     "swap_priority",
 ]
 
-STRATEGIES = ("bald", "entropy", "ensemble", "swap", "random")
+STRATEGIES = ("bald", "entropy", "likely-real", "ensemble", "swap", "random")
+
+#: The strategies that need MC dropout of a model package (`mc_dropout`).
+MC_STRATEGIES = ("bald", "entropy", "likely-real")
 
 
 def default_strategy(has_model: bool) -> str:
-    """``bald`` with a model package, else ``swap``."""
-    return "bald" if has_model else "swap"
+    """``likely-real`` with a model package, else ``swap`` (docs/labelling.md, "Active learning")."""
+    return "likely-real" if has_model else "swap"
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:
@@ -166,7 +173,7 @@ def static_priority(
     table : DataFrame of N rows
         The detection table (``reliabilityErr`` for ``ensemble``).
     mc : McDropout, optional
-        Needed for ``bald`` and ``entropy``.
+        Needed for the `MC_STRATEGIES`.
     seed : int
         Seed of the ``random`` order.
 
@@ -178,11 +185,12 @@ def static_priority(
         msg = f"--strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}"
         raise ConfigError(msg)
     n = len(table)
-    if strategy in ("bald", "entropy"):
+    if strategy in MC_STRATEGIES:
         if mc is None:
             msg = f"--strategy {strategy} needs MC dropout: pass --model PACKAGE"
             raise ConfigError(msg)
-        return np.asarray(mc.bald if strategy == "bald" else mc.entropy, dtype=np.float64)
+        by = {"bald": mc.bald, "entropy": mc.entropy, "likely-real": mc.mean}
+        return np.asarray(by[strategy], dtype=np.float64)
     if strategy == "ensemble":
         if "reliabilityErr" not in table.columns:
             msg = "--strategy ensemble needs a reliabilityErr column in DATA (an ensemble's scores)"

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from .live import LiveSwap
-from .queue import STRATEGIES, default_strategy, mc_dropout, static_priority
+from .queue import MC_STRATEGIES, STRATEGIES, default_strategy, mc_dropout, static_priority
 from .source import SubjectSource, load_source, subject_rows
 from .store import Retirement, Store, open_store
 
@@ -114,7 +114,7 @@ def prepare_service(
     config : ServiceConfig, optional
         Service options; its `strategy` is replaced by `strategy` when that is given.
     strategy : str, optional
-        Queue strategy; default `queue.default_strategy` (``bald`` with a model, else ``swap``).
+        Queue strategy; default `queue.default_strategy` (``likely-real`` with a model, else ``swap``).
     model : str, optional
         Model package (name or path) for the MC-dropout strategies.
     gold_fraction : float
@@ -142,7 +142,7 @@ def prepare_service(
             )
             raise InputError(msg)
         mc = None
-        if strategy in ("bald", "entropy"):
+        if strategy in MC_STRATEGIES:
             if model is None:
                 msg = f"--strategy {strategy} needs --model PACKAGE for MC dropout"
                 raise InputError(msg)
@@ -154,7 +154,7 @@ def prepare_service(
         rows["priority"] = priority
         if mc is not None:
             rows["model_score"] = mc.mean
-            rows["model_uncertainty"] = priority
+            rows["model_uncertainty"] = mc.bald if strategy == "bald" else mc.entropy
         store.add_subjects(rows)
         if strategy != "swap":
             ids = store.subjects_frame().set_index("dia_source_id")["id"]
