@@ -21,11 +21,20 @@ from ..errors import InputError
 from ..numeric import mad_sigma
 from ..sim.config import InjectionConfig, SubtractionConfig
 from ..sim.detect import shift_stamps
-from ..sim.dia import DiaResult, ImagePSF, detection_table, match_truth, run_dia, truth_frame
+from ..sim.dia import (
+    DiaResult,
+    ImagePSF,
+    detection_table,
+    make_difference,
+    match_truth,
+    run_dia,
+    truth_frame,
+)
 from ..sim.field import VisitResult
 from ..sim.labels import assign_labels
 from ..sim.truth import TruthTable, draw_snr, flux_for_snr
 from .frames import Frame
+from .noise import NoiseScale, check_cells, estimate_noise_scale
 from .psf import measure_psf
 from .register import Stars, find_stars, register, warp
 from .template import Template, flux_scale, prepare
@@ -67,6 +76,11 @@ class InjectConfig:
         template and left ringing dipoles on every star (docs/real-images.md).
     difference_background : int or None
         Mesh (pixels) of the background taken off the difference (None: none).
+    rescale_noise : bool
+        Measure the SNR map's noise on a fake-free first subtraction (`realbogus.injection.noise`)
+        and scale the difference's variance plane by its square, so the detection threshold,
+        flux errors, ``snr`` and the fakes' true SNR use the measured noise (default). False:
+        the variance plane as given (``--no-noise-rescale``; the datasets made before it).
     """
 
     n_fakes: int = 60
@@ -81,6 +95,7 @@ class InjectConfig:
     n_candidates: int = 80
     convolve: str = "template"
     difference_background: int | None = 64
+    rescale_noise: bool = True
     subtraction: SubtractionConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -205,31 +220,60 @@ def inject_frame(
     scale = flux_scale(sci, timg, prep.stars, radius=radius)
     timg, tvar = timg * scale, tvar * scale**2
 
-    # ---- fakes
-    truth = TruthTable()
+    # ---- the noise of the difference, measured on a fake-free first subtraction
     bad_any = frame.bad | tbad
+    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
+    chain = {
+        "nan_science": frame.bad,
+        "nan_template": tbad,
+        "kernel_x": prep.stars.x[cand].round(),
+        "kernel_y": prep.stars.y[cand].round(),
+        "config": config.subtraction,
+        "convolve": config.convolve,
+        "difference_background": config.difference_background,
+    }
+    check = check_cells(shape, fwhm)
+    noise = NoiseScale(scale=1.0, n_pixels=0, iterations=0)
+    if config.rescale_noise:
+        first = make_difference(
+            sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
+        )
+        noise = estimate_noise_scale(
+            first.snr,
+            ~first.mask & ~bad_any & ~check,
+            threshold=config.threshold,
+            grow=int(2 * fwhm) + 1,
+        )
+
+    # ---- fakes (their SNR against the measured noise)
+    truth = TruthTable()
     _inject_fakes(
-        config, rng, sci, var_sci, timg, tvar, psf, tpsf, prep.stars, bad_any, frame.gain, truth
+        config,
+        rng,
+        sci,
+        var_sci,
+        timg,
+        tvar,
+        psf,
+        tpsf,
+        prep.stars,
+        bad_any,
+        frame.gain,
+        truth,
+        noise_scale=noise.scale,
     )
 
     # ---- subtraction, detection, measurement, stamps (the simulation's chain)
-    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
     dia = run_dia(
         sci,
         timg,
-        np.where(frame.bad, np.nanmedian(var_sci[~frame.bad]), var_sci),
-        np.where(tbad, np.nanmedian(tvar[~tbad]), tvar),
+        *_fill_variances(var_sci, tvar, frame.bad, tbad),
         psf,
         tpsf,
-        nan_science=frame.bad,
-        nan_template=tbad,
         saturated=frame.saturated,
-        kernel_x=prep.stars.x[cand].round(),
-        kernel_y=prep.stars.y[cand].round(),
-        config=config.subtraction,
         stamp_size=config.stamp_size,
-        convolve=config.convolve,
-        difference_background=config.difference_background,
+        noise_scale=noise.scale,
+        **chain,
     )
 
     # ---- labels: matched fakes Real, the rest Bogus (kinds by the nearest star of the frame)
@@ -321,7 +365,9 @@ def inject_frame(
         "n_candidates": dia.subtraction.n_candidates,
         "convolved": dia.subtraction.convolved,
         "subtraction": dia.method,
-        **_snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm),
+        "noiseScale": noise.scale,
+        "noise_scale_pixels": noise.n_pixels,
+        **_snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm, check),
     }
     return VisitResult(
         table=table,
@@ -336,6 +382,19 @@ def inject_frame(
             "snr": dia.snr.astype(np.float32),
         },
     ), psf
+
+
+def _fill_variances(
+    var_science: np.ndarray,
+    var_template: np.ndarray,
+    bad_science: np.ndarray,
+    bad_template: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variance planes with their bad pixels set to the median of the good ones."""
+    return (
+        np.where(bad_science, np.nanmedian(var_science[~bad_science]), var_science),
+        np.where(bad_template, np.nanmedian(var_template[~bad_template]), var_template),
+    )
 
 
 def _sky(frame: Frame, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,13 +437,16 @@ def _inject_fakes(
     bad: np.ndarray,
     gain: float | None,
     truth: TruthTable,
+    *,
+    noise_scale: float = 1.0,
 ) -> None:
     """Draw fakes and add them to the science (positive) or template (negative), in place.
 
-    The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V + F / gain), with V the
+    The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V k^2 + F / gain), with V the
     summed science + template variance around it (so fakes on stars are brighter for the same
-    SNR) and n_eff = 1 / sum(P^2) of the wider PSF; positive fakes get their photon noise when
-    the gain is known.
+    SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's)
+    and n_eff = 1 / sum(P^2) of the wider PSF; positive fakes get their photon noise when the
+    gain is known.
     """
     n = config.n_fakes
     if n == 0:
@@ -435,7 +497,12 @@ def _inject_fakes(
             continue
         v = float(np.median(local))
         flux = float(
-            flux_for_snr(snr[j], sky_var_sum=v, neff=neff, njy_per_e=(1.0 / gain) if gain else 0.0)
+            flux_for_snr(
+                snr[j],
+                sky_var_sum=v * noise_scale**2,
+                neff=neff,
+                njy_per_e=(1.0 / gain) if gain else 0.0,
+            )
         )
         if negative[j]:
             stamp, cx, cy = _psf_at(tpsf, x[j], y[j])
@@ -510,10 +577,12 @@ def _snr_noise(
     bad: np.ndarray,
     truth: dict,
     fwhm: float,
+    check: np.ndarray,
 ) -> dict:
     """Robust std and median of the SNR map away from sources (template pixels above 1 sigma and
     science objects, dilated by 1.5 FWHM), fakes (3 FWHM) and bad pixels; and its robust std
-    away from detections only (``snr_robust_std_nodet``)."""
+    away from detections only (``snr_robust_std_nodet``). Both only on the `check` cells
+    (`realbogus.injection.noise.check_cells`: pixels the noise factor was not measured on)."""
     import sep
 
     grow = max(1, int(round(1.5 * fwhm)))
@@ -533,11 +602,11 @@ def _snr_noise(
         ix, iy = int(round(x0)), int(round(y0))
         r = int(3 * fwhm)
         fake[max(iy - r, 0) : iy + r + 1, max(ix - r, 0) : ix + r + 1] = True
-    quiet = ~near & ~fake
+    quiet = ~near & ~fake & check
     # Second view, with far more pixels in a crowded field: every pixel with data except those
     # within 2 FWHM of a detection (|SNR| > threshold) or a fake.
     det = ndimage.binary_dilation(np.abs(dia.snr) > 5.0, iterations=int(2 * fwhm) + 1)
-    rest = dia.snr[~dia.mask & ~bad & ~det & ~fake]
+    rest = dia.snr[~dia.mask & ~bad & ~det & ~fake & check]
     rest_std = mad_sigma(rest) if rest.size else np.nan
     vals = dia.snr[quiet]
     if not vals.size:

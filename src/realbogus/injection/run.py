@@ -2,7 +2,8 @@
 
 The output directory holds the dataset (Parquet parts + ``manifest.json``, the columns of
 `realbogus.sim.dia.TABLE_COLUMNS`), ``truth.parquet`` (one row per fake: ``detected``,
-``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics), ``summary.json``,
+``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics, with ``noiseScale``: the
+factor the difference's noise was rescaled by), ``summary.json``,
 ``psf/<frame>.fits`` (the PSF used for each frame) and ``preview.png``.
 """
 
@@ -261,7 +262,8 @@ def inject_dataset(
 def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
-    sources (median over frames)."""
+    sources and away from detections on the check cells (median over frames), and the noise
+    factor of each frame (``noise_scale``; 1 where not rescaled)."""
     from ..sim.survey import survey_summary
 
     out = survey_summary(table, truth, visits)
@@ -277,5 +279,20 @@ def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.Dat
         "away_from_detections_median": float(np.nanmedian(visits["snr_robust_std_nodet"]))
         if len(visits)
         else float("nan"),
+        "away_from_detections_p10": float(np.nanpercentile(visits["snr_robust_std_nodet"], 10))
+        if len(visits)
+        else float("nan"),
+        "away_from_detections_p90": float(np.nanpercentile(visits["snr_robust_std_nodet"], 90))
+        if len(visits)
+        else float("nan"),
+    }
+    scale = visits["noiseScale"].to_numpy(float) if len(visits) else np.ones(0)
+    out["noise_scale"] = {
+        "median": float(np.median(scale)) if scale.size else float("nan"),
+        "p10": float(np.percentile(scale, 10)) if scale.size else float("nan"),
+        "p90": float(np.percentile(scale, 90)) if scale.size else float("nan"),
+        "min": float(scale.min()) if scale.size else float("nan"),
+        "max": float(scale.max()) if scale.size else float("nan"),
+        "frames_not_rescaled": int((scale == 1.0).sum()),
     }
     return out
