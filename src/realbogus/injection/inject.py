@@ -79,8 +79,12 @@ class InjectConfig:
     rescale_noise : bool
         Measure the SNR map's noise on a fake-free first subtraction (`realbogus.injection.noise`)
         and scale the difference's variance plane by its square, so the detection threshold,
-        flux errors, ``snr`` and the fakes' true SNR use the measured noise (default). False:
-        the variance plane as given (``--no-noise-rescale``; the datasets made before it).
+        flux errors, ``snr`` and the fakes' true SNR use the measured noise; a fake's true SNR
+        is then the matched filter's, against the PSF^2-weighted variance at its position
+        (default). False (``--no-noise-rescale``, the datasets made before it): the variance
+        plane as given, and the fakes' SNR against the median variance of a PSF-sized box
+        (which under-counts the variance on a peaked host: fakes on galaxies came out fainter
+        than their stated SNR).
     """
 
     n_fakes: int = 60
@@ -261,6 +265,7 @@ def inject_frame(
         frame.gain,
         truth,
         noise_scale=noise.scale,
+        psf_weighted=config.rescale_noise,
     )
 
     # ---- subtraction, detection, measurement, stamps (the simulation's chain)
@@ -413,6 +418,21 @@ def _psf_at(psf: ImagePSF, x: float, y: float) -> tuple[np.ndarray, int, int]:
     return out, ix, iy
 
 
+def _weighted_variance(variance: np.ndarray, stamp: np.ndarray, ix: int, iy: int) -> float:
+    """sum(P^2 V) / sum(P^2) over the finite pixels under `stamp` (k, k) centred on (ix, iy)."""
+    h, w = variance.shape
+    half = stamp.shape[0] // 2
+    r0, c0 = iy - half, ix - half
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(iy + half + 1, h), min(ix + half + 1, w)
+    local = variance[rr0:rr1, cc0:cc1]
+    w2 = stamp[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] ** 2
+    good = np.isfinite(local)
+    w2 = np.where(good, w2, 0.0)
+    total = w2.sum()
+    return float((w2 * np.where(good, local, 0.0)).sum() / total) if total > 0 else float("nan")
+
+
 def _add(image: np.ndarray, stamp: np.ndarray, ix: int, iy: int) -> None:
     h, w = image.shape
     half = stamp.shape[0] // 2
@@ -439,14 +459,16 @@ def _inject_fakes(
     truth: TruthTable,
     *,
     noise_scale: float = 1.0,
+    psf_weighted: bool = False,
 ) -> None:
     """Draw fakes and add them to the science (positive) or template (negative), in place.
 
     The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V k^2 + F / gain), with V the
-    summed science + template variance around it (so fakes on stars are brighter for the same
+    summed science + template variance around it (so fakes on hosts are brighter for the same
     SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's)
-    and n_eff = 1 / sum(P^2) of the wider PSF; positive fakes get their photon noise when the
-    gain is known.
+    and n_eff = 1 / sum(P^2) of the wider PSF P; positive fakes get their photon noise when the
+    gain is known. V is sum(P^2 V) / sum(P^2) at the fake when `psf_weighted` (what the
+    matched-filter SNR map divides by), else the median over a PSF-sized box.
     """
     n = config.n_fakes
     if n == 0:
@@ -492,10 +514,17 @@ def _inject_fakes(
         r0, c0 = max(iy[j] - half, 0), max(ix[j] - half, 0)
         box = (slice(r0, iy[j] + half + 1), slice(c0, ix[j] + half + 1))
         local = var_sum[box]
-        local = local[np.isfinite(local)]
-        if not local.size:
+        good = np.isfinite(local)
+        if not good.any():
             continue
-        v = float(np.median(local))
+        if psf_weighted:
+            # The variance the matched filter sees at the fake: sum(P^2 V) / sum(P^2), P the
+            # wider PSF at the fake's sub-pixel position.
+            v = _weighted_variance(var_sum, *_psf_at(wide, x[j], y[j]))
+            if not np.isfinite(v):
+                continue
+        else:
+            v = float(np.median(local[good]))
         flux = float(
             flux_for_snr(
                 snr[j],
