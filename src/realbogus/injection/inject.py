@@ -152,6 +152,7 @@ def inject_frame(
     known: pd.DataFrame | None = None,
     known_action: str = "drop",
     pixel_scale: float | None = None,
+    template_stars: Stars | None = None,
 ) -> tuple[VisitResult, ImagePSF]:
     """Inject fakes into one real frame and make its labelled detections.
 
@@ -176,6 +177,9 @@ def inject_frame(
         Leave detections on a known source out, or label them Real (truthKind ``known``).
     pixel_scale : float, optional
         Arcsec per pixel: ``seeing`` columns in arcsec when known, else in pixels.
+    template_stars : Stars, optional
+        `find_stars` on the template (it is the same for every frame: `inject_dataset` finds
+        them once per process); found here when not given.
 
     Returns
     -------
@@ -199,7 +203,7 @@ def inject_frame(
     var_sci = frame.variance.copy()
 
     # ---- the template on the frame's grid and flux scale
-    tprep_stars = find_stars(template.image, template.variance, template.bad)
+    tprep_stars = template_stars or find_stars(template.image, template.variance, template.bad)
     reg = register(
         tprep_stars,
         prep.stars,

@@ -9,6 +9,7 @@ factor the difference's noise was rescaled by), ``summary.json``,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -26,7 +27,8 @@ from ..stamps import Stamps
 from .frames import read_frame
 from .inject import InjectConfig, inject_frame
 from .psf import read_psf, write_psf
-from .template import read_template
+from .register import Stars, find_stars
+from .template import Template, read_template
 
 __all__ = ["FrameOptions", "inject_dataset", "read_known"]
 
@@ -105,7 +107,7 @@ def _run_frame_inner(task: tuple) -> tuple:
         read_noise=opts.read_noise,
         saturation=opts.saturation,
     )
-    template = read_template(template_path)
+    template, template_stars = _template(template_path, os.stat(template_path).st_mtime_ns)
     psf = read_psf(opts.psf, shape=frame.shape) if opts.psf else None
     tpsf = (
         read_psf(opts.template_psf, shape=template.image.shape, flag="--template-psf")
@@ -125,12 +127,21 @@ def _run_frame_inner(task: tuple) -> tuple:
             known=_known_in_frame(known, frame),
             known_action=opts_known_action(known),
             pixel_scale=opts.pixel_scale,
+            template_stars=template_stars,
         )
     except InputError as exc:
         msg = f"{frame.name}: {exc}"
         raise InputError(msg) from exc
     result.images = None
     return index, frame.name, result, used_psf
+
+
+@functools.lru_cache(maxsize=2)
+def _template(path: str, mtime_ns: int) -> tuple[Template, Stars]:
+    """The template and its stars, read and found once per process (every frame uses them;
+    `inject_frame` copies what it changes). `mtime_ns` keys the cache to the file's version."""
+    template = read_template(path)
+    return template, find_stars(template.image, template.variance, template.bad)
 
 
 def opts_known_action(known: pd.DataFrame | None) -> str:
