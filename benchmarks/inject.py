@@ -35,7 +35,9 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run(science: list[Path], template: Path, workers: int, fakes: int) -> dict:
+def run(
+    science: list[Path], template: Path, workers: int, fakes: int, rescale: bool = True
+) -> dict:
     out = Path(tempfile.mkdtemp(prefix="rb-bench-inject-")) / "data"
     load0 = os.getloadavg()[0]
     try:
@@ -44,7 +46,7 @@ def run(science: list[Path], template: Path, workers: int, fakes: int) -> dict:
             science,
             template,
             out,
-            config=InjectConfig(n_fakes=fakes),
+            config=InjectConfig(n_fakes=fakes, rescale_noise=rescale),
             seed=1,
             workers=workers,
             preview=False,
@@ -71,6 +73,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12, help="science frames per run")
     parser.add_argument("--best", type=int, default=10, help="template frames")
     parser.add_argument("--fakes", type=int, default=60, help="fakes per frame")
+    parser.add_argument(
+        "--no-noise-rescale",
+        action="store_true",
+        help="inject as `realbogus inject --no-noise-rescale` (the variance plane as given)",
+    )
     args = parser.parse_args()
     paths = sorted(DATA.glob("*.fits"))
     if not paths:
@@ -83,10 +90,13 @@ def main() -> None:
         write_template(template, tmp / "T.fits")
         used = set(template.frames["name"])
         science = [p for p in paths if p.stem not in used][: args.frames]
-        rows = [run(science, tmp / "T.fits", w, args.fakes) for w in (1, 2)]
+        rows = [
+            run(science, tmp / "T.fits", w, args.fakes, not args.no_noise_rescale) for w in (1, 2)
+        ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"template of {args.best} from {len(paths)} frames: {t_template:.1f} s")
+    print(f"noise rescaling: {'off' if args.no_noise_rescale else 'on'}")
     print("| frames | workers | detections | wall s | CPU s | det/s | det/CPU-s | load 1-min |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

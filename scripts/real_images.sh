@@ -4,6 +4,8 @@
 #   BUILD=build/real-images bash scripts/real_images.sh
 # DATA_ONLY=1 stops after the datasets (saao-train, saao-heldout, nircam, sim-train, sim-test),
 # as scripts/train_builtin.sh rubin-v0.4 uses it.
+# --no-noise-rescale: rubin-v0.4 was trained and measured on injections made before `inject`
+# rescaled the difference's noise (its default since); the flag keeps this recipe's data as it was.
 set -euo pipefail
 BUILD=${BUILD:-build/real-images}
 DATA=${DATA:-../shared/data/images}
@@ -21,7 +23,7 @@ PY
 )
 # shellcheck disable=SC2086
 realbogus inject --template "$BUILD/saao-T.fits" --out "$BUILD/saao" --fakes-per-image 60 --seed 1 \
-    --workers 2 --overwrite --science $science
+    --workers 2 --overwrite --no-noise-rescale --science $science
 
 # JWST NIRCam F200W: template = the earlier epoch; its later epoch 12 times (12 fake draws).
 D="$DATA/jwst-nircam"
@@ -32,7 +34,7 @@ realbogus template "$D/$T.fits" --noise "$D/$T.noise.fits" --psf "$D/$T.WebbPSF.
 args=()
 for _ in $(seq 12); do args+=(--science "$D/$S.fits" --noise "$D/$S.noise.fits"); done
 realbogus inject --template "$BUILD/nircam-T.fits" --psf "$D/$S.WebbPSF.fits" --out "$BUILD/nircam" \
-    --fakes-per-image 150 --seed 1 --workers 2 --overwrite "${args[@]}"
+    --fakes-per-image 150 --seed 1 --workers 2 --overwrite --no-noise-rescale "${args[@]}"
 
 # SAAO split by night (train: 2013-08-01/02/03; the rest held out), field = 1000 + night index.
 python - "$BUILD" "$DATA/saao-1m" <<'PY'

@@ -118,7 +118,9 @@ ztf_conditions() {  # ztf-v0.3: ztf-v0.2's network, its scores corrected for thi
 
 real_version() {  # rubin-v0.4: rubin-v0.1 fine-tuned on SAAO injections + simulation (docs/real-images.md)
     local real="$BUILD/real-images"
-    BUILD="$real" DATA_ONLY=1 bash scripts/real_images.sh  # saao-train/-heldout, nircam, sim-train (101), sim-test (202)
+    # saao-train/-heldout, nircam, sim-train (101), sim-test (202); real_images.sh pins
+    # `inject --no-noise-rescale`, the behaviour rubin-v0.4 was trained with.
+    BUILD="$real" DATA_ONLY=1 bash scripts/real_images.sh
     for seed in 103 104 105; do
         simulate --survey rubin --visits 40 --seed "$seed" --overwrite --out "$real/sim-train-$seed"
     done

@@ -3,6 +3,7 @@ frames with known shifts and PSFs, and on small real cut-outs from ../shared/dat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from _frames import render, star_field, write_frame
 from astropy.io import fits
+from scipy import ndimage
 
 from realbogus.errors import InputError
 from realbogus.injection import (
@@ -21,10 +23,13 @@ from realbogus.injection import (
     write_template,
 )
 from realbogus.injection.inject import InjectConfig, inject_frame
+from realbogus.injection.noise import MIN_PIXELS, check_cells, estimate_noise_scale
 from realbogus.injection.psf import psf_fwhm
 from realbogus.injection.run import inject_dataset
 from realbogus.injection.template import prepare
 from realbogus.io.dataset import open_dataset
+from realbogus.numeric import mad_sigma
+from realbogus.sim.detect import snr_map
 from realbogus.sim.dia import TABLE_COLUMNS
 
 SIZE = 200
@@ -183,6 +188,10 @@ def test_inject_dataset_and_known_sources(generated: dict, tmp_path: Path) -> No
     assert (out / "preview.png").is_file() and (out / "psf" / "f2.psf.fits").is_file()
     truth = pd.read_parquet(out / "truth.parquet")
     assert set(truth["visit"]) == {0, 1}
+    visits = pd.read_parquet(out / "visits.parquet")
+    assert (visits["noiseScale"] > 0).all() and (visits["noise_scale_pixels"] >= MIN_PIXELS).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noise_scale"]["median"] == pytest.approx(visits["noiseScale"].median())
     again = inject_dataset(
         science,
         generated["template"],
@@ -225,6 +234,152 @@ def test_inject_refuses_a_template_of_another_field(
             visit=0,
             survey="t",
         )
+
+
+# --- noise rescaling on correlated noise ---------------------------------------------------------
+
+
+def _correlated(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Unit-variance noise correlated over 2 x 2 px: white noise convolved with a 2 x 2 box / 2
+    (sum of squares 1, so each pixel keeps variance 1; the sum 2 doubles the noise amplitude at
+    the PSF's scales)."""
+    w = rng.standard_normal((shape[0] + 1, shape[1] + 1))
+    return ndimage.convolve(w, np.full((2, 2), 0.5))[1:, 1:]
+
+
+def _gaussian_psf(fwhm: float, k: int = 21) -> np.ndarray:
+    r = np.arange(k) - k // 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * (fwhm / 2.3548) ** 2))
+    return g / g.sum()
+
+
+def test_noise_scale_makes_the_snr_map_unit_variance_on_correlated_noise() -> None:
+    """A right per-pixel variance plane but noise correlated on the PSF scale: the SNR map's
+    robust std is far from 1 until the factor measured on the estimation cells rescales it; the
+    check is on the other (disjoint) cells."""
+    rng = np.random.default_rng(3)
+    shape, fwhm = (512, 512), 3.0
+    noise = _correlated(rng, shape)
+    assert mad_sigma(noise.ravel()) == pytest.approx(1.0, abs=0.03)  # the plane is right
+    image = noise.copy()
+    psf = _gaussian_psf(fwhm)
+    for x, y in rng.uniform(30, 480, (40, 2)).astype(int):  # sources that must be masked
+        image[y - 10 : y + 11, x - 10 : x + 11] += 400 * psf
+    snr = snr_map(image, np.ones(shape), psf)
+    check = check_cells(shape, fwhm)
+    assert 0.4 < check.mean() < 0.6
+    border = np.zeros(shape, bool)
+    border[:16] = border[-16:] = True
+    border[:, :16] = border[:, -16:] = True
+    est = estimate_noise_scale(snr, ~border & ~check, threshold=5.0, grow=7)
+    assert est.n_pixels > 50_000 and est.iterations >= 2
+    quiet = ~border & check & ~ndimage.binary_dilation(np.abs(snr) > 5 * est.scale, iterations=7)
+    before = mad_sigma(snr[quiet])
+    after = mad_sigma(snr[quiet] / est.scale)
+    assert before > 1.5  # correlated noise: clearly not unit variance
+    assert after == pytest.approx(1.0, abs=0.1)
+    # Too few quiet pixels: no rescaling.
+    few = np.zeros(shape, bool)
+    few[100:110, 100:110] = True
+    assert estimate_noise_scale(snr, few, threshold=5.0, grow=7).scale == 1.0
+
+
+def test_inject_rescales_the_noise_of_a_frame_with_correlated_noise(
+    generated: dict, tmp_path: Path
+) -> None:
+    """A generated frame plus correlated noise whose per-pixel variance is in its variance
+    map: rescaling (the default) brings the SNR map's std on the check cells to 1 and the fakes'
+    SNR >= 6 are still found; without it (--no-noise-rescale) the std is well above 1."""
+    t = read_template(generated["template"])
+    path = generated["paths"][3]
+    frame = read_frame(path)
+    sigma = float(np.sqrt(np.median(frame.variance)))
+    image = fits.getdata(path).astype(float)
+    image += sigma * _correlated(np.random.default_rng(5), image.shape)
+    fits.writeto(tmp_path / "v.fits", (frame.variance + sigma**2).astype(np.float32))
+    noisy = read_frame(
+        write_frame(tmp_path / "c.fits", image, PFWHM=5.0), variance=tmp_path / "v.fits"
+    )
+    out = {}
+    for on in (True, False):
+        out[on], _ = inject_frame(
+            noisy,
+            t,
+            config=InjectConfig(n_fakes=20, stamp_size=31, rescale_noise=on),
+            rng=np.random.default_rng(1),
+            visit=3,
+            survey="test",
+        )
+    on, off = out[True].metrics, out[False].metrics
+    assert on["noiseScale"] > 1.3 and off["noiseScale"] == 1.0
+    # On the check cells (the factor was measured on the others); 20 fakes, not more, on a
+    # 200 px frame: their 3 FWHM exclusion boxes must leave quiet pixels (with 40 the std was
+    # 1.03-1.14 on six noise seeds, 0.95-1.06 with 20). Away from sources: ~2,500 px only.
+    assert on["snr_robust_std_nodet"] == pytest.approx(1.0, abs=0.1)
+    assert on["snr_robust_std"] == pytest.approx(1.0, abs=0.2)
+    assert off["snr_robust_std_nodet"] > 1.3 and off["snr_robust_std"] > 1.2
+    truth = out[True].truth
+    assert truth[truth["snr"] >= 6]["detected"].mean() >= 0.8
+    # The fakes' SNR is drawn against the measured noise: the same draws are brighter.
+    both = out[True].truth.merge(out[False].truth, on=["x", "y"], suffixes=("_on", "_off"))
+    assert len(both) >= 10
+    ratio = (both["flux_on"] / both["flux_off"]).to_numpy()
+    assert np.median(ratio) == pytest.approx(on["noiseScale"], rel=0.1)
+    # psfFluxErr uses the rescaled variance.
+    real_on = out[True].table.query("label == 1")
+    assert (real_on["psfFlux"] / real_on["psfFluxErr"]).abs().median() == pytest.approx(
+        real_on["snr"].median(), rel=0.3
+    )
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_fake_snr_is_the_matched_filters_on_a_peaked_host(weighted: bool) -> None:
+    """A fake on a peaked host (its Poisson variance in the plane): with the PSF^2-weighted
+    variance (the default with rescaling) the matched-filter SNR of the injected fake is its
+    drawn SNR over the noise factor's; with the box median (the old way) it falls short."""
+    from realbogus.injection.inject import _inject_fakes, _psf_at
+    from realbogus.injection.register import Stars
+    from realbogus.sim.dia import ImagePSF
+    from realbogus.sim.truth import TruthTable
+
+    shape, fwhm, k = (201, 201), 5.0, 1.5  # a well-sampled PSF: little pixel-phase loss
+    psf = ImagePSF(_gaussian_psf(fwhm), fwhm=fwhm, shape=shape)
+    yy, xx = np.indices(shape)
+    host = 2e4 * np.exp(-((xx - 100) ** 2 + (yy - 100) ** 2) / (2 * 4.0**2))
+    var_sci, var_tpl = 100.0 + host, np.full(shape, 50.0)
+    science, template = np.zeros(shape), np.zeros(shape)
+    one = np.array([100.0])
+    stars = Stars(x=one, y=one, flux=one * 1e5, peak=one * 4e4, near_bad=np.zeros(1, bool))
+    truth = TruthTable()
+    _inject_fakes(
+        InjectConfig(n_fakes=1, host_fraction=1.0, negative_fraction=0.0, stamp_size=31),
+        np.random.default_rng(0),
+        science,
+        var_sci,
+        template,
+        var_tpl,
+        psf,
+        psf,
+        stars,
+        np.zeros(shape, bool),
+        None,
+        truth,
+        noise_scale=k,
+        psf_weighted=weighted,
+    )
+    tr = truth.arrays()
+    x, y = (int(round(v)) for v in tr["seg"][0, :2])
+    assert np.hypot(x - 100, y - 100) <= 1.5 * fwhm + 1
+    # The matched filter at the fake's exact position: sum(P D) / sqrt(sum(P^2 V) k^2).
+    p, cx, cy = _psf_at(psf, *tr["seg"][0, :2])
+    h = p.shape[0] // 2
+    box = (slice(cy - h, cy + h + 1), slice(cx - h, cx + h + 1))
+    var = (var_sci + var_tpl)[box] * k**2
+    snr = (p * (science - template)[box]).sum() / np.sqrt((p**2 * var).sum())
+    if weighted:
+        assert snr == pytest.approx(tr["snr"][0], rel=0.03)
+    else:
+        assert snr < 0.8 * tr["snr"][0]
 
 
 # --- small real cut-outs ------------------------------------------------------------------------

@@ -138,6 +138,16 @@ def inject(
         str, typer.Option(help="Detections on a known source: drop or real.")
     ] = "drop",
     stamp_size: Annotated[int, typer.Option(help="Stamp side, pixels (odd).")] = 51,
+    noise_rescale: Annotated[
+        bool,
+        typer.Option(
+            "--noise-rescale/--no-noise-rescale",
+            help="Scale each difference's variance plane by the SNR map's measured noise (robust "
+            "std at quiet pixels of a fake-free first subtraction) before detection and before "
+            "drawing the fakes' SNR; --no-noise-rescale uses the variance plane as given (the "
+            "datasets made before this option).",
+        ),
+    ] = True,
     pixel_scale: Annotated[
         float | None, typer.Option(help="Arcsec per pixel (seeing columns in arcsec).")
     ] = None,
@@ -167,6 +177,7 @@ def inject(
             method=subtraction,
             negative_fraction=negative_fraction,
             stamp_size=stamp_size,
+            rescale_noise=noise_rescale,
         )
         options = FrameOptions(
             variance=tuple(map(str, variance or ())),
@@ -202,6 +213,9 @@ def inject(
         f"{s['n_detections']} detections ({s['n_real']} Real, {s['n_bogus']} Bogus) from "
         f"{s['n_frames']} frames, {s['n_fakes']} fakes; fakes with SNR >= 6 detected: "
         f"{s['fake_completeness_snr_ge_6']:.3f}; median psfFlux/true (SNR > 20): "
-        f"{s['median_psfflux_ratio_snr_gt_20']:.3f}; SNR-map robust std: "
-        f"{s['snr_map_robust_std_median']:.2f} -> {path} (preview: {path / 'preview.png'})"
+        f"{s['median_psfflux_ratio_snr_gt_20']:.3f}; SNR-map robust std (check cells): "
+        f"{s['snr_map_robust_std_median']:.2f} away from sources, "
+        f"{s['snr_robust_std_frames']['away_from_detections_median']:.2f} away from detections; "
+        f"noise scale {s['noise_scale']['median']:.2f} (median over frames) -> {path} "
+        f"(preview: {path / 'preview.png'})"
     )

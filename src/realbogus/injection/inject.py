@@ -21,11 +21,20 @@ from ..errors import InputError
 from ..numeric import mad_sigma
 from ..sim.config import InjectionConfig, SubtractionConfig
 from ..sim.detect import shift_stamps
-from ..sim.dia import DiaResult, ImagePSF, detection_table, match_truth, run_dia, truth_frame
+from ..sim.dia import (
+    DiaResult,
+    ImagePSF,
+    detection_table,
+    make_difference,
+    match_truth,
+    run_dia,
+    truth_frame,
+)
 from ..sim.field import VisitResult
 from ..sim.labels import assign_labels
 from ..sim.truth import TruthTable, draw_snr, flux_for_snr
 from .frames import Frame
+from .noise import NoiseScale, check_cells, estimate_noise_scale
 from .psf import measure_psf
 from .register import Stars, find_stars, register, warp
 from .template import Template, flux_scale, prepare
@@ -67,6 +76,15 @@ class InjectConfig:
         template and left ringing dipoles on every star (docs/real-images.md).
     difference_background : int or None
         Mesh (pixels) of the background taken off the difference (None: none).
+    rescale_noise : bool
+        Measure the SNR map's noise on a fake-free first subtraction (`realbogus.injection.noise`)
+        and scale the difference's variance plane by its square, so the detection threshold,
+        flux errors, ``snr`` and the fakes' true SNR use the measured noise; a fake's true SNR
+        is then the matched filter's, against the PSF^2-weighted variance at its position
+        (default). False (``--no-noise-rescale``, the datasets made before it): the variance
+        plane as given, and the fakes' SNR against the median variance of a PSF-sized box
+        (which under-counts the variance on a peaked host: fakes on galaxies came out fainter
+        than their stated SNR).
     """
 
     n_fakes: int = 60
@@ -81,6 +99,7 @@ class InjectConfig:
     n_candidates: int = 80
     convolve: str = "template"
     difference_background: int | None = 64
+    rescale_noise: bool = True
     subtraction: SubtractionConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,6 +152,7 @@ def inject_frame(
     known: pd.DataFrame | None = None,
     known_action: str = "drop",
     pixel_scale: float | None = None,
+    template_stars: Stars | None = None,
 ) -> tuple[VisitResult, ImagePSF]:
     """Inject fakes into one real frame and make its labelled detections.
 
@@ -157,6 +177,9 @@ def inject_frame(
         Leave detections on a known source out, or label them Real (truthKind ``known``).
     pixel_scale : float, optional
         Arcsec per pixel: ``seeing`` columns in arcsec when known, else in pixels.
+    template_stars : Stars, optional
+        `find_stars` on the template (it is the same for every frame: `inject_dataset` finds
+        them once per process); found here when not given.
 
     Returns
     -------
@@ -180,7 +203,7 @@ def inject_frame(
     var_sci = frame.variance.copy()
 
     # ---- the template on the frame's grid and flux scale
-    tprep_stars = find_stars(template.image, template.variance, template.bad)
+    tprep_stars = template_stars or find_stars(template.image, template.variance, template.bad)
     reg = register(
         tprep_stars,
         prep.stars,
@@ -205,31 +228,61 @@ def inject_frame(
     scale = flux_scale(sci, timg, prep.stars, radius=radius)
     timg, tvar = timg * scale, tvar * scale**2
 
-    # ---- fakes
-    truth = TruthTable()
+    # ---- the noise of the difference, measured on a fake-free first subtraction
     bad_any = frame.bad | tbad
+    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
+    chain = {
+        "nan_science": frame.bad,
+        "nan_template": tbad,
+        "kernel_x": prep.stars.x[cand].round(),
+        "kernel_y": prep.stars.y[cand].round(),
+        "config": config.subtraction,
+        "convolve": config.convolve,
+        "difference_background": config.difference_background,
+    }
+    check = check_cells(shape, fwhm)
+    noise = NoiseScale(scale=1.0, n_pixels=0, iterations=0)
+    if config.rescale_noise:
+        first = make_difference(
+            sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
+        )
+        noise = estimate_noise_scale(
+            first.snr,
+            ~first.mask & ~bad_any & ~check,
+            threshold=config.threshold,
+            grow=int(2 * fwhm) + 1,
+        )
+
+    # ---- fakes (their SNR against the measured noise)
+    truth = TruthTable()
     _inject_fakes(
-        config, rng, sci, var_sci, timg, tvar, psf, tpsf, prep.stars, bad_any, frame.gain, truth
+        config,
+        rng,
+        sci,
+        var_sci,
+        timg,
+        tvar,
+        psf,
+        tpsf,
+        prep.stars,
+        bad_any,
+        frame.gain,
+        truth,
+        noise_scale=noise.scale,
+        psf_weighted=config.rescale_noise,
     )
 
     # ---- subtraction, detection, measurement, stamps (the simulation's chain)
-    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
     dia = run_dia(
         sci,
         timg,
-        np.where(frame.bad, np.nanmedian(var_sci[~frame.bad]), var_sci),
-        np.where(tbad, np.nanmedian(tvar[~tbad]), tvar),
+        *_fill_variances(var_sci, tvar, frame.bad, tbad),
         psf,
         tpsf,
-        nan_science=frame.bad,
-        nan_template=tbad,
         saturated=frame.saturated,
-        kernel_x=prep.stars.x[cand].round(),
-        kernel_y=prep.stars.y[cand].round(),
-        config=config.subtraction,
         stamp_size=config.stamp_size,
-        convolve=config.convolve,
-        difference_background=config.difference_background,
+        noise_scale=noise.scale,
+        **chain,
     )
 
     # ---- labels: matched fakes Real, the rest Bogus (kinds by the nearest star of the frame)
@@ -321,7 +374,9 @@ def inject_frame(
         "n_candidates": dia.subtraction.n_candidates,
         "convolved": dia.subtraction.convolved,
         "subtraction": dia.method,
-        **_snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm),
+        "noiseScale": noise.scale,
+        "noise_scale_pixels": noise.n_pixels,
+        **_snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm, check),
     }
     return VisitResult(
         table=table,
@@ -338,6 +393,19 @@ def inject_frame(
     ), psf
 
 
+def _fill_variances(
+    var_science: np.ndarray,
+    var_template: np.ndarray,
+    bad_science: np.ndarray,
+    bad_template: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variance planes with their bad pixels set to the median of the good ones."""
+    return (
+        np.where(bad_science, np.nanmedian(var_science[~bad_science]), var_science),
+        np.where(bad_template, np.nanmedian(var_template[~bad_template]), var_template),
+    )
+
+
 def _sky(frame: Frame, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if frame.wcs is None or not len(x):
         return np.full(len(x), np.nan), np.full(len(x), np.nan)
@@ -352,6 +420,21 @@ def _psf_at(psf: ImagePSF, x: float, y: float) -> tuple[np.ndarray, int, int]:
     img = psf.image(0.0, 0.0, size=k)
     out = shift_stamps(img[None], np.array([x - ix]), np.array([y - iy]))[0]
     return out, ix, iy
+
+
+def _weighted_variance(variance: np.ndarray, stamp: np.ndarray, ix: int, iy: int) -> float:
+    """sum(P^2 V) / sum(P^2) over the finite pixels under `stamp` (k, k) centred on (ix, iy)."""
+    h, w = variance.shape
+    half = stamp.shape[0] // 2
+    r0, c0 = iy - half, ix - half
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(iy + half + 1, h), min(ix + half + 1, w)
+    local = variance[rr0:rr1, cc0:cc1]
+    w2 = stamp[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] ** 2
+    good = np.isfinite(local)
+    w2 = np.where(good, w2, 0.0)
+    total = w2.sum()
+    return float((w2 * np.where(good, local, 0.0)).sum() / total) if total > 0 else float("nan")
 
 
 def _add(image: np.ndarray, stamp: np.ndarray, ix: int, iy: int) -> None:
@@ -378,13 +461,18 @@ def _inject_fakes(
     bad: np.ndarray,
     gain: float | None,
     truth: TruthTable,
+    *,
+    noise_scale: float = 1.0,
+    psf_weighted: bool = False,
 ) -> None:
     """Draw fakes and add them to the science (positive) or template (negative), in place.
 
-    The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V + F / gain), with V the
-    summed science + template variance around it (so fakes on stars are brighter for the same
-    SNR) and n_eff = 1 / sum(P^2) of the wider PSF; positive fakes get their photon noise when
-    the gain is known.
+    The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V k^2 + F / gain), with V the
+    summed science + template variance around it (so fakes on hosts are brighter for the same
+    SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's)
+    and n_eff = 1 / sum(P^2) of the wider PSF P; positive fakes get their photon noise when the
+    gain is known. V is sum(P^2 V) / sum(P^2) at the fake when `psf_weighted` (what the
+    matched-filter SNR map divides by), else the median over a PSF-sized box.
     """
     n = config.n_fakes
     if n == 0:
@@ -430,12 +518,24 @@ def _inject_fakes(
         r0, c0 = max(iy[j] - half, 0), max(ix[j] - half, 0)
         box = (slice(r0, iy[j] + half + 1), slice(c0, ix[j] + half + 1))
         local = var_sum[box]
-        local = local[np.isfinite(local)]
-        if not local.size:
+        good = np.isfinite(local)
+        if not good.any():
             continue
-        v = float(np.median(local))
+        if psf_weighted:
+            # The variance the matched filter sees at the fake: sum(P^2 V) / sum(P^2), P the
+            # wider PSF at the fake's sub-pixel position.
+            v = _weighted_variance(var_sum, *_psf_at(wide, x[j], y[j]))
+            if not np.isfinite(v):
+                continue
+        else:
+            v = float(np.median(local[good]))
         flux = float(
-            flux_for_snr(snr[j], sky_var_sum=v, neff=neff, njy_per_e=(1.0 / gain) if gain else 0.0)
+            flux_for_snr(
+                snr[j],
+                sky_var_sum=v * noise_scale**2,
+                neff=neff,
+                njy_per_e=(1.0 / gain) if gain else 0.0,
+            )
         )
         if negative[j]:
             stamp, cx, cy = _psf_at(tpsf, x[j], y[j])
@@ -510,10 +610,12 @@ def _snr_noise(
     bad: np.ndarray,
     truth: dict,
     fwhm: float,
+    check: np.ndarray,
 ) -> dict:
     """Robust std and median of the SNR map away from sources (template pixels above 1 sigma and
     science objects, dilated by 1.5 FWHM), fakes (3 FWHM) and bad pixels; and its robust std
-    away from detections only (``snr_robust_std_nodet``)."""
+    away from detections only (``snr_robust_std_nodet``). Both only on the `check` cells
+    (`realbogus.injection.noise.check_cells`: pixels the noise factor was not measured on)."""
     import sep
 
     grow = max(1, int(round(1.5 * fwhm)))
@@ -533,11 +635,11 @@ def _snr_noise(
         ix, iy = int(round(x0)), int(round(y0))
         r = int(3 * fwhm)
         fake[max(iy - r, 0) : iy + r + 1, max(ix - r, 0) : ix + r + 1] = True
-    quiet = ~near & ~fake
+    quiet = ~near & ~fake & check
     # Second view, with far more pixels in a crowded field: every pixel with data except those
     # within 2 FWHM of a detection (|SNR| > threshold) or a fake.
     det = ndimage.binary_dilation(np.abs(dia.snr) > 5.0, iterations=int(2 * fwhm) + 1)
-    rest = dia.snr[~dia.mask & ~bad & ~det & ~fake]
+    rest = dia.snr[~dia.mask & ~bad & ~det & ~fake & check]
     rest_std = mad_sigma(rest) if rest.size else np.nan
     vals = dia.snr[quiet]
     if not vals.size:

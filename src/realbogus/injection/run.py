@@ -2,12 +2,14 @@
 
 The output directory holds the dataset (Parquet parts + ``manifest.json``, the columns of
 `realbogus.sim.dia.TABLE_COLUMNS`), ``truth.parquet`` (one row per fake: ``detected``,
-``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics), ``summary.json``,
+``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics, with ``noiseScale``: the
+factor the difference's noise was rescaled by), ``summary.json``,
 ``psf/<frame>.fits`` (the PSF used for each frame) and ``preview.png``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -25,7 +27,8 @@ from ..stamps import Stamps
 from .frames import read_frame
 from .inject import InjectConfig, inject_frame
 from .psf import read_psf, write_psf
-from .template import read_template
+from .register import Stars, find_stars
+from .template import Template, read_template
 
 __all__ = ["FrameOptions", "inject_dataset", "read_known"]
 
@@ -104,7 +107,7 @@ def _run_frame_inner(task: tuple) -> tuple:
         read_noise=opts.read_noise,
         saturation=opts.saturation,
     )
-    template = read_template(template_path)
+    template, template_stars = _template(template_path, os.stat(template_path).st_mtime_ns)
     psf = read_psf(opts.psf, shape=frame.shape) if opts.psf else None
     tpsf = (
         read_psf(opts.template_psf, shape=template.image.shape, flag="--template-psf")
@@ -124,12 +127,21 @@ def _run_frame_inner(task: tuple) -> tuple:
             known=_known_in_frame(known, frame),
             known_action=opts_known_action(known),
             pixel_scale=opts.pixel_scale,
+            template_stars=template_stars,
         )
     except InputError as exc:
         msg = f"{frame.name}: {exc}"
         raise InputError(msg) from exc
     result.images = None
     return index, frame.name, result, used_psf
+
+
+@functools.lru_cache(maxsize=2)
+def _template(path: str, mtime_ns: int) -> tuple[Template, Stars]:
+    """The template and its stars, read and found once per process (every frame uses them;
+    `inject_frame` copies what it changes). `mtime_ns` keys the cache to the file's version."""
+    template = read_template(path)
+    return template, find_stars(template.image, template.variance, template.bad)
 
 
 def opts_known_action(known: pd.DataFrame | None) -> str:
@@ -261,7 +273,8 @@ def inject_dataset(
 def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
-    sources (median over frames)."""
+    sources and away from detections on the check cells (median over frames), and the noise
+    factor of each frame (``noise_scale``; 1 where not rescaled)."""
     from ..sim.survey import survey_summary
 
     out = survey_summary(table, truth, visits)
@@ -277,5 +290,20 @@ def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.Dat
         "away_from_detections_median": float(np.nanmedian(visits["snr_robust_std_nodet"]))
         if len(visits)
         else float("nan"),
+        "away_from_detections_p10": float(np.nanpercentile(visits["snr_robust_std_nodet"], 10))
+        if len(visits)
+        else float("nan"),
+        "away_from_detections_p90": float(np.nanpercentile(visits["snr_robust_std_nodet"], 90))
+        if len(visits)
+        else float("nan"),
+    }
+    scale = visits["noiseScale"].to_numpy(float) if len(visits) else np.ones(0)
+    out["noise_scale"] = {
+        "median": float(np.median(scale)) if scale.size else float("nan"),
+        "p10": float(np.percentile(scale, 10)) if scale.size else float("nan"),
+        "p90": float(np.percentile(scale, 90)) if scale.size else float("nan"),
+        "min": float(scale.min()) if scale.size else float("nan"),
+        "max": float(scale.max()) if scale.size else float("nan"),
+        "frames_not_rescaled": int((scale == 1.0).sum()),
     }
     return out

@@ -12,7 +12,7 @@ simulation, the frame's own unit for real images); positions are 0-based pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +31,8 @@ __all__ = [
     "PSFLike",
     "ImagePSF",
     "DiaResult",
+    "Difference",
+    "make_difference",
     "run_dia",
     "detection_table",
     "match_truth",
@@ -166,7 +168,39 @@ class DiaResult:
     has_nan: np.ndarray
 
 
-def run_dia(
+@dataclass
+class Difference:
+    """A difference image and its matched-filter SNR map (the first stage of `run_dia`).
+
+    Attributes
+    ----------
+    subtraction : Subtraction
+        The subtraction (its ``variance`` multiplied by ``noise_scale**2``).
+    method : {"al", "zogy"}
+        The method used (A&L falls back to ZOGY when kernel candidates are too few).
+    difference : ndarray of shape (H, W)
+        Difference (large-scale background taken off when asked), 0 where there are no data.
+    nan_diff, mask : ndarray of shape (H, W), bool
+        No-data pixels; `mask` adds the border where nothing is detected.
+    snr : ndarray of shape (H, W)
+        Matched-filter SNR map against the (scaled) variance.
+    psf_centre : ndarray of shape (k', k')
+        The difference image's PSF at the image centre.
+    noise_scale : float
+        Factor the subtraction's variance plane was scaled by (its square), 1 for none.
+    """
+
+    subtraction: Subtraction
+    method: str
+    difference: np.ndarray
+    nan_diff: np.ndarray
+    mask: np.ndarray
+    snr: np.ndarray
+    psf_centre: np.ndarray
+    noise_scale: float = 1.0
+
+
+def make_difference(
     science: np.ndarray,
     template: np.ndarray,
     var_science: np.ndarray,
@@ -176,42 +210,17 @@ def run_dia(
     *,
     nan_science: np.ndarray,
     nan_template: np.ndarray,
-    saturated: np.ndarray,
     kernel_x: np.ndarray,
     kernel_y: np.ndarray,
     config: SubtractionConfig,
-    stamp_size: int,
     convolve: str = "auto",
     difference_background: int | None = None,
-) -> DiaResult:
-    """Subtract, detect on both polarities, measure and cut stamps.
-
-    Parameters
-    ----------
-    science, template : ndarray of shape (H, W), float64
-        Registered, background-subtracted images in one flux unit; may hold NaN where
-        `nan_science` / `nan_template` are set.
-    var_science, var_template : ndarray of shape (H, W)
-        Per-pixel variances (flux units squared).
-    psf_science, psf_template : PSFLike
-        The images' PSFs (`realbogus.sim.psf.PSFModel` or `ImagePSF`).
-    nan_science, nan_template : ndarray of shape (H, W), bool
-        Pixels without data.
-    saturated : ndarray of shape (H, W), bool
-        Saturated science pixels (left out of the science forced photometry).
-    kernel_x, kernel_y : ndarray of shape (m,)
-        Integer pixel positions of A&L kernel candidates (bright, unsaturated, isolated stars).
-    config : SubtractionConfig
-        Method, kernel spatial order, clipping, detection threshold, border, aperture radius.
-    stamp_size : int
-        Stamp side, pixels.
-    convolve : {"auto", "template", "science"}
-        A&L: convolve the image with the narrower PSF ("auto", the simulation's choice), or the
-        one named (real frames: "template", see docs/real-images.md).
-    difference_background : int, optional
-        Mesh (pixels) of a sep background taken off the difference before detection (real
-        crowded fields leave large-scale residuals); None (the simulation) takes nothing off.
-    """
+    noise_scale: float = 1.0,
+) -> Difference:
+    """Subtract and make the matched-filter SNR map (no detection): see `run_dia` for the
+    parameters. `noise_scale` (> 0) multiplies the subtraction's variance plane by its square
+    before the SNR map (an empirical rescaling of the noise, `realbogus.injection.noise`); 1
+    (the simulation) leaves it untouched."""
     size_y, size_x = science.shape
     nan_sci, nan_tpl = nan_science, nan_template
     fwhm_px = psf_science.fwhm_px()
@@ -250,6 +259,11 @@ def run_dia(
             psf_template.image(cx, cy, size=k),
             psf_size=k,
         )
+    if noise_scale != 1.0:
+        if not noise_scale > 0:
+            msg = f"noise_scale must be positive; got {noise_scale}"
+            raise InputError(msg)
+        result = replace(result, variance=result.variance * noise_scale**2)
     diff = result.difference
     if difference_background:
         diff = diff - _background(diff, nan_sci | nan_tpl, difference_background)
@@ -261,12 +275,10 @@ def run_dia(
     nan_diff = ndimage.binary_dilation(nan_sci | nan_tpl, iterations=2) | ndimage.binary_dilation(
         spread, iterations=grow
     )
-    diff_nan = np.where(nan_diff, np.nan, diff)
 
     # ---- PSF of the difference image and the SNR map
     base_psf = psf_template if result.convolved == "science" else psf_science
-    k = 2 * int(np.ceil(2.5 * max(fwhm_px, tfwhm))) + 1
-    kbig = k + result.psf.shape[0] - 1
+    k, kbig = _psf_sizes(fwhm_px, tfwhm, result)
     cx, cy = (size_x - 1) / 2, (size_y - 1) / 2
     if result.psf_is_full:
         pd_centre = result.psf
@@ -280,6 +292,99 @@ def run_dia(
     if b:
         mask[:b] = mask[-b:] = True
         mask[:, :b] = mask[:, -b:] = True
+    return Difference(
+        subtraction=result,
+        method=method,
+        difference=diff,
+        nan_diff=nan_diff,
+        mask=mask,
+        snr=snr,
+        psf_centre=pd_centre,
+        noise_scale=float(noise_scale),
+    )
+
+
+def run_dia(
+    science: np.ndarray,
+    template: np.ndarray,
+    var_science: np.ndarray,
+    var_template: np.ndarray,
+    psf_science: PSFLike,
+    psf_template: PSFLike,
+    *,
+    nan_science: np.ndarray,
+    nan_template: np.ndarray,
+    saturated: np.ndarray,
+    kernel_x: np.ndarray,
+    kernel_y: np.ndarray,
+    config: SubtractionConfig,
+    stamp_size: int,
+    convolve: str = "auto",
+    difference_background: int | None = None,
+    noise_scale: float = 1.0,
+) -> DiaResult:
+    """Subtract, detect on both polarities, measure and cut stamps.
+
+    Parameters
+    ----------
+    science, template : ndarray of shape (H, W), float64
+        Registered, background-subtracted images in one flux unit; may hold NaN where
+        `nan_science` / `nan_template` are set.
+    var_science, var_template : ndarray of shape (H, W)
+        Per-pixel variances (flux units squared).
+    psf_science, psf_template : PSFLike
+        The images' PSFs (`realbogus.sim.psf.PSFModel` or `ImagePSF`).
+    nan_science, nan_template : ndarray of shape (H, W), bool
+        Pixels without data.
+    saturated : ndarray of shape (H, W), bool
+        Saturated science pixels (left out of the science forced photometry).
+    kernel_x, kernel_y : ndarray of shape (m,)
+        Integer pixel positions of A&L kernel candidates (bright, unsaturated, isolated stars).
+    config : SubtractionConfig
+        Method, kernel spatial order, clipping, detection threshold, border, aperture radius.
+    stamp_size : int
+        Stamp side, pixels.
+    convolve : {"auto", "template", "science"}
+        A&L: convolve the image with the narrower PSF ("auto", the simulation's choice), or the
+        one named (real frames: "template", see docs/real-images.md).
+    difference_background : int, optional
+        Mesh (pixels) of a sep background taken off the difference before detection (real
+        crowded fields leave large-scale residuals); None (the simulation) takes nothing off.
+    noise_scale : float
+        The difference's variance plane is multiplied by its square before the SNR map, so the
+        threshold, psfFluxErr, apFluxErr and ``snr`` use it (real frames: the measured noise,
+        `realbogus.injection.noise`); 1 (the simulation) changes nothing.
+    """
+    d = make_difference(
+        science,
+        template,
+        var_science,
+        var_template,
+        psf_science,
+        psf_template,
+        nan_science=nan_science,
+        nan_template=nan_template,
+        kernel_x=kernel_x,
+        kernel_y=kernel_y,
+        config=config,
+        convolve=convolve,
+        difference_background=difference_background,
+        noise_scale=noise_scale,
+    )
+    result, method, diff, nan_diff, mask, snr = (
+        d.subtraction,
+        d.method,
+        d.difference,
+        d.nan_diff,
+        d.mask,
+        d.snr,
+    )
+    nan_sci, nan_tpl = nan_science, nan_template
+    fwhm_px = psf_science.fwhm_px()
+    tfwhm = psf_template.fwhm_px()
+    diff_nan = np.where(nan_diff, np.nan, diff)
+    base_psf = psf_template if result.convolved == "science" else psf_science
+    k, kbig = _psf_sizes(fwhm_px, tfwhm, result)
     det = detect(snr, mask, threshold=config.threshold)
     n = len(det["x"])
 
@@ -480,6 +585,12 @@ def truth_frame(
             "psfFlux": found["psfFlux"],
         }
     )
+
+
+def _psf_sizes(fwhm_science: float, fwhm_template: float, result: Subtraction) -> tuple[int, int]:
+    """Side of the difference PSF stamps (k) and of the base PSF before the kernel (kbig)."""
+    k = 2 * int(np.ceil(2.5 * max(fwhm_science, fwhm_template))) + 1
+    return k, k + result.psf.shape[0] - 1
 
 
 def _background(image: np.ndarray, bad: np.ndarray, mesh: int) -> np.ndarray:
