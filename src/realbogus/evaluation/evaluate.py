@@ -294,9 +294,7 @@ def evaluate(
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     metrics = {
-        "schema_version": METRICS_SCHEMA_VERSION,
-        "realbogus_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **_metrics_header(),
         "requirement": {"min_purity": min_purity, "min_completeness": min_completeness},
         "bootstrap": {"n_boot": int(n_boot), "seed": int(seed), "level": level},
         "calibration_bins": int(n_bins),
@@ -419,9 +417,7 @@ def evaluate_alerts(
         msg = f"{out} already exists; choose another directory or pass --overwrite (from Python: overwrite=True)"
         raise InputError(msg)
     metrics: dict = {
-        "schema_version": METRICS_SCHEMA_VERSION,
-        "realbogus_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **_metrics_header(),
         "data": None,
         "provenance": dict(provenance or {}),
         "models": {},
@@ -436,6 +432,15 @@ def evaluate_alerts(
         page = render_alerts_html(metrics, alerts_html(metrics["alerts"], tmp))
         (tmp / "report.html").write_text(page)
     return EvaluationResult(path=out, metrics=metrics)
+
+
+def _metrics_header() -> dict:
+    """The first keys of every metrics.json: schema, code version, creation time (UTC)."""
+    return {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "realbogus_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _model_metrics(

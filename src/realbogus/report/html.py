@@ -212,8 +212,6 @@ def render_html(
     extra_html = extra or ""
     d = metrics["data"]
     models = ", ".join(_e(m) for m in metrics["models"])
-    prov = metrics.get("provenance") or {}
-    prov_html = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in prov.items())
     warn = metrics.get("warnings") or []
     warn_html = (
         "<section id=degenerate><h2>Degenerate results</h2><ul>"
@@ -227,15 +225,11 @@ def render_html(
         if d.get("flag_source")
         else ""
     )
-    return (
-        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-        "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>realbogus evaluation: {models}</title><style>{_CSS}</style></head><body>"
-        f"<h1>realbogus evaluation: {models}</h1>"
-        f"<p class=meta>realbogus {_e(metrics['realbogus_version'])}, {_e(metrics['created'])}. "
+    return _document(
+        f"realbogus evaluation: {models}",
+        metrics,
         f"{d['n_rows']} detections: {d['n_real']} Real, {d['n_bogus']} Bogus, "
-        f"{d['n_unlabelled']} unlabelled{flag}.</p>"
-        f"<ul class=meta>{prov_html}</ul>"
+        f"{d['n_unlabelled']} unlabelled{flag}.",
         f"{summary_html(metrics)}"
         "<section id=requirement><h2>Requirement window and headline numbers</h2>"
         f"{_requirement_table(metrics)}</section>"
@@ -248,7 +242,7 @@ def render_html(
         f"{galleries_html(metrics, figure_dir.parent)}</section>"
         f"<section id=figures><h2>Figures</h2>{_figures(records, figure_dir)}</section>"
         f"{extra_html}"
-        f"{warn_html}</body></html>\n"
+        f"{warn_html}",
     )
 
 
@@ -268,15 +262,24 @@ def render_alerts_html(metrics: dict, extra: str) -> str:
         A complete HTML5 document with no external reference.
     """
     models = ", ".join(_e(m) for m in metrics["alerts"]["models"])
+    return _document(
+        f"realbogus evaluation on real alerts: {models}",
+        metrics,
+        "No labelled dataset was given (--data), so there is no requirement window: real alerts "
+        "carry the survey's own score, not a truth label.",
+        extra,
+    )
+
+
+def _document(title: str, metrics: dict, about: str, body: str) -> str:
+    """The report page's shell: head with the inline style, title, version line (+ `about`),
+    provenance list, then `body`. `title` and `about` are HTML (escaped by the caller)."""
     prov = metrics.get("provenance") or {}
     prov_html = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in prov.items())
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>realbogus evaluation on real alerts: {models}</title><style>{_CSS}</style>"
-        f"</head><body><h1>realbogus evaluation on real alerts: {models}</h1>"
+        f"<title>{title}</title><style>{_CSS}</style></head><body><h1>{title}</h1>"
         f"<p class=meta>realbogus {_e(metrics['realbogus_version'])}, {_e(metrics['created'])}. "
-        "No labelled dataset was given (--data), so there is no requirement window: real alerts "
-        "carry the survey's own score, not a truth label.</p>"
-        f"<ul class=meta>{prov_html}</ul>{extra}</body></html>\n"
+        f"{about}</p><ul class=meta>{prov_html}</ul>{body}</body></html>\n"
     )
