@@ -70,9 +70,13 @@ def server(tmp_path, rng):
     table, stamps = _triplets(30, 41, rng)
     data = write_dataset(tmp_path / "ds", table, stamps)
     service = prepare_service(
-        data, str(tmp_path / "label.db"), config=ServiceConfig(gold_rate=0.0, secure_cookies=False)
+        data,
+        str(tmp_path / "label.db"),
+        config=ServiceConfig(gold_rate=0.0, secure_cookies=False),
+        uploads=tmp_path / "uploads",
     )
     service.store.add_user("vic", hash_password(PASSWORDS["vic"]), "volunteer")
+    service.store.add_user("ada", hash_password(PASSWORDS["ada"]), "admin")
     port = _free_port()
     config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
@@ -88,16 +92,52 @@ def server(tmp_path, rng):
     service.close()
 
 
-def test_label_20_by_keyboard(server):
-    """Log in, label 20 subjects with R/B/arrow keys, undo one with U, log out."""
+def _browser(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+    )
+
+
+def _sync_api():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    return pytest.importorskip("playwright.sync_api")
+
+
+def test_admin_uploads_alerts_on_the_admin_page(server, shared_data):
+    """An admin picks two real alert files (ZTF, Rubin) on the admin page; each becomes a
+    subject and the page says so."""
+    sync_api = _sync_api()
+    url, service = server
+    files = [
+        sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[0],
+        sorted((shared_data / "rubin" / "alerts").glob("*.msg"))[0],
+    ]
+    n = len(service.store.subjects_frame())
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+        page.goto(url + "/login")
+        page.fill("#username", "ada")
+        page.fill("#password", PASSWORDS["ada"])
+        page.click("#login-button")
+        page.wait_for_url(url + "/")
+        page.goto(url + "/admin")
+        page.set_input_files("#alerts-file", [str(f) for f in files])
+        page.click("#alerts-send")
+        page.wait_for_selector("#alerts-result:not(:empty)")  # written once both are sent
+        text = page.text_content("#alerts-result")
+        browser.close()
+    assert text.count(": 1 added, 0 already subjects, 0 unreadable") == 2, text
+    assert len(service.store.subjects_frame()) == n + 2
+
+
+def test_label_20_by_keyboard(server):
+    """Log in, label 20 subjects with R/B/arrow keys, undo one with U, log out."""
+    sync_api = _sync_api()
     url, service = server
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = _browser(p)
         page = browser.new_page(viewport={"width": 1100, "height": 820})
         page.goto(url + "/")
         assert page.url.endswith("/login")

@@ -69,6 +69,17 @@ def serve(
         float, typer.Option(help="Least seconds between live SWAP refreshes.")
     ] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the gold draw, dropout masks and order.")] = 0,
+    uploads: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder (outside DATA; made if missing) that keeps alert packets admins upload "
+            "on the admin page or POST /api/admin/alerts; they are subjects again after a "
+            "restart. Without it uploads are refused.",
+        ),
+    ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body (an alert upload too), MiB; over: 413.")
+    ] = 1.0,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -88,6 +99,7 @@ def serve(
             gold_rate=gold_rate,
             swap_interval_s=swap_interval,
             secure_cookies=not _loopback(host) if secure_cookies is None else secure_cookies,
+            max_body_bytes=int(max_body_mb * (1 << 20)),
         )
         service = prepare_service(
             data,
@@ -99,6 +111,7 @@ def serve(
             mc_samples=mc_samples,
             stamp_size=stamp_size,
             seed=seed,
+            uploads=uploads,
         )
     except RealBogusError as exc:
         raise fail(exc) from None

@@ -34,7 +34,7 @@ from .auth import (
 )
 from .export import export_csv
 from .schema import ROLES
-from .service import Service
+from .service import Service, UploadsOff
 from .source import MAX_SCALE
 
 __all__ = ["COOKIE", "create_app"]
@@ -263,6 +263,7 @@ def create_app(service: Service) -> FastAPI:
             user,
             counts=store.counts(),
             strategy=cfg.strategy,
+            uploads=service.uploads is not None,
             users=store.list_users(),
             skills=vol.to_dict("records") if len(vol) else [],
         )
@@ -453,6 +454,23 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         service.live.poke()
         return {"updated": n}
+
+    @app.post("/api/admin/alerts", response_model=None)
+    async def upload_alerts(
+        request: Request, user: Annotated[dict, Depends(admin_writer)]
+    ) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind not in ("application/avro", "application/octet-stream"):
+            raise HTTPException(415, "send one Avro alert file's bytes as application/avro")
+        payload = await request.body()  # bounded by the body limit
+        try:
+            added = await run_in_threadpool(service.add_alerts, payload)
+        except UploadsOff as exc:
+            raise HTTPException(409, str(exc)) from None
+        except InputError as exc:
+            raise HTTPException(422, str(exc)) from None
+        _LOG.info("%s uploaded alerts: %s", user["username"], added)
+        return JSONResponse(added, status_code=201 if added["added"] else 200)
 
     app.add_middleware(_BodyLimit, limit=cfg.max_body_bytes)
     return app

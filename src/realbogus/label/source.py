@@ -1,14 +1,18 @@
 """What the labelling service shows: detections and their stamps from a dataset or alert folder.
 
 DATA is a realbogus dataset (a directory with ``manifest.json``, labelled or not) or a folder of
-alert packets (Rubin or ZTF, read by `realbogus.alerts.reader.read_alerts`). The stamps are
-copied once into a memory-mapped ``.npy`` cache (its file removed at once: the mapping stays), so
-memory stays bounded while images are rendered on demand by `realbogus.crowd.subjects.render_subject`.
+alert packets (Rubin or ZTF, read by `realbogus.alerts.reader.read_alerts`). Alert packets an
+admin uploaded while serving (`realbogus.label.uploads`) are read from their folder beside DATA.
+The stamps are copied once into a memory-mapped ``.npy`` cache (its file removed at once: the
+mapping stays), so memory stays bounded while images are rendered on demand by
+`realbogus.crowd.subjects.render_subject`; subjects uploaded while serving are held in memory
+(their packets are bounded by the request body limit).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import shutil
@@ -25,6 +29,7 @@ from ..alerts.reader import read_alerts
 from ..crowd.subjects import render_subject
 from ..errors import InputError
 from ..io.dataset import MANIFEST, open_dataset
+from .uploads import read_uploads
 
 __all__ = ["METADATA_COLUMNS", "SubjectSource", "load_source", "subject_rows"]
 
@@ -70,19 +75,53 @@ class SubjectSource:
     path: Path
     table: pd.DataFrame
     stamps: np.ndarray
-    _rows: dict[int, int] = field(default_factory=dict)
+    _rows: dict[int, tuple[int, int]] = field(default_factory=dict)
+    _chunks: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._rows = {int(d): i for i, d in enumerate(self.table["diaSourceId"])}
+        self._chunks = [self.stamps]
+        self._rows = {int(d): (0, i) for i, d in enumerate(self.table["diaSourceId"])}
         self.png = lru_cache(maxsize=512)(self._png)
 
-    def row(self, dia_source_id: int) -> int:
-        """Stamp row of a detection; `KeyError` if DATA does not hold it."""
-        return self._rows[int(dia_source_id)]
+    @property
+    def stamp_size(self) -> int:
+        """Stamp side S, pixels."""
+        return int(self.stamps.shape[-1])
+
+    def __contains__(self, dia_source_id: object) -> bool:
+        return int(dia_source_id) in self._rows  # type: ignore[call-overload]
+
+    def stamp(self, dia_source_id: int) -> np.ndarray:
+        """The (3, S, S) stamp of a detection; `KeyError` if no subject has it."""
+        chunk, row = self._rows[int(dia_source_id)]
+        return self._chunks[chunk][row]
+
+    def extend(self, table: pd.DataFrame, stamps: np.ndarray) -> None:
+        """Add detections (new `diaSourceId` values, stamps of shape (N, 3, S, S)) while serving.
+
+        Raises
+        ------
+        InputError
+            A `diaSourceId` is already a subject, repeated, or the stamps are not (N, 3, S, S).
+        """
+        ids = table["diaSourceId"].astype("int64").to_numpy()
+        if stamps.shape != (len(table), 3, self.stamp_size, self.stamp_size):
+            msg = (
+                f"stamps of shape {stamps.shape} do not fit {len(table)} detections of "
+                f"{self.stamp_size} px subjects"
+            )
+            raise InputError(msg)
+        if len(np.unique(ids)) != len(ids) or any(int(i) in self._rows for i in ids):
+            msg = "detections to add need diaSourceId values that are not subjects yet"
+            raise InputError(msg)
+        self._chunks.append(np.ascontiguousarray(stamps, dtype=np.float32))
+        chunk = len(self._chunks) - 1
+        self._rows.update({int(d): (chunk, i) for i, d in enumerate(ids)})
+        self.table = pd.concat([self.table, table], ignore_index=True)
 
     def _png(self, dia_source_id: int, scale: int) -> bytes:
         """The subject image (template | science | difference, zscale) as PNG bytes."""
-        stamp = np.asarray(self.stamps[self.row(dia_source_id)], dtype=np.float32)
+        stamp = np.asarray(self.stamp(dia_source_id), dtype=np.float32)
         buf = io.BytesIO()
         # zlib level 1: a third of the default's (6) time for a 63x63 triplet at scale 4
         # (1.2 vs 3.6 ms) and no bigger a file (20 kB) for noisy stamps
@@ -93,11 +132,14 @@ class SubjectSource:
     def close(self) -> None:
         """Release the stamp mapping."""
         self.stamps = np.empty((0, 3, 1, 1), np.float32)
+        self._chunks = [self.stamps]
         self.png.cache_clear()
 
 
-def load_source(path: str | os.PathLike, *, stamp_size: int = 63) -> SubjectSource:
-    """Open DATA: a dataset directory or a folder of alert packets.
+def load_source(
+    path: str | os.PathLike, *, stamp_size: int = 63, uploads: Path | None = None
+) -> SubjectSource:
+    """Open DATA: a dataset directory or a folder of alert packets, plus saved uploads.
 
     Parameters
     ----------
@@ -105,42 +147,45 @@ def load_source(path: str | os.PathLike, *, stamp_size: int = 63) -> SubjectSour
         The dataset or alert folder.
     stamp_size : int
         Stamp side S for alert packets, pixels (datasets keep their own).
+    uploads : Path, optional
+        The ``serve --uploads`` folder (`uploads.uploads_folder`): its saved packets become
+        subjects too (those whose `diaSourceId` DATA already holds are left out).
     """
     path = Path(path)
     if not path.exists():
         msg = f"DATA {path} does not exist; give a realbogus dataset or a folder of alerts"
         raise InputError(msg)
+    if (path / MANIFEST).is_file():
+        ds = open_dataset(path)
+        table, size = ds.table(), ds.stamp_size
+        parts = (part.data for _, part in ds.iter_parts())
+    elif path.is_dir():
+        batch = read_alerts(path, stamp_size=stamp_size, workers=0)
+        if len(batch) == 0:
+            msg = f"DATA {path}: no readable alert packets ({len(batch.failures)} failures)"
+            raise InputError(msg)
+        table, size, parts = batch.table, stamp_size, iter([batch.stamps.data])
+    else:
+        msg = f"DATA {path} is neither a realbogus dataset nor a folder of alert packets"
+        raise InputError(msg)
+    if "diaSourceId" not in table.columns or table["diaSourceId"].duplicated().any():
+        msg = f"DATA {path}: detections need unique diaSourceId values to become subjects"
+        raise InputError(msg)
+    extra = read_uploads(uploads, stamp_size=size) if uploads is not None else None
+    if extra is not None:
+        ids = extra.table["diaSourceId"]
+        keep = (~ids.isin(table["diaSourceId"]) & ~ids.duplicated()).to_numpy()
+        table = pd.concat([table, extra.table[keep]], ignore_index=True)
+        parts = itertools.chain(parts, [extra.stamps.data[keep]])
     cache = Path(tempfile.mkdtemp(prefix="realbogus-label-"))
     try:
-        if (path / MANIFEST).is_file():
-            ds = open_dataset(path)
-            table = ds.table()
-            stamps = np.lib.format.open_memmap(
-                cache / "stamps.npy",
-                mode="w+",
-                dtype=np.float32,
-                shape=(len(ds), 3, ds.stamp_size, ds.stamp_size),
-            )
-            start = 0
-            for _, part in ds.iter_parts():
-                stamps[start : start + len(part)] = part.data
-                start += len(part)
-        elif path.is_dir():
-            batch = read_alerts(path, stamp_size=stamp_size, workers=0)
-            if len(batch) == 0:
-                msg = f"DATA {path}: no readable alert packets ({len(batch.failures)} failures)"
-                raise InputError(msg)
-            table = batch.table
-            stamps = np.lib.format.open_memmap(
-                cache / "stamps.npy", mode="w+", dtype=np.float32, shape=batch.stamps.data.shape
-            )
-            stamps[:] = batch.stamps.data
-        else:
-            msg = f"DATA {path} is neither a realbogus dataset nor a folder of alert packets"
-            raise InputError(msg)
-        if "diaSourceId" not in table.columns or table["diaSourceId"].duplicated().any():
-            msg = f"DATA {path}: detections need unique diaSourceId values to become subjects"
-            raise InputError(msg)
+        stamps = np.lib.format.open_memmap(
+            cache / "stamps.npy", mode="w+", dtype=np.float32, shape=(len(table), 3, size, size)
+        )
+        start = 0
+        for part in parts:
+            stamps[start : start + len(part)] = part
+            start += len(part)
         stamps.flush()
     finally:
         # The mapping outlives its file: nothing is left on disk, even after a SIGKILL.

@@ -162,10 +162,30 @@ function setupAdmin() {
   });
 }
 
+function setupUpload() {
+  document.getElementById("alerts-send").addEventListener("click", async () => {
+    const lines = [];
+    for (const file of document.getElementById("alerts-file").files) {
+      const response = await fetch("/api/admin/alerts", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/avro" },
+        body: file,
+      });
+      if (response.status === 401) { window.location.assign("/login"); return; }
+      const result = await response.json();
+      lines.push(response.ok
+        ? `${file.name}: ${result.added} added, ${result.already} already subjects, ${result.failed} unreadable`
+        : `${file.name}: refused (${response.status}): ${result.detail}`);
+    }
+    document.getElementById("alerts-result").textContent = lines.join("\n");
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupLogout();
   const pageName = document.body.dataset.page;
   if (pageName === "login") setupLogin();
   if (pageName === "label") setupLabel();
-  if (pageName === "admin") setupAdmin();
+  if (pageName === "admin") { setupAdmin(); setupUpload(); }
 });
