@@ -38,3 +38,20 @@ def test_template_then_inject(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "--science" in bad.output
     zogy = runner.invoke(app, [*args[:-2], "--science", paths[2], "--subtraction", "nope"])
     assert zogy.exit_code == 1 and "--subtraction" in zogy.output
+    # --copies 2 is the frame given twice: the same dataset, byte for byte.
+    small = ["--fakes-per-image", "10", "--stamp-size", "31", "--seed", "5"]
+    twice, copied = tmp_path / "twice", tmp_path / "copied"
+    base = ["inject", "--template", str(t)]
+    res = runner.invoke(app, [*base, "--out", str(twice), "--science", paths[2], paths[2], *small])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, [*base, "--out", str(copied), "--science", paths[2], "--copies", "2", *small]
+    )
+    assert res.exit_code == 0, res.output
+    parts = sorted(p.name for p in twice.glob("part-*.parquet"))
+    assert parts and parts == sorted(p.name for p in copied.glob("part-*.parquet"))
+    for name in [*parts, "truth.parquet"]:
+        assert (twice / name).read_bytes() == (copied / name).read_bytes()
+    assert json.loads((copied / "summary.json").read_text())["n_frames"] == 2
+    none = runner.invoke(app, [*args, "--copies", "0"])
+    assert none.exit_code == 1 and "--copies" in none.output

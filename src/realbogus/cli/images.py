@@ -104,6 +104,13 @@ def inject(
         ),
     ] = None,
     fakes_per_image: Annotated[int, typer.Option(help="PSF fakes drawn per frame.")] = 60,
+    copies: Annotated[
+        int,
+        typer.Option(
+            help="Inject into each science frame this many times (its maps with it), each copy "
+            "with its own fakes; the frame's Bogus detections repeat in every copy."
+        ),
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same dataset.")] = 0,
     psf: Annotated[
         Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
@@ -172,6 +179,11 @@ def inject(
         if not science:
             msg = "no science frames; pass --science S.fits [S ...]"
             raise InputError(msg)
+        if copies < 1:
+            msg = f"--copies must be at least 1; got {copies}"
+            raise InputError(msg)
+        # Copies follow the frames' order (S1 S2 S1 S2 ...), per-frame maps with them.
+        science = science * copies
         config = InjectConfig(
             n_fakes=fakes_per_image,
             method=subtraction,
@@ -180,9 +192,9 @@ def inject(
             rescale_noise=noise_rescale,
         )
         options = FrameOptions(
-            variance=tuple(map(str, variance or ())),
-            noise=tuple(map(str, noise or ())),
-            mask=tuple(map(str, mask or ())),
+            variance=tuple(map(str, variance or ())) * copies,
+            noise=tuple(map(str, noise or ())) * copies,
+            mask=tuple(map(str, mask or ())) * copies,
             gain=gain,
             read_noise=read_noise,
             saturation=saturation,

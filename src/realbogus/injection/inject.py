@@ -80,11 +80,14 @@ class InjectConfig:
         Measure the SNR map's noise on a fake-free first subtraction (`realbogus.injection.noise`)
         and scale the difference's variance plane by its square, so the detection threshold,
         flux errors, ``snr`` and the fakes' true SNR use the measured noise; a fake's true SNR
-        is then the matched filter's, against the PSF^2-weighted variance at its position
-        (default). False (``--no-noise-rescale``, the datasets made before it): the variance
-        plane as given, and the fakes' SNR against the median variance of a PSF-sized box
-        (which under-counts the variance on a peaked host: fakes on galaxies came out fainter
-        than their stated SNR).
+        is then the matched filter's, against the PSF^2-weighted variance at its position;
+        the subtraction with fakes reuses that first subtraction's A&L kernel (fakes on or near
+        kernel candidates cannot pull the fit), and negative fakes are drawn in its flux scale
+        (flux / kernel sum in the template) (default). False (``--no-noise-rescale``, the
+        datasets made before it): the variance plane as given, the fakes' SNR against the
+        median variance of a PSF-sized box (which under-counts the variance on a peaked host:
+        fakes on galaxies came out fainter than their stated SNR), and the kernel fitted on
+        the images with the fakes in.
     """
 
     n_fakes: int = 60
@@ -242,10 +245,17 @@ def inject_frame(
     }
     check = check_cells(shape, fwhm)
     noise = NoiseScale(scale=1.0, n_pixels=0, iterations=0)
+    kernel, kernel_sum = None, 1.0
     if config.rescale_noise:
         first = make_difference(
             sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
         )
+        # The fake-free images' A&L kernel is kept for the subtraction with fakes (fakes on or
+        # near kernel candidates would otherwise pull the fit), and its sum is the template's
+        # photometric scale in the difference (negative fakes are drawn in that scale).
+        kernel = first.subtraction.kernel
+        if kernel is not None:
+            kernel_sum = first.subtraction.kernel_sum
         noise = estimate_noise_scale(
             first.snr,
             ~first.mask & ~bad_any & ~check,
@@ -255,7 +265,7 @@ def inject_frame(
 
     # ---- fakes (their SNR against the measured noise)
     truth = TruthTable()
-    _inject_fakes(
+    placement = _inject_fakes(
         config,
         rng,
         sci,
@@ -270,6 +280,7 @@ def inject_frame(
         truth,
         noise_scale=noise.scale,
         psf_weighted=config.rescale_noise,
+        template_scale=kernel_sum,
     )
 
     # ---- subtraction, detection, measurement, stamps (the simulation's chain)
@@ -282,6 +293,7 @@ def inject_frame(
         saturated=frame.saturated,
         stamp_size=config.stamp_size,
         noise_scale=noise.scale,
+        kernel=kernel,
         **chain,
     )
 
@@ -370,6 +382,7 @@ def inject_frame(
         "n_detections": int(len(table)),
         "n_dropped_known": int((~keep).sum()),
         "n_fakes": int(len(tr["flux"])),
+        **placement,
         "kernel_sum": dia.subtraction.kernel_sum,
         "n_candidates": dia.subtraction.n_candidates,
         "convolved": dia.subtraction.convolved,
@@ -464,7 +477,8 @@ def _inject_fakes(
     *,
     noise_scale: float = 1.0,
     psf_weighted: bool = False,
-) -> None:
+    template_scale: float = 1.0,
+) -> dict[str, int]:
     """Draw fakes and add them to the science (positive) or template (negative), in place.
 
     The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V k^2 + F / gain), with V the
@@ -472,11 +486,23 @@ def _inject_fakes(
     SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's)
     and n_eff = 1 / sum(P^2) of the wider PSF P; positive fakes get their photon noise when the
     gain is known. V is sum(P^2 V) / sum(P^2) at the fake when `psf_weighted` (what the
-    matched-filter SNR map divides by), else the median over a PSF-sized box.
+    matched-filter SNR map divides by), else the median over a PSF-sized box. A negative fake of
+    flux F is added to the template as F / `template_scale` (the A&L kernel sum: what the
+    subtraction multiplies template fluxes by), so it has flux F in the difference.
+
+    Returns the placement counts: ``n_fakes_drawn``, and the drawn fakes refused for lying
+    near bad pixels (``n_fakes_refused_bad``), within 3 FWHM of an earlier fake
+    (``n_fakes_refused_spacing``) or on pixels without variance (``n_fakes_refused_variance``).
     """
     n = config.n_fakes
+    counts = {
+        "n_fakes_drawn": n,
+        "n_fakes_refused_bad": 0,
+        "n_fakes_refused_spacing": 0,
+        "n_fakes_refused_variance": 0,
+    }
     if n == 0:
-        return
+        return counts
     h, w = science.shape
     fwhm = max(psf.fwhm_px(), tpsf.fwhm_px())
     wide = psf if psf.fwhm_px() >= tpsf.fwhm_px() else tpsf
@@ -512,6 +538,8 @@ def _inject_fakes(
     for j in np.flatnonzero(ok):
         if all(np.hypot(x[j] - x[k], y[j] - y[k]) >= 3 * fwhm for k in kept):
             kept.append(j)
+    counts["n_fakes_refused_bad"] = int((~ok).sum())
+    counts["n_fakes_refused_spacing"] = int(ok.sum() - len(kept))
     half = wide.array.shape[0] // 2
     var_sum = var_science + var_template
     for j in kept:
@@ -520,12 +548,14 @@ def _inject_fakes(
         local = var_sum[box]
         good = np.isfinite(local)
         if not good.any():
+            counts["n_fakes_refused_variance"] += 1
             continue
         if psf_weighted:
             # The variance the matched filter sees at the fake: sum(P^2 V) / sum(P^2), P the
             # wider PSF at the fake's sub-pixel position.
             v = _weighted_variance(var_sum, *_psf_at(wide, x[j], y[j]))
             if not np.isfinite(v):
+                counts["n_fakes_refused_variance"] += 1
                 continue
         else:
             v = float(np.median(local[good]))
@@ -539,7 +569,7 @@ def _inject_fakes(
         )
         if negative[j]:
             stamp, cx, cy = _psf_at(tpsf, x[j], y[j])
-            _add(template, flux * stamp, cx, cy)
+            _add(template, (flux / template_scale) * stamp, cx, cy)
         else:
             stamp, cx, cy = _psf_at(psf, x[j], y[j])
             model = flux * stamp
@@ -557,6 +587,7 @@ def _inject_fakes(
             snr[j],
             hosted=bool(hosted[j]),
         )
+    return counts
 
 
 def _kernel_candidates(stars: Stars, shape: tuple[int, int], fwhm: float, n: int) -> np.ndarray:

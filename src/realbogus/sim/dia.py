@@ -24,7 +24,7 @@ from ..stamps import Stamps, cut_stamps
 from .config import SubtractionConfig
 from .detect import aperture_flux, detect, forced_psf_flux, shift_stamps, snr_map
 from .labels import segment_distance
-from .subtract import Subtraction, subtract_al, subtract_zogy
+from .subtract import ALKernel, Subtraction, subtract_al, subtract_zogy
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -216,6 +216,7 @@ def make_difference(
     convolve: str = "auto",
     difference_background: int | None = None,
     noise_scale: float = 1.0,
+    kernel: ALKernel | None = None,
 ) -> Difference:
     """Subtract and make the matched-filter SNR map (no detection): see `run_dia` for the
     parameters. `noise_scale` (> 0) multiplies the subtraction's variance plane by its square
@@ -244,6 +245,7 @@ def make_difference(
                 spatial_order=config.spatial_order,
                 clip_sigma=config.clip_sigma,
                 convolve=convolve,
+                kernel=kernel,
             )
         except InputError:
             method = "zogy"  # too few kernel candidates (a sparse field): ZOGY needs none
@@ -322,6 +324,7 @@ def run_dia(
     convolve: str = "auto",
     difference_background: int | None = None,
     noise_scale: float = 1.0,
+    kernel: ALKernel | None = None,
 ) -> DiaResult:
     """Subtract, detect on both polarities, measure and cut stamps.
 
@@ -354,6 +357,10 @@ def run_dia(
         The difference's variance plane is multiplied by its square before the SNR map, so the
         threshold, psfFluxErr, apFluxErr and ``snr`` use it (real frames: the measured noise,
         `realbogus.injection.noise`); 1 (the simulation) changes nothing.
+    kernel : ALKernel, optional
+        A&L only: subtract with this kernel (an earlier subtraction's ``kernel``) instead of
+        fitting one; real frames use the kernel of the fake-free images, so injected fakes
+        cannot pull the fit. None (the simulation) fits it.
     """
     d = make_difference(
         science,
@@ -370,6 +377,7 @@ def run_dia(
         convolve=convolve,
         difference_background=difference_background,
         noise_scale=noise_scale,
+        kernel=kernel,
     )
     result, method, diff, nan_diff, mask, snr = (
         d.subtraction,

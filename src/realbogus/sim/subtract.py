@@ -20,12 +20,38 @@ from ..numeric import mad_sigma
 
 __all__ = [
     "Subtraction",
+    "ALKernel",
     "al_basis",
     "fit_al_kernel",
     "subtract_al",
     "subtract_zogy",
     "decorrelation_kernel",
 ]
+
+
+@dataclass(frozen=True)
+class ALKernel:
+    """A fitted Alard-Lupton kernel, to subtract again with the same kernel.
+
+    Attributes
+    ----------
+    coeffs : ndarray of shape (nb, n_terms)
+        Coefficients per basis and spatial term (`fit_al_kernel`).
+    bases : ndarray of shape (nb, k, k)
+        The bases they multiply (`al_basis`).
+    background : ndarray of shape (n_terms,)
+        Differential background polynomial.
+    n_used : int
+        Candidates kept by the fit.
+    convolved : {"template", "science"}
+        Which image the kernel convolves.
+    """
+
+    coeffs: np.ndarray
+    bases: np.ndarray
+    background: np.ndarray
+    n_used: int
+    convolved: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,8 @@ class Subtraction:
         Photometric ratio fitted by A&L (1 for ZOGY).
     n_candidates : int
         Kernel candidates kept after clipping (0 for ZOGY).
+    kernel : ALKernel or None
+        The A&L kernel used (None for ZOGY).
     """
 
     difference: np.ndarray
@@ -59,6 +87,7 @@ class Subtraction:
     convolved: str
     kernel_sum: float
     n_candidates: int
+    kernel: ALKernel | None = None
 
 
 def al_basis(
@@ -277,11 +306,15 @@ def subtract_al(
     clip_sigma: float = 3.0,
     decorrelate: bool = True,
     convolve: str = "auto",
+    kernel: ALKernel | None = None,
 ) -> Subtraction:
     """Alard-Lupton subtraction with a spatially varying kernel, then DMTN-021 decorrelation.
 
     The image with the narrower PSF is convolved (`convolve` "auto", as Rubin), or the one named
     ("template", "science"). `xs`, `ys` are kernel candidate positions; FWHMs are in pixels.
+    `kernel` (from an earlier call's ``Subtraction.kernel``) is used as it is instead of
+    fitting one (then `xs`, `ys` and `convolve` are ignored): e.g. the kernel of the images
+    before fakes were injected, so the fakes cannot pull the fit.
     """
     if science.shape != template.shape:
         msg = f"science {science.shape} and template {template.shape} must have the same shape"
@@ -289,6 +322,8 @@ def subtract_al(
     if convolve not in ("auto", "template", "science"):
         msg = f"convolve must be 'auto', 'template' or 'science'; got {convolve!r}"
         raise InputError(msg)
+    if kernel is not None:
+        convolve = kernel.convolved
     convolve_template = (
         fwhm_template <= fwhm_science if convolve == "auto" else convolve == "template"
     )
@@ -301,19 +336,23 @@ def subtract_al(
     match_sigma = np.sqrt(max(wide**2 - narrow**2, 0.25)) / 2.355
     half = int(np.clip(np.ceil(3.0 * max(2.0 * match_sigma, 0.7) + 1), 5, 15))
     # Few candidates cannot constrain 27 bases without fitting their noise: use 12.
-    bases = al_basis(match_sigma, half=half, degrees=(4, 2, 2) if len(xs) >= 15 else (2, 1, 1))
     sky_t, sky_s = float(np.median(var_t)), float(np.median(var_s))
-    coeffs, bg, n_used = fit_al_kernel(
-        target,
-        source,
-        var_t + var_s,
-        xs,
-        ys,
-        bases=bases,
-        spatial_order=spatial_order,
-        stamp_half=max(8, int(2.5 * wide)),
-        clip_sigma=clip_sigma,
-    )
+    if kernel is None:
+        bases = al_basis(match_sigma, half=half, degrees=(4, 2, 2) if len(xs) >= 15 else (2, 1, 1))
+        coeffs, bg, n_used = fit_al_kernel(
+            target,
+            source,
+            var_t + var_s,
+            xs,
+            ys,
+            bases=bases,
+            spatial_order=spatial_order,
+            stamp_half=max(8, int(2.5 * wide)),
+            clip_sigma=clip_sigma,
+        )
+    else:
+        coeffs, bases, bg, n_used = kernel.coeffs, kernel.bases, kernel.background, kernel.n_used
+        half = bases.shape[-1] // 2
     h, w = science.shape
     u = np.linspace(-1.0, 1.0, w)[None, :]
     v = np.linspace(-1.0, 1.0, h)[:, None]
@@ -351,6 +390,13 @@ def subtract_al(
         convolved="template" if convolve_template else "science",
         kernel_sum=k0,
         n_candidates=n_used,
+        kernel=ALKernel(
+            coeffs=coeffs,
+            bases=bases,
+            background=bg,
+            n_used=n_used,
+            convolved="template" if convolve_template else "science",
+        ),
     )
 
 
