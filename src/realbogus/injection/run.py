@@ -3,7 +3,8 @@
 The output directory holds the dataset (Parquet parts + ``manifest.json``, the columns of
 `realbogus.sim.dia.TABLE_COLUMNS`), ``truth.parquet`` (one row per fake: ``detected``,
 ``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics, with ``noiseScale``: the
-factor the difference's noise was rescaled by), ``summary.json``,
+median factor the difference's noise was rescaled by, and the noise model's ``noiseA``,
+``noiseB``, ``noiseVarying``, ``noiseScaleMin`` / ``noiseScaleMax``), ``summary.json``,
 ``psf/<frame>.fits`` (the PSF used for each frame) and ``preview.png``.
 """
 
@@ -23,6 +24,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.dataset import write_dataset
+from ..numeric import mad_sigma
 from ..stamps import Stamps
 from .frames import read_frame
 from .inject import InjectConfig, inject_frame
@@ -132,8 +134,11 @@ def _run_frame_inner(task: tuple) -> tuple:
     except InputError as exc:
         msg = f"{frame.name}: {exc}"
         raise InputError(msg) from exc
+    # The SNR map at the quiet check pixels (away from sources): pooled over frames in
+    # summary.json; the images themselves do not travel back.
+    quiet = result.images["snr"][result.images["quiet_check"]].astype(np.float32)
     result.images = None
-    return index, frame.name, result, used_psf
+    return index, frame.name, result, used_psf, quiet
 
 
 @functools.lru_cache(maxsize=2)
@@ -244,7 +249,8 @@ def inject_dataset(
     )
     truth = pd.concat([r[2].truth for r in results], ignore_index=True)
     visits = pd.DataFrame([r[2].metrics for r in results])
-    summary = summarize_injection(table, truth, visits)
+    pooled = np.concatenate([r[4] for r in results]) if results else np.zeros(0)
+    summary = summarize_injection(table, truth, visits, quiet_snr=pooled)
     provenance = {
         "generator": "realbogus.injection",
         "survey": survey,
@@ -261,7 +267,7 @@ def inject_dataset(
     visits.to_parquet(out / "visits.parquet", index=False)
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    for _, name, _, used_psf in results:
+    for _, name, _, used_psf, _ in results:
         write_psf(used_psf, out / "psf" / f"{name}.psf.fits", name=name)
     if preview and len(table):
         from ..sim.preview import write_preview
@@ -270,11 +276,20 @@ def inject_dataset(
     return out
 
 
-def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
+def summarize_injection(
+    table: pd.DataFrame,
+    truth: pd.DataFrame,
+    visits: pd.DataFrame,
+    *,
+    quiet_snr: np.ndarray | None = None,
+) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
-    sources and away from detections on the check cells (median over frames), and the noise
-    factor of each frame (``noise_scale``; 1 where not rescaled)."""
+    sources and away from detections on the check cells (median over frames; with `quiet_snr`,
+    the SNR map at every frame's quiet check pixels, also pooled: ``snr_robust_std_pooled``,
+    centred on the pooled median and on 0), and the noise factor of each frame
+    (``noise_scale``: the median over frames of each frame's median k; 1 where not rescaled;
+    ``frames_varying``: frames whose k follows the local density)."""
     from ..sim.survey import survey_summary
 
     out = survey_summary(table, truth, visits)
@@ -305,5 +320,20 @@ def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.Dat
         "min": float(scale.min()) if scale.size else float("nan"),
         "max": float(scale.max()) if scale.size else float("nan"),
         "frames_not_rescaled": int((scale == 1.0).sum()),
+        "frames_varying": int(visits["noiseVarying"].sum()) if "noiseVarying" in visits else 0,
     }
+    if "snr_robust_std0" in visits and len(visits):
+        out["snr_robust_std_frames"]["median_zero_centred"] = float(
+            np.nanmedian(visits["snr_robust_std0"])
+        )
+    if quiet_snr is not None:
+        vals = np.asarray(quiet_snr, dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        nan = float("nan")
+        out["snr_robust_std_pooled"] = {
+            "pixels": int(vals.size),
+            "median": float(np.median(vals)) if vals.size else nan,
+            "median_centred": mad_sigma(vals) if vals.size else nan,
+            "zero_centred": mad_sigma(vals, 0.0) if vals.size else nan,
+        }
     return out
