@@ -34,7 +34,14 @@ from ..sim.field import VisitResult
 from ..sim.labels import assign_labels
 from ..sim.truth import TruthTable, draw_snr, flux_for_snr
 from .frames import Frame
-from .noise import NoiseModel, NoiseScale, check_cells, density_map, estimate_noise_model
+from .noise import (
+    NoiseModel,
+    NoiseScale,
+    check_cells,
+    density_map,
+    estimate_noise_model,
+    estimate_noise_scale,
+)
 from .psf import measure_psf
 from .register import Stars, find_stars, register, warp
 from .template import Template, flux_scale, prepare
@@ -85,6 +92,10 @@ class InjectConfig:
         plane as given, and the fakes' SNR against the median variance of a PSF-sized box
         (which under-counts the variance on a peaked host: fakes on galaxies came out fainter
         than their stated SNR).
+    noise_density : bool
+        With `rescale_noise`: the factor follows the local density of the template's sources
+        (`realbogus.injection.noise.estimate_noise_model`; one factor where the density does
+        not matter), default; False (``--no-noise-density``): one factor per frame.
     """
 
     n_fakes: int = 60
@@ -100,6 +111,7 @@ class InjectConfig:
     convolve: str = "template"
     difference_background: int | None = 64
     rescale_noise: bool = True
+    noise_density: bool = True
     subtraction: SubtractionConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -246,15 +258,22 @@ def inject_frame(
         first = make_difference(
             sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
         )
-        # k(x)^2 = a + b D(x), D the template's local brightness (else one k per frame).
-        noise = estimate_noise_model(
-            first.snr,
-            ~first.mask & ~bad_any & ~check,
-            density_map(timg, tvar, tbad, fwhm),
-            threshold=config.threshold,
-            grow=int(2 * fwhm) + 1,
-            fwhm=fwhm,
-        )
+        # k(x) a function of the template's local brightness D(x) (else one k per frame).
+        usable, grow = ~first.mask & ~bad_any & ~check, int(2 * fwhm) + 1
+        if config.noise_density:
+            noise = estimate_noise_model(
+                first.snr,
+                usable,
+                density_map(timg, tvar, tbad, fwhm),
+                threshold=config.threshold,
+                grow=grow,
+                fwhm=fwhm,
+            )
+        else:
+            constant = estimate_noise_scale(
+                first.snr, usable, threshold=config.threshold, grow=grow
+            )
+            noise = NoiseModel.from_constant(constant, "--no-noise-density")
     k = noise.map() if noise.varying else noise.constant.scale
 
     # ---- fakes (their SNR against the measured noise)

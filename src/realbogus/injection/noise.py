@@ -16,9 +16,9 @@ makes the factor a smooth function of the local source density D (`density_map`:
 template, clipped at 0 and smoothed over 2 FWHM, in units of the template's median noise):
 k^2(x) is the SNR map's squared robust std measured in quantile bins of D over the quiet
 estimation pixels, non-decreasing in D and interpolated between bins (`estimate_noise_model`).
-Where a weighted line k^2 = a + b D through the bins does not support it (too few pixels, b not
-> 3 sigma_b) the model is the constant factor of `estimate_noise_scale`, so a frame of uniform
-density gets today's k back.
+Where the bins do not support it (too few pixels, or the denser half of the bins not noisier
+than the sparser half by > 3 standard errors) the model is the constant factor of
+`estimate_noise_scale`, so a frame of uniform density gets today's k back.
 
 To keep the check honest, the frame is split in a checkerboard of square cells: the factor is
 measured on the "estimation" cells and the SNR map's std is reported on the others
@@ -27,7 +27,7 @@ measured on the "estimation" cells and the SNR map's std is reported on the othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -51,7 +51,8 @@ MIN_PIXELS = 500
 #: Fewest quiet pixels per density bin for the density model (else the constant factor).
 MIN_BIN_PIXELS = 300
 
-#: b must exceed this many standard errors for the density model to be used.
+#: The denser half of the density bins must be noisier than the sparser half by more than
+#: this many standard errors for the density model to be used.
 MIN_SIGNIFICANCE = 3.0
 
 #: Asymptotic variance of `mad_sigma`'s estimate of sigma^2 is about this times 2 sigma^4 / n
@@ -191,11 +192,11 @@ class NoiseModel:
     k(x)^2 = K2(D(x)), K2 the SNR map's robust variance measured in quantile bins of D over the
     quiet estimation pixels, made non-decreasing in D (pool-adjacent-violators) and linearly
     interpolated between the bins' median densities (constant beyond the first and last: no
-    extrapolation onto bright stars, where no quiet pixel was measured). A weighted straight
-    line k^2 = a + b D through the same bins decides whether the density matters (b > 0 at
-    more than `MIN_SIGNIFICANCE` standard errors) and is reported; the binned curve, not the
-    line, is used, since the measured K2 is flat among the faintest densities and rises
-    steeply above (SAAO: docs/real-images.md).
+    extrapolation onto bright stars, where no quiet pixel was measured). It is used when the
+    denser half of the bins is noisier than the sparser half by more than `MIN_SIGNIFICANCE`
+    standard errors; a weighted straight line k^2 = a + b D through the bins is reported to
+    describe it (on SAAO the measured K2 is flat among the faintest densities, rises steeply
+    above and flattens again, so the curve, not the line, is used: docs/real-images.md).
 
     Attributes
     ----------
@@ -212,7 +213,8 @@ class NoiseModel:
     varying : bool
         True when the density model is used, False for the constant factor.
     significance : float
-        b / sigma_b of the last fit (0 when none was made).
+        The last fit's dense-minus-sparse contrast of the bins' k^2, in standard errors (0
+        when no fit was made).
     n_pixels : int
         Quiet estimation pixels of the last fit (the constant's when none).
     iterations : int
@@ -267,7 +269,8 @@ class NoiseModel:
         `data` pixels, (H, W) bool, all when None), ``noiseScaleMin`` / ``noiseScaleMax`` (1st
         and 99th percentiles of k there), ``noiseScaleConstant`` (the one-factor estimate),
         ``noiseA``, ``noiseB`` (the line k^2 = a + b D), ``noiseVarying``,
-        ``noiseSignificance`` (b / sigma_b), ``noise_scale_pixels``."""
+        ``noiseSignificance`` (dense-minus-sparse contrast, standard errors; also kept when the
+        model fell back), ``noise_scale_pixels``."""
         if self.varying and self.density is not None:
             k = self.map()
             vals = k[data] if data is not None and data.any() else k.ravel()
@@ -315,9 +318,9 @@ def _fit_bins(
 
     Bin i (at least `MIN_BIN_PIXELS`): s_i = mad_sigma of its values, at the bin's median
     density. Weight 1 / var(s_i^2), var(s_i^2) = 2 s_i^4 corr_area / (0.37 n_i) (the MAD's
-    efficiency, and n_i / corr_area independent samples of the PSF-correlated map); sigma_b
-    is the weighted line's, scaled up by sqrt(chi^2 / dof) when the bins scatter more (or the
-    line misfits). Returns the fit, or the reason there is none.
+    efficiency, and n_i / corr_area independent samples of the PSF-correlated map). The
+    significance is the denser half of the bins' mean s^2 minus the sparser half's, in
+    standard errors. Returns the fit, or the reason there is none.
     """
     n_bins = int(min(max_bins, vals.size // MIN_BIN_PIXELS))
     if n_bins < 3:
@@ -338,15 +341,18 @@ def _fit_bins(
     if len(y) < 3 or np.any(np.diff(x) <= 0):
         return "fewer than 3 density bins with distinct densities"
     design = np.stack([np.ones_like(x), x], axis=1)
-    normal = design.T @ (design * w[:, None])
-    a, b = np.linalg.solve(normal, design.T @ (w * y))
-    chi2 = float((w * (y - a - b * x) ** 2).sum())
-    cov = np.linalg.inv(normal) * max(1.0, chi2 / (len(y) - 2))
-    sig_b = float(np.sqrt(cov[1, 1]))
+    a, b = np.linalg.solve(design.T @ (design * w[:, None]), design.T @ (w * y))
+    # Does the noise rise with density? The denser half of the bins against the sparser half
+    # (weighted means of s^2), in standard errors: no shape assumed (the SAAO curve is flat,
+    # then steep, then flattens, which a line's chi^2 would count against it).
+    half = len(y) // 2
+    lo, hi = slice(0, half), slice(len(y) - half, len(y))
+    contrast = np.average(y[hi], weights=w[hi]) - np.average(y[lo], weights=w[lo])
+    error = np.sqrt(1.0 / w[hi].sum() + 1.0 / w[lo].sum())
     return _BinFit(
         a=float(a),
         b=float(b),
-        significance=float(b / sig_b) if sig_b > 0 else 0.0,
+        significance=float(contrast / error),
         knots_d=x,
         knots_k2=_non_decreasing(y, w),
     )
@@ -371,8 +377,9 @@ def estimate_noise_model(
     `tolerance` (relative, at ten quantiles of D): detections are |snr| > threshold * k(x),
     grown by `grow` px; the quiet usable pixels are cut in `max_bins` quantile bins of D (at
     least `MIN_BIN_PIXELS` each) and the binned curve and line fitted (`_fit_bins`). The
-    density model is used when b > 0 at more than `MIN_SIGNIFICANCE` standard errors;
-    otherwise the constant factor is returned (``varying`` False, ``reason`` says why).
+    density model is used when the denser half of the bins is noisier than the sparser half
+    by more than `MIN_SIGNIFICANCE` standard errors; otherwise the constant factor is returned
+    (``varying`` False, ``reason`` says why, ``significance`` kept).
 
     Parameters
     ----------
@@ -409,12 +416,14 @@ def estimate_noise_model(
         fit = _fit_bins(snr[quiet], density[quiet], corr_area=corr_area, max_bins=max_bins)
         if isinstance(fit, str):
             return NoiseModel.from_constant(constant, fit)
-        if not (fit.b > 0 and fit.significance > MIN_SIGNIFICANCE):
+        if not fit.significance > MIN_SIGNIFICANCE:
             reason = (
-                f"density slope b = {fit.b:.3g} at {fit.significance:.1f} sigma "
+                f"noise rises with density at {fit.significance:.1f} sigma "
                 f"(needs > {MIN_SIGNIFICANCE:g})"
             )
-            return NoiseModel.from_constant(constant, reason)
+            return replace(
+                NoiseModel.from_constant(constant, reason), significance=fit.significance
+            )
         model = NoiseModel(
             constant=constant,
             a=fit.a,

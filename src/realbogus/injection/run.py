@@ -249,8 +249,7 @@ def inject_dataset(
     )
     truth = pd.concat([r[2].truth for r in results], ignore_index=True)
     visits = pd.DataFrame([r[2].metrics for r in results])
-    pooled = np.concatenate([r[4] for r in results]) if results else np.zeros(0)
-    summary = summarize_injection(table, truth, visits, quiet_snr=pooled)
+    summary = summarize_injection(table, truth, visits, quiet_snr=[r[4] for r in results])
     provenance = {
         "generator": "realbogus.injection",
         "survey": survey,
@@ -281,13 +280,14 @@ def summarize_injection(
     truth: pd.DataFrame,
     visits: pd.DataFrame,
     *,
-    quiet_snr: np.ndarray | None = None,
+    quiet_snr: Sequence[np.ndarray] | None = None,
 ) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
     sources and away from detections on the check cells (median over frames; with `quiet_snr`,
-    the SNR map at every frame's quiet check pixels, also pooled: ``snr_robust_std_pooled``,
-    centred on the pooled median and on 0), and the noise factor of each frame
+    the SNR map at each frame's quiet check pixels, also pooled over frames:
+    ``snr_robust_std_pooled``, centred on the pooled median, on 0, and on each frame's own
+    median), and the noise factor of each frame
     (``noise_scale``: the median over frames of each frame's median k; 1 where not rescaled;
     ``frames_varying``: frames whose k follows the local density)."""
     from ..sim.survey import survey_summary
@@ -327,13 +327,16 @@ def summarize_injection(
             np.nanmedian(visits["snr_robust_std0"])
         )
     if quiet_snr is not None:
-        vals = np.asarray(quiet_snr, dtype=np.float64)
-        vals = vals[np.isfinite(vals)]
+        frames = [np.asarray(v, np.float64)[np.isfinite(v)] for v in quiet_snr]
+        frames = [v for v in frames if v.size]
+        vals = np.concatenate(frames) if frames else np.zeros(0)
+        own = np.concatenate([v - np.median(v) for v in frames]) if frames else vals
         nan = float("nan")
         out["snr_robust_std_pooled"] = {
             "pixels": int(vals.size),
             "median": float(np.median(vals)) if vals.size else nan,
             "median_centred": mad_sigma(vals) if vals.size else nan,
             "zero_centred": mad_sigma(vals, 0.0) if vals.size else nan,
+            "frame_median_centred": mad_sigma(own, 0.0) if vals.size else nan,
         }
     return out
