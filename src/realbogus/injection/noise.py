@@ -43,6 +43,7 @@ __all__ = [
     "density_map",
     "estimate_noise_model",
     "estimate_noise_scale",
+    "pair_differences",
 ]
 
 #: Fewer quiet pixels than this in the estimation cells: no rescaling (factor 1).
@@ -445,3 +446,60 @@ def estimate_noise_model(
             break
         k_old = k_new
     return model
+
+
+def pair_differences(
+    values: np.ndarray, mask: np.ndarray, *, min_separation: float, max_pairs: int = 20_000
+) -> np.ndarray:
+    """(v_i - v_j) / sqrt(2) for pairs of `mask` pixels at least `min_separation` px apart.
+
+    For pixels far enough apart to be independent, with a common mean, these have the pixels'
+    std whatever that mean is: robust std of them (centred on 0) measures the noise of a few
+    PSF-correlated clumps without the bias of centring on their own median, and without
+    counting a common offset as noise.
+
+    Parameters
+    ----------
+    values : ndarray of shape (H, W)
+    mask : ndarray of shape (H, W), bool
+    min_separation : float
+        Pixels; about 3 FWHM for an SNR map (its correlation length is about 1.4 FWHM).
+    max_pairs : int
+        At most this many pairs: all when fewer, else an evenly spaced subset of the index
+        pairs (deterministic).
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    iy, ix = np.nonzero(mask)
+    n = iy.size
+    if n < 2:
+        return np.zeros(0)
+    i, j = np.triu_indices(n, k=1) if n <= 2_000 else _spread_pairs(n, 50 * max_pairs)
+    far = np.hypot(iy[i] - iy[j], ix[i] - ix[j]) >= min_separation
+    i, j = i[far], j[far]
+    if i.size > max_pairs:
+        keep = np.linspace(0, i.size - 1, max_pairs).astype(int)
+        i, j = i[keep], j[keep]
+    v = values[iy, ix].astype(np.float64)
+    return (v[i] - v[j]) / np.sqrt(2.0)
+
+
+def _spread_pairs(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """m index pairs (i < j) of n items, spread evenly over all n (n - 1) / 2 of them."""
+    total = n * (n - 1) // 2
+    k = np.unique(np.linspace(0, total - 1, min(m, total)).astype(np.int64))
+    # Row i of the upper triangle starts at i n - i (i + 1) / 2.
+    i = (n - 0.5 - np.sqrt((n - 0.5) ** 2 - 2.0 * k)).astype(np.int64)
+    i = np.clip(i, 0, n - 2)
+    start = i * n - i * (i + 1) // 2
+    fix = k < start
+    i[fix] -= 1
+    start = i * n - i * (i + 1) // 2
+    j = k - start + i + 1
+    over = j >= n
+    i[over] += 1
+    start = i * n - i * (i + 1) // 2
+    j = k - start + i + 1
+    return i, j

@@ -28,6 +28,7 @@ from ..numeric import mad_sigma
 from ..stamps import Stamps
 from .frames import read_frame
 from .inject import InjectConfig, inject_frame
+from .noise import pair_differences
 from .psf import read_psf, write_psf
 from .register import Stars, find_stars
 from .template import Template, read_template
@@ -136,7 +137,9 @@ def _run_frame_inner(task: tuple) -> tuple:
         raise InputError(msg) from exc
     # The SNR map at the quiet check pixels (away from sources): pooled over frames in
     # summary.json; the images themselves do not travel back.
-    quiet = result.images["snr"][result.images["quiet_check"]].astype(np.float32)
+    snr, mask = result.images["snr"], result.images["quiet_check"]
+    pairs = pair_differences(snr, mask, min_separation=3 * result.metrics["seeing_px"])
+    quiet = (snr[mask].astype(np.float32), pairs.astype(np.float32))
     result.images = None
     return index, frame.name, result, used_psf, quiet
 
@@ -249,7 +252,13 @@ def inject_dataset(
     )
     truth = pd.concat([r[2].truth for r in results], ignore_index=True)
     visits = pd.DataFrame([r[2].metrics for r in results])
-    summary = summarize_injection(table, truth, visits, quiet_snr=[r[4] for r in results])
+    summary = summarize_injection(
+        table,
+        truth,
+        visits,
+        quiet_snr=[r[4][0] for r in results],
+        quiet_pairs=[r[4][1] for r in results],
+    )
     provenance = {
         "generator": "realbogus.injection",
         "survey": survey,
@@ -281,13 +290,15 @@ def summarize_injection(
     visits: pd.DataFrame,
     *,
     quiet_snr: Sequence[np.ndarray] | None = None,
+    quiet_pairs: Sequence[np.ndarray] | None = None,
 ) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
     sources and away from detections on the check cells (median over frames; with `quiet_snr`,
     the SNR map at each frame's quiet check pixels, also pooled over frames:
     ``snr_robust_std_pooled``, centred on the pooled median, on 0, and on each frame's own
-    median), and the noise factor of each frame
+    median; with `quiet_pairs`, `realbogus.injection.noise.pair_differences` of those pixels,
+    ``pair_difference``: no centre to choose), and the noise factor of each frame
     (``noise_scale``: the median over frames of each frame's median k; 1 where not rescaled;
     ``frames_varying``: frames whose k follows the local density)."""
     from ..sim.survey import survey_summary
@@ -339,4 +350,11 @@ def summarize_injection(
             "zero_centred": mad_sigma(vals, 0.0) if vals.size else nan,
             "frame_median_centred": mad_sigma(own, 0.0) if vals.size else nan,
         }
+        if quiet_pairs is not None:
+            pairs = np.concatenate([np.asarray(p, np.float64) for p in quiet_pairs])
+            pairs = pairs[np.isfinite(pairs)]
+            out["snr_robust_std_pooled"]["pairs"] = int(pairs.size)
+            out["snr_robust_std_pooled"]["pair_difference"] = (
+                mad_sigma(pairs, 0.0) if pairs.size else nan
+            )
     return out
