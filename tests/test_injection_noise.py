@@ -17,6 +17,7 @@ from realbogus.injection.noise import (
     density_map,
     estimate_noise_model,
     estimate_noise_scale,
+    pair_differences,
 )
 from realbogus.numeric import mad_sigma
 from realbogus.sim.detect import snr_map
@@ -135,18 +136,18 @@ def test_non_decreasing_pools_adjacent_violators() -> None:
     assert np.allclose(_non_decreasing(y, np.array([1.0, 3, 1, 1, 1, 1]))[:3], [1.5, 1.5, 2.0])
 
 
-def test_density_map_is_the_clipped_smoothed_template_in_noise_units() -> None:
-    rng = np.random.default_rng(0)
-    template = rng.normal(0.0, 2.0, SHAPE)
-    template[:, 300:] += 10.0  # a brighter region: 5 x the noise
+def test_density_map_is_the_smoothed_template_variance_over_its_median() -> None:
+    """D follows the variance plane (the sources' photon noise), not the template's noise."""
+    variance = np.full(SHAPE, 4.0)
+    variance[:, 300:] = 20.0  # a denser region: 5 x the variance
     bad = np.zeros(SHAPE, bool)
     bad[:20] = True
-    template[bad] = np.nan
-    d = density_map(template, np.full(SHAPE, 4.0), bad, FWHM)
-    assert d.shape == SHAPE and np.all(d >= 0) and np.all(np.isfinite(d))
-    assert np.median(d[100:, 320:]) == pytest.approx(5.0, rel=0.05)
-    # Noise clipped at 0 leaves the mean of a half-normal: 2 / sqrt(2 pi) / 2 = 0.4 sigma.
-    assert np.median(d[100:, :250]) == pytest.approx(0.4, abs=0.05)
+    variance[bad] = np.inf
+    d = density_map(variance, bad, FWHM)
+    assert d.shape == SHAPE and np.all(np.isfinite(d))
+    assert np.median(d[100:, 320:]) == pytest.approx(5.0)
+    assert np.median(d[100:, :250]) == pytest.approx(1.0)
+    assert np.median(d[:15, :250]) == pytest.approx(1.0, abs=0.01)  # no data: the median
 
 
 def test_constant_model_needs_a_shape() -> None:
@@ -183,3 +184,33 @@ def test_make_difference_takes_a_noise_scale_map() -> None:
         make_difference(sci, tpl, ones, ones, psf, psf, noise_scale=k[:10], **kw)
     with pytest.raises(InputError, match="positive"):
         make_difference(sci, tpl, ones, ones, psf, psf, noise_scale=k * 0, **kw)
+
+
+def test_pair_differences_measure_few_clumps_without_centring_bias() -> None:
+    """Unit-variance PSF-correlated noise with a common offset of -0.8, seen through five
+    small clumps per frame (as the SAAO troughs between stars): each frame's robust std about
+    its own median reads low, pooled about 0 it reads high (the offset), while the pooled
+    pair differences of far-apart pixels give the std."""
+    rng = np.random.default_rng(11)
+    psf = _psf(3.0)
+    shape = (160, 160)
+    yy, xx = np.indices(shape)
+    own, zero, pairs = [], [], []
+    for _ in range(60):
+        white = rng.standard_normal(shape)
+        snr = ndimage.convolve(white, psf / np.sqrt((psf**2).sum()), mode="wrap") - 0.8
+        mask = np.zeros(shape, bool)
+        for cx, cy in rng.uniform(20, 140, (5, 2)):
+            mask |= np.hypot(xx - cx, yy - cy) <= 2.5
+        vals = snr[mask]
+        own.append(mad_sigma(vals))
+        zero.append(vals)
+        pairs.append(pair_differences(snr, mask, min_separation=9.0))
+        assert pairs[-1].size > 0
+    assert np.median(own) < 0.92  # 0.87 on this seed
+    assert mad_sigma(np.concatenate(zero), 0.0) > 1.15
+    assert mad_sigma(np.concatenate(pairs), 0.0) == pytest.approx(1.0, abs=0.07)
+    # Pairs are far apart, and capped.
+    mask = np.ones((60, 60), bool)
+    out = pair_differences(np.zeros((60, 60)), mask, min_separation=9.0, max_pairs=500)
+    assert out.size == 500 and np.all(out == 0)

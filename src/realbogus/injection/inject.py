@@ -258,13 +258,13 @@ def inject_frame(
         first = make_difference(
             sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
         )
-        # k(x) a function of the template's local brightness D(x) (else one k per frame).
+        # k(x) a function of the local source density D(x) (else one k per frame).
         usable, grow = ~first.mask & ~bad_any & ~check, int(2 * fwhm) + 1
         if config.noise_density:
             noise = estimate_noise_model(
                 first.snr,
                 usable,
-                density_map(timg, tvar, tbad, fwhm),
+                density_map(tvar, tbad, fwhm),
                 threshold=config.threshold,
                 grow=grow,
                 fwhm=fwhm,

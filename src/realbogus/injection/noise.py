@@ -13,7 +13,7 @@ noise.
 In a crowded field one factor per frame is not enough: the residuals of the subtracted stars
 raise the noise among the stars and leave it lower in the troughs between them. `NoiseModel`
 makes the factor a smooth function of the local source density D (`density_map`: the registered
-template, clipped at 0 and smoothed over 2 FWHM, in units of the template's median noise):
+template's variance plane smoothed over 2 FWHM, over its median):
 k^2(x) is the SNR map's squared robust std measured in quantile bins of D over the quiet
 estimation pixels, non-decreasing in D and interpolated between bins (`estimate_noise_model`).
 Where the bins do not support it (too few pixels, or the denser half of the bins not noisier
@@ -152,23 +152,27 @@ def estimate_noise_scale(
 
 
 def density_map(
-    template: np.ndarray,
     variance: np.ndarray,
     bad: np.ndarray,
     fwhm: float,
     *,
     smooth_fwhm: float = 2.0,
 ) -> np.ndarray:
-    """Local source density D: the registered template, clipped at 0, smoothed.
+    """Local source density D: the registered template's variance plane, smoothed, over its
+    median.
+
+    The variance plane holds the sources' photon noise (sky + source counts / gain, or a noise
+    map that includes it), so it rises with the local density of stars, but it does not hold
+    the template's noise realisation. The template image itself would: on a shallow template
+    (NIRCam: one epoch) the clipped, smoothed image is mostly its own noise, which enters the
+    difference with the opposite sign, so binning on it selects pixels by their noise.
 
     Parameters
     ----------
-    template : ndarray of shape (H, W)
-        Registered, sky-subtracted template on the science frame's grid (flux units).
     variance : ndarray of shape (H, W)
-        Its variance plane (flux units squared).
+        The template's variance on the science frame's grid (flux units squared).
     bad : ndarray of shape (H, W), bool
-        Template pixels without data (set to 0 before smoothing).
+        Template pixels without data (set to the median before smoothing).
     fwhm : float
         PSF FWHM, pixels.
     smooth_fwhm : float
@@ -178,12 +182,13 @@ def density_map(
     Returns
     -------
     ndarray of shape (H, W), float64
-        D >= 0, in units of the template's median per-pixel noise (dimensionless).
+        D > 0, 1 at the template's median variance (dimensionless).
     """
-    good = ~bad & np.isfinite(template) & np.isfinite(variance)
-    sigma = float(np.sqrt(np.median(variance[good]))) if good.any() else 1.0
-    clipped = np.where(good, np.clip(template, 0.0, None), 0.0) / max(sigma, 1e-30)
-    return ndimage.gaussian_filter(clipped, smooth_fwhm * fwhm / 2.3548, mode="nearest")
+    good = ~bad & np.isfinite(variance)
+    median = float(np.median(variance[good])) if good.any() else 1.0
+    median = median if median > 0 else 1.0
+    filled = np.where(good, variance, median) / median
+    return ndimage.gaussian_filter(filled, smooth_fwhm * fwhm / 2.3548, mode="nearest")
 
 
 @dataclass(frozen=True, eq=False)
