@@ -322,8 +322,8 @@ def _fit_bins(
 ) -> _BinFit | str:
     """The SNR map's robust variance in quantile bins of density, and a weighted line.
 
-    Bin i (at least `MIN_BIN_PIXELS`): s_i = mad_sigma of its values, at the bin's median
-    density. Weight 1 / var(s_i^2), var(s_i^2) = 2 s_i^4 corr_area / (0.37 n_i) (the MAD's
+    Bin i (equal counts, at least `MIN_BIN_PIXELS`): s_i = mad_sigma of its values, at the
+    bin's median density. Weight 1 / var(s_i^2), var(s_i^2) = 2 s_i^4 corr_area / (0.37 n_i) (the MAD's
     efficiency, and n_i / corr_area independent samples of the PSF-correlated map). The
     significance is the denser half of the bins' mean s^2 minus the sparser half's, in
     standard errors. Returns the fit, or the reason there is none.
@@ -331,16 +331,12 @@ def _fit_bins(
     n_bins = int(min(max_bins, vals.size // MIN_BIN_PIXELS))
     if n_bins < 3:
         return f"{vals.size} quiet pixels: fewer than 3 density bins of {MIN_BIN_PIXELS}"
-    edges = np.quantile(dens, np.linspace(0, 1, n_bins + 1))
-    idx = np.clip(np.searchsorted(edges, dens, side="right") - 1, 0, n_bins - 1)
+    order = np.argsort(dens, kind="stable")
     d_mid, s2, err2 = [], [], []
-    for i in range(n_bins):
-        sel = idx == i
-        n = int(sel.sum())
-        if n < MIN_BIN_PIXELS:
-            continue
-        s = mad_sigma(vals[sel])
-        d_mid.append(float(np.median(dens[sel])))
+    for chunk in np.array_split(order, n_bins):  # equal counts: quantile bins
+        n = int(chunk.size)
+        s = mad_sigma(vals[chunk])
+        d_mid.append(float(np.median(dens[chunk])))
         s2.append(s * s)
         err2.append(_MAD_VARIANCE_FACTOR * 2 * s**4 * max(corr_area, 1.0) / n)
     x, y, w = np.asarray(d_mid), np.asarray(s2), 1.0 / np.asarray(err2)
@@ -375,12 +371,14 @@ def estimate_noise_model(
     max_bins: int = 10,
     max_iterations: int = 10,
     tolerance: float = 1e-3,
+    model_tolerance: float = 5e-3,
 ) -> NoiseModel:
     """k(x) as a function of the local density D(x) from the SNR map at quiet pixels, else the
     constant factor.
 
-    Starts from `estimate_noise_scale` (same arguments); then, until k moves by less than
-    `tolerance` (relative, at ten quantiles of D): detections are |snr| > threshold * k(x),
+    Starts from `estimate_noise_scale` (same arguments, `tolerance` its); then, until k moves
+    by less than `model_tolerance` (relative, at ten quantiles of D; each bin's k is itself
+    uncertain by a few per cent): detections are |snr| > threshold * k(x),
     grown by `grow` px; the quiet usable pixels are cut in `max_bins` quantile bins of D (at
     least `MIN_BIN_PIXELS` each) and the binned curve and line fitted (`_fit_bins`). The
     density model is used when the denser half of the bins is noisier than the sparser half
@@ -447,7 +445,7 @@ def estimate_noise_model(
             k_old = np.full(probe.shape, constant.scale)
         k_new = model.k_of(probe)
         kmap = model.map()
-        if np.all(np.abs(k_new - k_old) <= tolerance * k_old):
+        if np.all(np.abs(k_new - k_old) <= model_tolerance * k_old):
             break
         k_old = k_new
     return model
