@@ -36,7 +36,12 @@ def _cpu_seconds() -> float:
 
 
 def run(
-    science: list[Path], template: Path, workers: int, fakes: int, rescale: bool = True
+    science: list[Path],
+    template: Path,
+    workers: int,
+    fakes: int,
+    rescale: bool = True,
+    density: bool = True,
 ) -> dict:
     out = Path(tempfile.mkdtemp(prefix="rb-bench-inject-")) / "data"
     load0 = os.getloadavg()[0]
@@ -46,7 +51,7 @@ def run(
             science,
             template,
             out,
-            config=InjectConfig(n_fakes=fakes, rescale_noise=rescale),
+            config=InjectConfig(n_fakes=fakes, rescale_noise=rescale, noise_density=density),
             seed=1,
             workers=workers,
             preview=False,
@@ -78,6 +83,11 @@ def main() -> None:
         action="store_true",
         help="inject as `realbogus inject --no-noise-rescale` (the variance plane as given)",
     )
+    parser.add_argument(
+        "--no-noise-density",
+        action="store_true",
+        help="inject as `realbogus inject --no-noise-density` (one noise factor per frame)",
+    )
     args = parser.parse_args()
     paths = sorted(DATA.glob("*.fits"))
     if not paths:
@@ -91,12 +101,23 @@ def main() -> None:
         used = set(template.frames["name"])
         science = [p for p in paths if p.stem not in used][: args.frames]
         rows = [
-            run(science, tmp / "T.fits", w, args.fakes, not args.no_noise_rescale) for w in (1, 2)
+            run(
+                science,
+                tmp / "T.fits",
+                w,
+                args.fakes,
+                not args.no_noise_rescale,
+                not args.no_noise_density,
+            )
+            for w in (1, 2)
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"template of {args.best} from {len(paths)} frames: {t_template:.1f} s")
-    print(f"noise rescaling: {'off' if args.no_noise_rescale else 'on'}")
+    print(
+        f"noise rescaling: {'off' if args.no_noise_rescale else 'on'}, "
+        f"by density: {'off' if args.no_noise_density else 'on'}"
+    )
     print("| frames | workers | detections | wall s | CPU s | det/s | det/CPU-s | load 1-min |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

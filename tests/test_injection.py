@@ -284,6 +284,16 @@ def test_inject_dataset_and_known_sources(generated: dict, tmp_path: Path) -> No
     assert (visits["noiseScale"] > 0).all() and (visits["noise_scale_pixels"] >= MIN_PIXELS).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["noise_scale"]["median"] == pytest.approx(visits["noiseScale"].median())
+    # The noise model's columns, and the away-from-sources pixels pooled over frames.
+    for col in ("noiseScaleMin", "noiseScaleMax", "noiseScaleConstant", "noiseA", "noiseB"):
+        assert np.isfinite(visits[col]).all()
+    assert (visits["noiseScaleMin"] <= visits["noiseScale"]).all()
+    assert (visits["noiseScale"] <= visits["noiseScaleMax"]).all()
+    assert summary["noise_scale"]["frames_varying"] == int(visits["noiseVarying"].sum())
+    pooled = summary["snr_robust_std_pooled"]
+    assert pooled["pixels"] == visits["quiet_pixels"].sum() > 0 and pooled["pairs"] > 0
+    for key in ("median_centred", "zero_centred", "frame_median_centred", "pair_difference"):
+        assert 0.5 < pooled[key] < 2.0
     again = inject_dataset(
         science,
         generated["template"],

@@ -155,6 +155,15 @@ def inject(
             "datasets made before this option).",
         ),
     ] = True,
+    noise_density: Annotated[
+        bool,
+        typer.Option(
+            "--noise-density/--no-noise-density",
+            help="With rescaling: let the noise factor follow the local density of the "
+            "template's sources (binned on the quiet pixels; one factor per frame where the "
+            "density does not matter); --no-noise-density: one factor per frame.",
+        ),
+    ] = True,
     pixel_scale: Annotated[
         float | None, typer.Option(help="Arcsec per pixel (seeing columns in arcsec).")
     ] = None,
@@ -190,6 +199,7 @@ def inject(
             negative_fraction=negative_fraction,
             stamp_size=stamp_size,
             rescale_noise=noise_rescale,
+            noise_density=noise_density,
         )
         options = FrameOptions(
             variance=tuple(map(str, variance or ())) * copies,

@@ -34,7 +34,14 @@ from ..sim.field import VisitResult
 from ..sim.labels import assign_labels
 from ..sim.truth import TruthTable, draw_snr, flux_for_snr
 from .frames import Frame
-from .noise import NoiseScale, check_cells, estimate_noise_scale
+from .noise import (
+    NoiseModel,
+    NoiseScale,
+    check_cells,
+    density_map,
+    estimate_noise_model,
+    estimate_noise_scale,
+)
 from .psf import measure_psf
 from .register import Stars, find_stars, register, warp
 from .template import Template, flux_scale, prepare
@@ -88,6 +95,10 @@ class InjectConfig:
         median variance of a PSF-sized box (which under-counts the variance on a peaked host:
         fakes on galaxies came out fainter than their stated SNR), and the kernel fitted on
         the images with the fakes in.
+    noise_density : bool
+        With `rescale_noise`: the factor follows the local density of the template's sources
+        (`realbogus.injection.noise.estimate_noise_model`; one factor where the density does
+        not matter), default; False (``--no-noise-density``): one factor per frame.
     """
 
     n_fakes: int = 60
@@ -103,6 +114,7 @@ class InjectConfig:
     convolve: str = "template"
     difference_background: int | None = 64
     rescale_noise: bool = True
+    noise_density: bool = True
     subtraction: SubtractionConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -244,7 +256,7 @@ def inject_frame(
         "difference_background": config.difference_background,
     }
     check = check_cells(shape, fwhm)
-    noise = NoiseScale(scale=1.0, n_pixels=0, iterations=0)
+    noise = NoiseModel.from_constant(NoiseScale(scale=1.0, n_pixels=0, iterations=0))
     kernel, kernel_sum = None, 1.0
     if config.rescale_noise:
         first = make_difference(
@@ -256,12 +268,23 @@ def inject_frame(
         kernel = first.subtraction.kernel
         if kernel is not None:
             kernel_sum = first.subtraction.kernel_sum
-        noise = estimate_noise_scale(
-            first.snr,
-            ~first.mask & ~bad_any & ~check,
-            threshold=config.threshold,
-            grow=int(2 * fwhm) + 1,
-        )
+        # k(x) a function of the local source density D(x) (else one k per frame).
+        usable, grow = ~first.mask & ~bad_any & ~check, int(2 * fwhm) + 1
+        if config.noise_density:
+            noise = estimate_noise_model(
+                first.snr,
+                usable,
+                density_map(tvar, tbad, fwhm),
+                threshold=config.threshold,
+                grow=grow,
+                fwhm=fwhm,
+            )
+        else:
+            constant = estimate_noise_scale(
+                first.snr, usable, threshold=config.threshold, grow=grow
+            )
+            noise = NoiseModel.from_constant(constant, "--no-noise-density")
+    k = noise.map() if noise.varying else noise.constant.scale
 
     # ---- fakes (their SNR against the measured noise)
     truth = TruthTable()
@@ -278,7 +301,7 @@ def inject_frame(
         bad_any,
         frame.gain,
         truth,
-        noise_scale=noise.scale,
+        noise_scale=k,
         psf_weighted=config.rescale_noise,
         template_scale=kernel_sum,
     )
@@ -292,7 +315,7 @@ def inject_frame(
         tpsf,
         saturated=frame.saturated,
         stamp_size=config.stamp_size,
-        noise_scale=noise.scale,
+        noise_scale=k,
         kernel=kernel,
         **chain,
     )
@@ -357,6 +380,7 @@ def inject_frame(
             origins = known["origin"].astype(str).to_numpy() if "origin" in known else None
             table.loc[near, "origin"] = origins[j[near]] if origins is not None else "none"
     found = match_truth(dia, lab, tr, table, match_px=match_px)
+    snr_noise, quiet = _snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm, check)
     stamps = dia.stamps
     if not keep.all():
         table = table[keep].reset_index(drop=True)
@@ -387,9 +411,8 @@ def inject_frame(
         "n_candidates": dia.subtraction.n_candidates,
         "convolved": dia.subtraction.convolved,
         "subtraction": dia.method,
-        "noiseScale": noise.scale,
-        "noise_scale_pixels": noise.n_pixels,
-        **_snr_noise(dia, sci, timg, frame.variance, tvar, bad_any, tr, fwhm, check),
+        **noise.summary(data=~dia.mask & ~bad_any),
+        **snr_noise,
     }
     return VisitResult(
         table=table,
@@ -402,6 +425,8 @@ def inject_frame(
             "difference": dia.difference.astype(np.float32),
             "variance": dia.subtraction.variance.astype(np.float32),
             "snr": dia.snr.astype(np.float32),
+            "quiet_check": quiet,
+            "noise_scale": np.broadcast_to(np.float32(k), shape),
         },
     ), psf
 
@@ -450,6 +475,11 @@ def _weighted_variance(variance: np.ndarray, stamp: np.ndarray, ix: int, iy: int
     return float((w2 * np.where(good, local, 0.0)).sum() / total) if total > 0 else float("nan")
 
 
+def _at(value: float | np.ndarray, ix: int, iy: int) -> float:
+    """A number, or an (H, W) map's value at pixel (ix, iy)."""
+    return float(value[iy, ix]) if np.ndim(value) else float(value)
+
+
 def _add(image: np.ndarray, stamp: np.ndarray, ix: int, iy: int) -> None:
     h, w = image.shape
     half = stamp.shape[0] // 2
@@ -475,7 +505,7 @@ def _inject_fakes(
     gain: float | None,
     truth: TruthTable,
     *,
-    noise_scale: float = 1.0,
+    noise_scale: float | np.ndarray = 1.0,
     psf_weighted: bool = False,
     template_scale: float = 1.0,
 ) -> dict[str, int]:
@@ -483,7 +513,8 @@ def _inject_fakes(
 
     The flux of a fake of target SNR s solves F^2 = s^2 (n_eff V k^2 + F / gain), with V the
     summed science + template variance around it (so fakes on hosts are brighter for the same
-    SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's)
+    SNR), k = `noise_scale` (the measured noise of the difference over the variance plane's; a
+    number, or an (H, W) map read at the fake's pixel)
     and n_eff = 1 / sum(P^2) of the wider PSF P; positive fakes get their photon noise when the
     gain is known. V is sum(P^2 V) / sum(P^2) at the fake when `psf_weighted` (what the
     matched-filter SNR map divides by), else the median over a PSF-sized box. A negative fake of
@@ -562,7 +593,7 @@ def _inject_fakes(
         flux = float(
             flux_for_snr(
                 snr[j],
-                sky_var_sum=v * noise_scale**2,
+                sky_var_sum=v * _at(noise_scale, ix[j], iy[j]) ** 2,
                 neff=neff,
                 njy_per_e=(1.0 / gain) if gain else 0.0,
             )
@@ -642,11 +673,15 @@ def _snr_noise(
     truth: dict,
     fwhm: float,
     check: np.ndarray,
-) -> dict:
+) -> tuple[dict, np.ndarray]:
     """Robust std and median of the SNR map away from sources (template pixels above 1 sigma and
     science objects, dilated by 1.5 FWHM), fakes (3 FWHM) and bad pixels; and its robust std
     away from detections only (``snr_robust_std_nodet``). Both only on the `check` cells
-    (`realbogus.injection.noise.check_cells`: pixels the noise factor was not measured on)."""
+    (`realbogus.injection.noise.check_cells`: pixels the noise factor was not measured on).
+    ``snr_robust_std`` is centred on the pixels' own median (as before), ``snr_robust_std0`` on
+    0 (the background-subtracted map's mean): on ~100 PSF-correlated pixels the own median
+    follows the few clumps and the first reads low. Also returns the quiet mask, (H, W) bool
+    (`inject_dataset` pools those pixels over frames)."""
     import sep
 
     grow = max(1, int(round(1.5 * fwhm)))
@@ -677,19 +712,21 @@ def _snr_noise(
         nan = float("nan")
         return {
             "snr_robust_std": nan,
+            "snr_robust_std0": nan,
             "snr_robust_std_with_patches": nan,
             "snr_median": nan,
             "quiet_pixels": 0,
             "snr_robust_std_nodet": rest_std,
             "nodet_pixels": int(rest.size),
-        }
+        }, quiet
     med = float(np.median(vals))
     std = mad_sigma(vals, med)
     return {
         "snr_robust_std": std,
+        "snr_robust_std0": mad_sigma(vals, 0.0),
         "snr_robust_std_with_patches": std,  # the simulation's column; no noise patches here
         "snr_median": med,
         "quiet_pixels": int(vals.size),
         "snr_robust_std_nodet": rest_std,
         "nodet_pixels": int(rest.size),
-    }
+    }, quiet

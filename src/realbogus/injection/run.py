@@ -3,7 +3,8 @@
 The output directory holds the dataset (Parquet parts + ``manifest.json``, the columns of
 `realbogus.sim.dia.TABLE_COLUMNS`), ``truth.parquet`` (one row per fake: ``detected``,
 ``measuredSnr``, ``psfFlux``), ``visits.parquet`` (per-frame metrics, with ``noiseScale``: the
-factor the difference's noise was rescaled by), ``summary.json``,
+median factor the difference's noise was rescaled by, and the noise model's ``noiseA``,
+``noiseB``, ``noiseVarying``, ``noiseScaleMin`` / ``noiseScaleMax``), ``summary.json``,
 ``psf/<frame>.fits`` (the PSF used for each frame) and ``preview.png``.
 """
 
@@ -23,9 +24,11 @@ import pandas as pd
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.dataset import write_dataset
+from ..numeric import mad_sigma
 from ..stamps import Stamps
 from .frames import read_frame
 from .inject import InjectConfig, inject_frame
+from .noise import pair_differences
 from .psf import read_psf, write_psf
 from .register import Stars, find_stars
 from .template import Template, read_template
@@ -132,8 +135,13 @@ def _run_frame_inner(task: tuple) -> tuple:
     except InputError as exc:
         msg = f"{frame.name}: {exc}"
         raise InputError(msg) from exc
+    # The SNR map at the quiet check pixels (away from sources): pooled over frames in
+    # summary.json; the images themselves do not travel back.
+    snr, mask = result.images["snr"], result.images["quiet_check"]
+    pairs = pair_differences(snr, mask, min_separation=3 * result.metrics["seeing_px"])
+    quiet = (snr[mask].astype(np.float32), pairs.astype(np.float32))
     result.images = None
-    return index, frame.name, result, used_psf
+    return index, frame.name, result, used_psf, quiet
 
 
 @functools.lru_cache(maxsize=2)
@@ -244,7 +252,13 @@ def inject_dataset(
     )
     truth = pd.concat([r[2].truth for r in results], ignore_index=True)
     visits = pd.DataFrame([r[2].metrics for r in results])
-    summary = summarize_injection(table, truth, visits)
+    summary = summarize_injection(
+        table,
+        truth,
+        visits,
+        quiet_snr=[r[4][0] for r in results],
+        quiet_pairs=[r[4][1] for r in results],
+    )
     provenance = {
         "generator": "realbogus.injection",
         "survey": survey,
@@ -261,7 +275,7 @@ def inject_dataset(
     visits.to_parquet(out / "visits.parquet", index=False)
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    for _, name, _, used_psf in results:
+    for _, name, _, used_psf, _ in results:
         write_psf(used_psf, out / "psf" / f"{name}.psf.fits", name=name)
     if preview and len(table):
         from ..sim.preview import write_preview
@@ -270,11 +284,23 @@ def inject_dataset(
     return out
 
 
-def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.DataFrame) -> dict:
+def summarize_injection(
+    table: pd.DataFrame,
+    truth: pd.DataFrame,
+    visits: pd.DataFrame,
+    *,
+    quiet_snr: Sequence[np.ndarray] | None = None,
+    quiet_pairs: Sequence[np.ndarray] | None = None,
+) -> dict:
     """The numbers issue 18 asks for: counts, the detected fraction of fakes with true SNR >= 6,
     the median psfFlux / true flux of fakes with SNR > 20, the SNR map's robust std away from
-    sources and away from detections on the check cells (median over frames), and the noise
-    factor of each frame (``noise_scale``; 1 where not rescaled)."""
+    sources and away from detections on the check cells (median over frames; with `quiet_snr`,
+    the SNR map at each frame's quiet check pixels, also pooled over frames:
+    ``snr_robust_std_pooled``, centred on the pooled median, on 0, and on each frame's own
+    median; with `quiet_pairs`, `realbogus.injection.noise.pair_differences` of those pixels,
+    ``pair_difference``: no centre to choose), and the noise factor of each frame
+    (``noise_scale``: the median over frames of each frame's median k; 1 where not rescaled;
+    ``frames_varying``: frames whose k follows the local density)."""
     from ..sim.survey import survey_summary
 
     out = survey_summary(table, truth, visits)
@@ -305,5 +331,30 @@ def summarize_injection(table: pd.DataFrame, truth: pd.DataFrame, visits: pd.Dat
         "min": float(scale.min()) if scale.size else float("nan"),
         "max": float(scale.max()) if scale.size else float("nan"),
         "frames_not_rescaled": int((scale == 1.0).sum()),
+        "frames_varying": int(visits["noiseVarying"].sum()) if "noiseVarying" in visits else 0,
     }
+    if "snr_robust_std0" in visits and len(visits):
+        out["snr_robust_std_frames"]["median_zero_centred"] = float(
+            np.nanmedian(visits["snr_robust_std0"])
+        )
+    if quiet_snr is not None:
+        frames = [np.asarray(v, np.float64)[np.isfinite(v)] for v in quiet_snr]
+        frames = [v for v in frames if v.size]
+        vals = np.concatenate(frames) if frames else np.zeros(0)
+        own = np.concatenate([v - np.median(v) for v in frames]) if frames else vals
+        nan = float("nan")
+        out["snr_robust_std_pooled"] = {
+            "pixels": int(vals.size),
+            "median": float(np.median(vals)) if vals.size else nan,
+            "median_centred": mad_sigma(vals) if vals.size else nan,
+            "zero_centred": mad_sigma(vals, 0.0) if vals.size else nan,
+            "frame_median_centred": mad_sigma(own, 0.0) if vals.size else nan,
+        }
+        if quiet_pairs is not None:
+            pairs = np.concatenate([np.asarray(p, np.float64) for p in quiet_pairs])
+            pairs = pairs[np.isfinite(pairs)]
+            out["snr_robust_std_pooled"]["pairs"] = int(pairs.size)
+            out["snr_robust_std_pooled"]["pair_difference"] = (
+                mad_sigma(pairs, 0.0) if pairs.size else nan
+            )
     return out

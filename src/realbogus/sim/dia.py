@@ -187,7 +187,8 @@ class Difference:
     psf_centre : ndarray of shape (k', k')
         The difference image's PSF at the image centre.
     noise_scale : float
-        Factor the subtraction's variance plane was scaled by (its square), 1 for none.
+        Factor the subtraction's variance plane was scaled by (its square), 1 for none; the
+        median of the map when a map was given.
     """
 
     subtraction: Subtraction
@@ -215,12 +216,12 @@ def make_difference(
     config: SubtractionConfig,
     convolve: str = "auto",
     difference_background: int | None = None,
-    noise_scale: float = 1.0,
+    noise_scale: float | np.ndarray = 1.0,
     kernel: ALKernel | None = None,
 ) -> Difference:
     """Subtract and make the matched-filter SNR map (no detection): see `run_dia` for the
-    parameters. `noise_scale` (> 0) multiplies the subtraction's variance plane by its square
-    before the SNR map (an empirical rescaling of the noise, `realbogus.injection.noise`); 1
+    parameters. `noise_scale` (> 0: a number, or an (H, W) map) multiplies the subtraction's
+    variance plane by its square before the SNR map (an empirical rescaling of the noise, `realbogus.injection.noise`); 1
     (the simulation) leaves it untouched."""
     size_y, size_x = science.shape
     nan_sci, nan_tpl = nan_science, nan_template
@@ -261,11 +262,15 @@ def make_difference(
             psf_template.image(cx, cy, size=k),
             psf_size=k,
         )
-    if noise_scale != 1.0:
-        if not noise_scale > 0:
-            msg = f"noise_scale must be positive; got {noise_scale}"
+    scale = np.asarray(noise_scale, dtype=np.float64)
+    if scale.ndim or float(scale) != 1.0:
+        if scale.ndim and scale.shape != science.shape:
+            msg = f"noise_scale map has shape {scale.shape}; the images have {science.shape}"
             raise InputError(msg)
-        result = replace(result, variance=result.variance * noise_scale**2)
+        if not np.all(scale > 0):
+            msg = f"noise_scale must be positive everywhere; got minimum {float(np.min(scale))}"
+            raise InputError(msg)
+        result = replace(result, variance=result.variance * scale**2)
     diff = result.difference
     if difference_background:
         diff = diff - _background(diff, nan_sci | nan_tpl, difference_background)
@@ -302,7 +307,7 @@ def make_difference(
         mask=mask,
         snr=snr,
         psf_centre=pd_centre,
-        noise_scale=float(noise_scale),
+        noise_scale=float(np.median(scale)) if scale.ndim else float(scale),
     )
 
 
@@ -323,7 +328,7 @@ def run_dia(
     stamp_size: int,
     convolve: str = "auto",
     difference_background: int | None = None,
-    noise_scale: float = 1.0,
+    noise_scale: float | np.ndarray = 1.0,
     kernel: ALKernel | None = None,
 ) -> DiaResult:
     """Subtract, detect on both polarities, measure and cut stamps.
@@ -353,8 +358,9 @@ def run_dia(
     difference_background : int, optional
         Mesh (pixels) of a sep background taken off the difference before detection (real
         crowded fields leave large-scale residuals); None (the simulation) takes nothing off.
-    noise_scale : float
-        The difference's variance plane is multiplied by its square before the SNR map, so the
+    noise_scale : float or ndarray of shape (H, W)
+        The difference's variance plane is multiplied by its square (pixel by pixel for a map:
+        `realbogus.injection.noise.NoiseModel.map`) before the SNR map, so the
         threshold, psfFluxErr, apFluxErr and ``snr`` use it (real frames: the measured noise,
         `realbogus.injection.noise`); 1 (the simulation) changes nothing.
     kernel : ALKernel, optional
