@@ -12,7 +12,6 @@ from realbogus.injection.noise import (
     MIN_SIGNIFICANCE,
     NoiseModel,
     NoiseScale,
-    _non_decreasing,
     check_cells,
     density_map,
     estimate_noise_model,
@@ -126,14 +125,6 @@ def test_too_few_pixels_or_bins_fall_back() -> None:
     some[200:228, 100:128] = True
     model = estimate_noise_model(snr, some, _density(), threshold=5.0, grow=GROW, fwhm=FWHM)
     assert not model.varying and "bins" in model.reason and model.constant.scale > 1.5
-
-
-def test_non_decreasing_pools_adjacent_violators() -> None:
-    y = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])
-    out = _non_decreasing(y, np.ones(6))
-    assert np.allclose(out, [2.0, 2.0, 2.0, 4.5, 4.5, 6.0])
-    # Weighted: the pooled block is the weighted mean (3 * 1 + 1 * 3) / 4.
-    assert np.allclose(_non_decreasing(y, np.array([1.0, 3, 1, 1, 1, 1]))[:3], [1.5, 1.5, 2.0])
 
 
 def test_density_map_is_the_smoothed_template_variance_over_its_median() -> None:

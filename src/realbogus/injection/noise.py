@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
+from scipy.optimize import isotonic_regression
 
 from ..numeric import mad_sigma
 
@@ -196,7 +197,7 @@ class NoiseModel:
     """The SNR map's noise factor as a smooth function of local source density D.
 
     k(x)^2 = K2(D(x)), K2 the SNR map's robust variance measured in quantile bins of D over the
-    quiet estimation pixels, made non-decreasing in D (pool-adjacent-violators) and linearly
+    quiet estimation pixels, made non-decreasing in D (`scipy.optimize.isotonic_regression`) and linearly
     interpolated between the bins' median densities (constant beyond the first and last: no
     extrapolation onto bright stars, where no quiet pixel was measured). It is used when the
     denser half of the bins is noisier than the sparser half by more than `MIN_SIGNIFICANCE`
@@ -296,18 +297,6 @@ class NoiseModel:
         }
 
 
-def _non_decreasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted least-squares non-decreasing fit to `y` (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [weighted mean, weight, count]
-    for yi, wi in zip(y, w, strict=True):
-        blocks.append([float(yi), float(wi), 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, w2, c2 = blocks.pop()
-            m1, w1, c1 = blocks.pop()
-            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
-    return np.concatenate([np.full(int(c), m) for m, _, c in blocks])
-
-
 @dataclass(frozen=True)
 class _BinFit:
     a: float
@@ -356,7 +345,7 @@ def _fit_bins(
         b=float(b),
         significance=float(contrast / error),
         knots_d=x,
-        knots_k2=_non_decreasing(y, w),
+        knots_k2=isotonic_regression(y, weights=w).x,
     )
 
 
