@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from realbogus.alerts import AlertScores, read_alerts, score_alerts
 from realbogus.alerts._avro import decode_confluent, encode_confluent
+from realbogus.alerts.units import to_units
 from realbogus.alerts.writer import SIDE_TABLE
 from realbogus.cli import app
 from realbogus.inference.scorer import Scorer
@@ -39,11 +40,13 @@ def sources(shared_data):
 
 
 def test_scores_equal_scoring_the_decoded_stamps(scorer, sources):
-    """score_alerts = read_alerts + Scorer.score_stamps; ids and survey scores pass through."""
+    """score_alerts = read_alerts + the survey's conventions (`to_units`; this card records no
+    pixel units, so each alert keeps its own) + Scorer.score_stamps; ids and survey scores pass
+    through."""
     result = score_alerts(scorer, sources, workers=2, chunk_size=16)
     batch = read_alerts(sources, stamp_size=51, workers=1)
     assert result.failures == [] and len(result.table) == 90
-    expected = scorer.predict(batch.stamps.data)
+    expected = scorer.predict(to_units(batch, None, "untrained")[0].stamps.data)
     # Same stamps; torch may round the last bit differently for another batch composition.
     np.testing.assert_allclose(result.table.reliability.to_numpy(), expected, rtol=0, atol=1e-6)
     assert (result.table.diaSourceId.to_numpy() == batch.table.diaSourceId.to_numpy(np.int64)).all()

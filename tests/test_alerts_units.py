@@ -91,3 +91,22 @@ def test_ztf_negative_candidates_get_difference_science_minus_template(shared_da
     np.testing.assert_array_equal(
         batch.stamps.data[:, 0], before
     )  # not in place: the batch is left as it was
+
+
+def test_without_pixel_units_the_survey_conventions_still_apply(shared_data):
+    """A model that records no pixel units (trained on mixed units) gets ZTF stamps in their own
+    DN, but with the sky taken off and negative candidates' differences turned, as in nJy: the
+    two differ by the unit factor alone. (Before, such a model scored the raw cutouts.)"""
+    batch = read_alerts(
+        sorted((shared_data / "ztf" / "alerts").glob("*.avro"))[:60], stamp_size=63, workers=1
+    )
+    native, failures = to_units(batch, None, "test")
+    njy, _ = to_units(batch, "nJy", "test")
+    assert not failures and len(native) == len(batch)
+    assert (native.table["unitFactor"] == 1.0).all()
+    assert (native.table["differenceNegated"] == native.table["isNegative"].fillna(False)).all()
+    assert (native.table["skySubtracted"] > 0).mean() > 0.9
+    factor = njy.table["unitFactor"].to_numpy(np.float32)[:, None, None, None]
+    np.testing.assert_allclose(native.stamps.data * factor, njy.stamps.data, rtol=1e-4, atol=1e-2)
+    factors, reasons = unit_factors(batch.table, None)
+    assert (factors == 1.0).all() and all(r is None for r in reasons)

@@ -214,6 +214,8 @@ def score_alerts(
         The model; its card's `stamp_size` sets the stamp size and `pixel_units` (when set)
         is what the alerts' stamps are converted to (`realbogus.alerts.units`: ZTF's DN to
         nJy with the candidate's `magzpsci`); alerts that cannot be converted are failures.
+        Without `pixel_units` each alert keeps its units, but ZTF's sky is still taken off and
+        its inverted differences turned (`realbogus.alerts.units.to_units`).
     sources : path, bytes, or iterable of them
         As for `realbogus.alerts.read_alerts`.
     workers, chunk_size : int
@@ -313,7 +315,7 @@ def _prepared(
     """`check_survey`, then `to_units` (in a decoding worker, which owns the stamps): refused
     alerts leave the batch and join its failures."""
     batch = check_survey(batch, survey, version, force=force)
-    if not expected or not len(batch):
+    if not len(batch):
         return batch
     converted, refused = to_units(batch, expected, version, in_place=in_place)
     return AlertBatch(converted.table, converted.stamps, [*converted.failures, *refused])

@@ -85,8 +85,9 @@ def stamp_sky(planes: np.ndarray, ring: int = SKY_RING) -> np.ndarray:
     return sky
 
 
-def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
-    """Per alert: the factor that takes its stamps to `expected` units, or NaN with the reason.
+def unit_factors(table, expected: str | None) -> tuple[np.ndarray, list[str | None]]:
+    """Per alert: the factor that takes its stamps to `expected` units (None: keep each alert's
+    own units, factor 1), or NaN with the reason.
 
     Returns
     -------
@@ -105,7 +106,7 @@ def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
     factors = np.full(n, np.nan)
     reasons: list[str | None] = [None] * n
     for i, unit in enumerate(units):
-        if unit == expected:
+        if expected is None or unit == expected:
             factors[i] = 1.0
         elif unit == "DN" and expected == "nJy" and np.isfinite(zp[i]) and 10 < zp[i] < 40:
             factors[i] = 10.0 ** (0.4 * (NJY_AB_ZEROPOINT - zp[i]))
@@ -119,9 +120,15 @@ def unit_factors(table, expected: str) -> tuple[np.ndarray, list[str | None]]:
 
 
 def to_units(
-    batch: AlertBatch, expected: str, version: str, *, in_place: bool = False
+    batch: AlertBatch, expected: str | None, version: str, *, in_place: bool = False
 ) -> tuple[AlertBatch, list[AlertFailure]]:
     """Convert a batch's stamps to `expected` units; alerts that cannot be converted become failures.
+
+    The survey's conventions are applied whatever the units: the sky of `SKY_IN_CUTOUTS`
+    surveys is taken off and their inverted differences are turned to science - template. With
+    `expected` None (a model whose card records no pixel units) each alert keeps its own units
+    (factor 1), but never its sky or an inverted difference: a model trained on
+    background-subtracted science - template stamps would otherwise score them as they came.
 
     `in_place` converts the batch's own stamp array when every alert is kept (no copy: for a
     batch the caller owns, as a decoding worker's in `score_alerts`); otherwise the batch is

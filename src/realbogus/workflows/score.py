@@ -159,6 +159,6 @@ def alert_check_stamps(
     files = expand_sources([os.fspath(p) for p in paths])
     step = max(1, len(files) // n)
     batch = read_alerts(files[::step][:n], stamp_size=card.stamp_size, workers=1)
-    if card.pixel_units and len(batch):
+    if len(batch):
         batch, _ = to_units(batch, card.pixel_units, card.version, in_place=True)
     return batch.stamps.data
