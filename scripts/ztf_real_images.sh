@@ -2,13 +2,14 @@
 # Issue 18 part 3 for ZTF (docs/real-images.md, "A ZTF version"): ZTF-like real-image injections
 # (the SAAO frames summed 2 x 2: FWHM ~2.3-3.8 px as ZTF's ~2 px, 63 px stamps) and the ztf-v0.2
 # fine-tunes on them + ZTF simulation, against the same fine-tune on the simulation alone.
-#   BUILD=build/ztf-real bash scripts/ztf_real_images.sh [data|split|train|all]
+#   BUILD=build/ztf-real bash scripts/ztf_real_images.sh [data|split|train|conditions|eval|all]
 # "data": binned frames, template, injections (noise rescaling on, the default), the split by
 # night (saao2-train: 2013-08-01/02/03, saao2-heldout: the rest), 4 ZTF simulations of 40 visits
 # (scripts/ztf-v0.2.yaml, seeds 113-116), the mixes "real" (SAAO + 4 sim) and "sim" (4 sim), both
 # with field = 1000 + visit for SAAO and 100 k + field for simulated run k (split by frame, as
 # rubin-v0.4's variant K), and the independent test of ztf-v0.2/v0.3 (150 visits, seed 212).
-# "split": only the split and mixes; "train": VARIANTS (default "real:3e-5:2 real:3e-5:3 real:1e-4:2 real:1e-4:3 sim:3e-5:2 ...").
+# "split": only the split and mixes; "conditions": the refitted corrections; "eval": the table.
+# "train": VARIANTS (default "real:3e-5:2 real:3e-5:3 real:1e-4:2 real:1e-4:3 sim:3e-5:2 ...").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -88,6 +89,20 @@ if [ "$what" = train ] || [ "$what" = all ]; then
         rm -rf "$BUILD/$name" "$BUILD/$name.train"
         realbogus train --data "$BUILD/mix-$mix" --from ztf-v0.2 --out "$BUILD/$name" --name ztf --version "$name" \
             --epochs "$EPOCHS" --patience 2 --lr "$lr" --weight-decay 1e-3 --mask-augment 0.15 --seed "$seed" --cutoff auto
+        # The mixes hold ADU (SAAO) and nJy (simulation) stamps, so `train` records no units; the
+        # scores of a dataset do not depend on them (asinh-noise), but ZTF alerts must be
+        # converted to nJy (science and template have their own zero points): without it the
+        # dev-alert AUC of ztf-real-1e-4-s3-c was 0.70 instead of 0.90.
+        python scripts/card_metrics.py "$BUILD/$name" --pixel-units nJy
+    done
+fi
+
+if [ "$what" = conditions ] || [ "$what" = all ]; then
+    # ztf-v0.3's correction refitted on each fine-tune (CONDITIONED, default the lr 1e-4 ones),
+    # as scripts/train_builtin.sh fits it on ztf-v0.2: "<name>-c".
+    simulate --config scripts/ztf-v0.3-conditions.yaml --visits 400 --seed 777 --overwrite --out "$BUILD/ztf-v0.3-conditions"
+    for name in ${CONDITIONED:-ztf-real-1e-4-s2 ztf-real-1e-4-s3 ztf-sim-1e-4-s2}; do
+        realbogus package fit-conditions "$BUILD/$name" "$BUILD/ztf-v0.3-conditions" "$BUILD/$name-c" --version "$name-c" --overwrite
     done
 fi
 
