@@ -553,3 +553,52 @@ def test_nircam_cutouts(shared_data: Path, tmp_path: Path) -> None:
     assert visits["registration"].iat[0] == "identity"
     truth = pd.read_parquet(out / "truth.parquet")
     assert truth[truth["snr"] >= 6]["detected"].mean() >= 0.75
+
+
+def test_psf_falls_back_to_a_two_fwhm_box_on_a_binned_crowded_frame(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """SAAO frame AKB13475I0009 summed 2 x 2 (FWHM ~2.8 px, ~50 sources in the bulge field): the
+    3-FWHM stack has no positive sum (neighbours in its border), so `measure_psf` used to refuse
+    it; the 2-FWHM box gives a centred PSF near the header seeing."""
+    from realbogus.injection.psf import _measure
+
+    path = shared_data / "images" / "saao-1m" / "AKB13475I0009.fits"
+    with fits.open(path) as hdus:
+        image, header = hdus[0].data.astype(np.float64), hdus[0].header.copy()
+    binned = image.reshape(256, 2, 256, 2).sum(axis=(1, 3))
+    header["RDNOISE"] = 2 * header["RDNOISE"]
+    header["PFWHM"] = header["PFWHM"] / 2
+    for key in ("BSCALE", "BZERO"):
+        header.remove(key, ignore_missing=True)
+    fits.PrimaryHDU(binned.astype(np.float32), header=header).writeto(tmp_path / "b.fits")
+    frame = read_frame(tmp_path / "b.fits", saturation=4 * 65300)
+    p = prepare(frame)
+    with pytest.raises(InputError, match="--psf"):
+        _measure(p.image, p.stars, frame.seeing_px, 3.0, 40, 2, "median")
+    psf = measure_psf(p.image, p.stars, fwhm_guess=frame.seeing_px)
+    c = psf.array.shape[0] // 2
+    assert np.unravel_index(np.argmax(psf.array), psf.array.shape) == (c, c)
+    assert psf.array.shape[0] == 2 * int(np.ceil(2 * frame.seeing_px)) + 1
+    assert psf.fwhm_px() == pytest.approx(frame.seeing_px, rel=0.2)
+
+
+def test_template_without_a_psf_is_written(
+    tmp_path: Path, field: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coadd whose PSF cannot be measured warns and writes no FWHM key (FITS holds no NaN)."""
+    import realbogus.injection.template as template_module
+
+    def refuse(*args, **kwargs):
+        raise InputError("the PSF cannot be measured; pass a PSF model with --psf")
+
+    frames = [
+        _frame(tmp_path, field, n, fwhm=3.0, shift=s, seed=i)
+        for i, (n, s) in enumerate([("a", (0, 0)), ("b", (4.2, -3.1))])
+    ]
+    monkeypatch.setattr(template_module, "measure_psf", refuse)
+    with pytest.warns(UserWarning, match="template PSF not measured"):
+        tmpl = build_template(frames, best=2)
+    assert tmpl.psf is None and "FWHM" not in tmpl.header
+    write_template(tmpl, tmp_path / "T.fits")
+    assert read_template(tmp_path / "T.fits").psf is None

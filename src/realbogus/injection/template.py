@@ -234,7 +234,10 @@ def build_template(
     header = ref.frame.header.copy()
     header["NCOMBINE"] = (len(chosen), "frames combined")
     header["REFFRAME"] = (ref.frame.name[:60], "frame the others were registered onto")
-    header["FWHM"] = (psf.fwhm_px() if psf else float("nan"), "coadd PSF FWHM, pixels")
+    if psf is not None:
+        header["FWHM"] = (psf.fwhm_px(), "coadd PSF FWHM, pixels")
+    else:  # FITS headers hold no NaN; and the reference frame's own FWHM is not the coadd's
+        header.remove("FWHM", ignore_missing=True)
     return Template(image=image, variance=variance, bad=bad, psf=psf, header=header, frames=table)
 
 
