@@ -34,6 +34,10 @@ def test_template_then_inject(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_frames"] == 1 and summary["n_fakes"] > 5
     assert len(open_dataset(out)) == summary["n_detections"]
+    pooled = summary["snr_robust_std_pooled"]["pair_difference"]
+    assert f"{pooled:.2f} away from sources (pooled pair differences)" in " ".join(
+        res.output.split()
+    )
     bad = runner.invoke(app, ["inject", "--template", str(t), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "--science" in bad.output
     zogy = runner.invoke(app, [*args[:-2], "--science", paths[2], "--subtraction", "nope"])
