@@ -37,26 +37,7 @@ realbogus inject --template "$BUILD/nircam-T.fits" --psf "$D/$S.WebbPSF.fits" --
     --fakes-per-image 150 --seed 1 --workers 2 --overwrite --no-noise-rescale "${args[@]}"
 
 # SAAO split by night (train: 2013-08-01/02/03; the rest held out), field = 1000 + night index.
-python - "$BUILD" "$DATA/saao-1m" <<'PY'
-import sys
-from pathlib import Path
-import numpy as np, pandas as pd
-from astropy.io import fits
-from realbogus.io.dataset import open_dataset, write_dataset
-from realbogus.stamps import Stamps
-build, frames = Path(sys.argv[1]), Path(sys.argv[2])
-ds = open_dataset(build / "saao")
-visits = pd.read_parquet(build / "saao" / "visits.parquet")
-night = {r.visit: fits.getheader(frames / f"{r.frame}.fits")["DATE-OBS"] for r in visits.itertuples()}
-t, s = ds.table(), ds.stamps()
-n = t["visit"].map(night)
-t["field"] = (1000 + n.map({d: i for i, d in enumerate(sorted(set(night.values())))})).astype(np.int32)
-train = n.isin({"2013-08-01", "2013-08-02", "2013-08-03"}).to_numpy()
-for name, mask in (("saao-train", train), ("saao-heldout", ~train)):
-    rows = t[mask].drop(columns=["valid_fraction", "edge"]).reset_index(drop=True)
-    write_dataset(build / name, rows, Stamps(s.data[mask], s.valid_fraction[mask], s.edge[mask]),
-                  provenance={"pixel_units": "ADU", "nights": sorted(set(n[mask]))}, overwrite=True)
-PY
+python scripts/split_nights.py "$BUILD/saao" "$DATA/saao-1m" "$BUILD/saao" --field night
 
 realbogus simulate --survey rubin --visits 40 --seed 101 --out "$BUILD/sim-train" --overwrite
 realbogus simulate --survey rubin --visits 30 --seed 202 --out "$BUILD/sim-test" --overwrite

@@ -44,26 +44,16 @@ PY
 fi
 
 if [ "$what" = data ] || [ "$what" = split ] || [ "$what" = all ]; then
-    python - "$BUILD" "$DATA/saao-1m" <<'PY'
+    # one field per frame: the split draws from every frame
+    python scripts/split_nights.py "$BUILD/saao2-inj" "$DATA/saao-1m" "$BUILD/saao2" --field visit --binned 2
+    python - "$BUILD" <<'PY'
 import sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from astropy.io import fits
 from realbogus.io.dataset import open_dataset, write_dataset
 from realbogus.stamps import Stamps
-build, frames = Path(sys.argv[1]), Path(sys.argv[2])
-ds = open_dataset(build / "saao2-inj")
-visits = pd.read_parquet(build / "saao2-inj" / "visits.parquet")
-night = {r.visit: fits.getheader(frames / f"{r.frame}.fits")["DATE-OBS"] for r in visits.itertuples()}
-t, s = ds.table(), ds.stamps()
-n = t["visit"].map(night)
-t["field"] = (1000 + t["visit"]).astype(np.int32)  # one field per frame: the split draws from every frame
-train = n.isin({"2013-08-01", "2013-08-02", "2013-08-03"}).to_numpy()
-for name, mask in (("saao2-train", train), ("saao2-heldout", ~train)):
-    rows = t[mask].drop(columns=["valid_fraction", "edge"]).reset_index(drop=True)
-    write_dataset(build / name, rows, Stamps(s.data[mask], s.valid_fraction[mask], s.edge[mask]),
-                  provenance={"pixel_units": "ADU", "nights": sorted(set(n[mask])), "binned": 2}, overwrite=True)
+build = Path(sys.argv[1])
 sims = [f"sim-train-{seed}" for seed in (113, 114, 115, 116)]
 for mix, sources in (("mix-real", ["saao2-train", *sims]), ("mix-sim", sims)):
     tables, pieces = [], []
