@@ -23,6 +23,7 @@ from ..sim.config import InjectionConfig, SubtractionConfig
 from ..sim.detect import shift_stamps
 from ..sim.dia import (
     DiaResult,
+    Difference,
     ImagePSF,
     detection_table,
     make_difference,
@@ -43,10 +44,17 @@ from .noise import (
     estimate_noise_scale,
 )
 from .psf import measure_psf
-from .register import Stars, find_stars, register, warp
-from .template import Template, flux_scale, prepare
+from .register import Registration, Stars, find_stars, register, warp
+from .template import Prepared, Template, flux_scale, prepare
 
-__all__ = ["InjectConfig", "inject_frame", "KNOWN_ACTIONS"]
+__all__ = [
+    "Aligned",
+    "InjectConfig",
+    "align_template",
+    "fake_free_difference",
+    "inject_frame",
+    "KNOWN_ACTIONS",
+]
 
 #: What `--known` does to detections on a known source.
 KNOWN_ACTIONS = ("drop", "real")
@@ -154,6 +162,124 @@ class InjectConfig:
         return out
 
 
+@dataclass(frozen=True)
+class Aligned:
+    """A science frame with the template on its grid and flux scale, ready to subtract.
+
+    Attributes
+    ----------
+    prep : Prepared
+        The frame with its sky taken off (``prep.image``) and its stars.
+    science, variance : ndarray of shape (H, W), float
+        The sky-subtracted science and its variance (a copy: fakes may be added to both).
+    registration : Registration
+        Template pixels -> frame pixels.
+    template, template_variance : ndarray of shape (H, W)
+        The template warped onto the frame and scaled by `template_scale`.
+    template_bad : ndarray of shape (H, W), bool
+    psf, tpsf : ImagePSF
+        The science PSF (measured or given) and the template's.
+    fwhm : float
+        The science PSF's FWHM, pixels.
+    template_scale : float
+        Flux of a star in the science over the template (median of bright stars).
+    bad : ndarray of shape (H, W), bool
+        No data in the science or the template.
+    chain : dict
+        Keyword arguments of `make_difference` / `run_dia` (masks, kernel stars, options).
+    """
+
+    prep: Prepared
+    science: np.ndarray
+    variance: np.ndarray
+    registration: Registration
+    template: np.ndarray
+    template_variance: np.ndarray
+    template_bad: np.ndarray
+    psf: ImagePSF
+    tpsf: ImagePSF
+    fwhm: float
+    template_scale: float
+    bad: np.ndarray
+    chain: dict
+
+
+def align_template(
+    frame: Frame,
+    template: Template,
+    *,
+    config: InjectConfig,
+    psf: ImagePSF | None = None,
+    template_psf: ImagePSF | None = None,
+    template_stars: Stars | None = None,
+) -> Aligned:
+    """Take the frame's sky off, register the template onto it, measure the PSF (unless given)
+    and match the template's flux scale (see `inject_frame` for the parameters and errors)."""
+    prep = prepare(frame)
+    sci = prep.image
+    shape = frame.shape
+
+    # ---- the template on the frame's grid and flux scale
+    tprep_stars = template_stars or find_stars(template.image, template.variance, template.bad)
+    reg = register(
+        tprep_stars,
+        prep.stars,
+        source_image=template.image,
+        target_image=sci,
+        source_wcs=template.wcs,
+        target_wcs=frame.wcs,
+    )
+    timg, tvar, tbad = warp(reg, template.image, template.variance, template.bad, shape)
+
+    # ---- PSFs
+    if psf is None:
+        psf = measure_psf(sci, prep.stars, fwhm_guess=frame.seeing_px)
+    tpsf = template_psf or template.psf
+    if tpsf is None:
+        msg = "the template file has no PSF; pass --template-psf"
+        raise InputError(msg)
+    tpsf = ImagePSF(tpsf.array, fwhm=tpsf.fwhm_px(), shape=shape)
+    fwhm = psf.fwhm_px()
+    twide = max(fwhm, tpsf.fwhm_px())
+    radius = float(np.clip(2.0 * twide, 3.0, 30.0))
+    scale = flux_scale(sci, timg, prep.stars, radius=radius)
+    timg, tvar = timg * scale, tvar * scale**2
+
+    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
+    chain = {
+        "nan_science": frame.bad,
+        "nan_template": tbad,
+        "kernel_x": prep.stars.x[cand].round(),
+        "kernel_y": prep.stars.y[cand].round(),
+        "config": config.subtraction,
+        "convolve": config.convolve,
+        "difference_background": config.difference_background,
+    }
+    return Aligned(
+        prep=prep,
+        science=sci,
+        variance=frame.variance.copy(),
+        registration=reg,
+        template=timg,
+        template_variance=tvar,
+        template_bad=tbad,
+        psf=psf,
+        tpsf=tpsf,
+        fwhm=fwhm,
+        template_scale=scale,
+        bad=frame.bad | tbad,
+        chain=chain,
+    )
+
+
+def fake_free_difference(aligned: Aligned) -> Difference:
+    """The difference of the aligned images before any fake (A&L kernel fitted on them)."""
+    a = aligned
+    nan_sci, nan_tpl = a.chain["nan_science"], a.chain["nan_template"]
+    variances = _fill_variances(a.variance, a.template_variance, nan_sci, nan_tpl)
+    return make_difference(a.science, a.template, *variances, a.psf, a.tpsf, **a.chain)
+
+
 def inject_frame(
     frame: Frame,
     template: Template,
@@ -212,56 +338,24 @@ def inject_frame(
     if known_action not in KNOWN_ACTIONS:
         msg = f"--known-action must be one of {KNOWN_ACTIONS}; got {known_action!r}"
         raise InputError(msg)
-    prep = prepare(frame)
-    sci = prep.image
-    shape = frame.shape
-    var_sci = frame.variance.copy()
-
-    # ---- the template on the frame's grid and flux scale
-    tprep_stars = template_stars or find_stars(template.image, template.variance, template.bad)
-    reg = register(
-        tprep_stars,
-        prep.stars,
-        source_image=template.image,
-        target_image=sci,
-        source_wcs=template.wcs,
-        target_wcs=frame.wcs,
+    a = align_template(
+        frame,
+        template,
+        config=config,
+        psf=psf,
+        template_psf=template_psf,
+        template_stars=template_stars,
     )
-    timg, tvar, tbad = warp(reg, template.image, template.variance, template.bad, shape)
-
-    # ---- PSFs
-    if psf is None:
-        psf = measure_psf(sci, prep.stars, fwhm_guess=frame.seeing_px)
-    tpsf = template_psf or template.psf
-    if tpsf is None:
-        msg = "the template file has no PSF; pass --template-psf"
-        raise InputError(msg)
-    tpsf = ImagePSF(tpsf.array, fwhm=tpsf.fwhm_px(), shape=shape)
-    fwhm = psf.fwhm_px()
-    twide = max(fwhm, tpsf.fwhm_px())
-    radius = float(np.clip(2.0 * twide, 3.0, 30.0))
-    scale = flux_scale(sci, timg, prep.stars, radius=radius)
-    timg, tvar = timg * scale, tvar * scale**2
+    prep, sci, var_sci, reg, shape = a.prep, a.science, a.variance, a.registration, frame.shape
+    timg, tvar, tbad, psf, tpsf = a.template, a.template_variance, a.template_bad, a.psf, a.tpsf
+    fwhm, scale, bad_any, chain = a.fwhm, a.template_scale, a.bad, a.chain
 
     # ---- the noise of the difference, measured on a fake-free first subtraction
-    bad_any = frame.bad | tbad
-    cand = _kernel_candidates(prep.stars, shape, twide, config.subtraction.n_candidates)
-    chain = {
-        "nan_science": frame.bad,
-        "nan_template": tbad,
-        "kernel_x": prep.stars.x[cand].round(),
-        "kernel_y": prep.stars.y[cand].round(),
-        "config": config.subtraction,
-        "convolve": config.convolve,
-        "difference_background": config.difference_background,
-    }
     check = check_cells(shape, fwhm)
     noise = NoiseModel.from_constant(NoiseScale(scale=1.0, n_pixels=0, iterations=0))
     kernel, kernel_sum = None, 1.0
     if config.rescale_noise:
-        first = make_difference(
-            sci, timg, *_fill_variances(var_sci, tvar, frame.bad, tbad), psf, tpsf, **chain
-        )
+        first = fake_free_difference(a)
         # The fake-free images' A&L kernel is kept for the subtraction with fakes (fakes on or
         # near kernel candidates would otherwise pull the fit), and its sum is the template's
         # photometric scale in the difference (negative fakes are drawn in that scale).

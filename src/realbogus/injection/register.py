@@ -9,7 +9,10 @@ bad in the result.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import sep
@@ -191,7 +194,8 @@ def register(
     error: Exception | None = None
     for src, dst, n in attempts:
         try:
-            transform, (s_ok, _) = astroalign.find_transform(src, dst, max_control_points=n)
+            with _seeded(astroalign):
+                transform, (s_ok, _) = astroalign.find_transform(src, dst, max_control_points=n)
             break
         except (astroalign.MaxIterError, ValueError, TypeError) as exc:
             error = exc
@@ -203,6 +207,29 @@ def register(
     for tol in (1.5, 1.0, 0.6):
         matrix, n_pairs = _refine(all_src, all_dst, matrix, tol=tol)
     return Registration(matrix=matrix, method="stars", n_matches=max(n_pairs, len(s_ok)))
+
+
+class _SeededNumpy:
+    """numpy, but `random.default_rng()` without a seed gives a generator seeded with `seed`."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = SimpleNamespace(default_rng=lambda *_: np.random.default_rng(seed))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(np, name)
+
+
+@contextlib.contextmanager
+def _seeded(astroalign_module, seed: int = 0) -> Iterator[None]:
+    """Make astroalign's RANSAC repeatable: it shuffles its candidate matches with an unseeded
+    ``numpy.random.default_rng()`` (astroalign 2.6), so the same frames could register a few
+    hundredths of a pixel apart from one run to the next (and the datasets differ)."""
+    original = astroalign_module._np
+    astroalign_module._np = _SeededNumpy(seed)
+    try:
+        yield
+    finally:
+        astroalign_module._np = original
 
 
 def _refine(
