@@ -139,7 +139,11 @@ def inject(
     ] = 0.3,
     known: Annotated[
         Path | None,
-        typer.Option(help="Catalogue of known real sources (x, y or ra, dec; optional origin)."),
+        typer.Option(
+            help="Catalogue of known real sources (CSV/Parquet): x, y (frame pixels), "
+            "template_x, template_y (template pixels, as `realbogus variables` writes) or ra, "
+            "dec; optional origin."
+        ),
     ] = None,
     known_action: Annotated[
         str, typer.Option(help="Detections on a known source: drop or real.")
@@ -247,4 +251,82 @@ def inject(
         f"{s['snr_robust_std_frames']['away_from_detections_median']:.2f} away from detections; "
         f"noise scale {s['noise_scale']['median']:.2f} (median over frames) -> {path} "
         f"(preview: {path / 'preview.png'})"
+    )
+
+
+def variables(
+    template: Annotated[Path, typer.Option(help="Template FITS from `realbogus template`.")],
+    out: Annotated[Path, typer.Option(help="Catalogue to write (CSV; .parquet for Parquet).")],
+    science: Annotated[
+        list[Path] | None,
+        typer.Option(help="Science frames (at least 10): --science S1.fits S2.fits ..."),
+    ] = None,
+    more: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="More science frames (what follows --science S1.fits).", show_default=False
+        ),
+    ] = None,
+    psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
+    ] = None,
+    template_psf: Annotated[
+        Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
+    ] = None,
+    noise: Annotated[
+        list[Path] | None,
+        typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
+    ] = None,
+    gain: GainOption = None,
+    read_noise: ReadNoiseOption = None,
+    saturation: SaturationOption = None,
+    min_chi2: Annotated[
+        float, typer.Option(help="Least reduced chi^2 of a star's difference light curve.")
+    ] = 5.0,
+    min_outliers: Annotated[
+        int, typer.Option(help="Least frames where the star is more than 5 sigma off.")
+    ] = 3,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out file.")
+    ] = False,
+) -> None:
+    """Find the field's variable stars in its own frames (difference-image light curves of the
+    template's stars) and write the catalogue `inject --known` reads (template pixels)."""
+    from ..errors import InputError
+    from ..injection.run import FrameOptions, field_variables
+    from ..io.tables import write_table
+    from .common import console, fail, progress_bar
+
+    try:
+        frames = [*(science or []), *(more or [])]
+        if out.exists() and not overwrite:
+            msg = f"{out} already exists; choose another --out or pass --overwrite"
+            raise InputError(msg)
+        options = FrameOptions(
+            noise=tuple(map(str, noise or ())),
+            gain=gain,
+            read_noise=read_noise,
+            saturation=saturation,
+            psf=str(psf) if psf else None,
+            template_psf=str(template_psf) if template_psf else None,
+        )
+        with progress_bar("light curves of the template's stars") as progress:
+            stars = field_variables(
+                frames,
+                template,
+                options=options,
+                min_chi2=min_chi2,
+                min_outliers=min_outliers,
+                workers=workers,
+                progress=progress,
+            )
+        write_table(stars, out)
+    except RealBogusError as exc:
+        raise fail(exc) from exc
+    n = int(stars["variable"].sum())
+    console.print(
+        f"{n} variable of {len(stars)} template stars over {len(frames)} frames "
+        f"(reduced chi^2 >= {min_chi2:g}, >= {min_outliers} frames over 5 sigma) -> {out}; "
+        f"use it with `realbogus inject --known {out}`"
     )

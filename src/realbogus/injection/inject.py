@@ -313,7 +313,8 @@ def inject_frame(
     psf, template_psf : ImagePSF, optional
         Given PSFs; by default measured on the frame and taken from the template file.
     known : DataFrame, optional
-        Known real sources with ``x``, ``y`` in this frame's pixels (and optional ``origin``).
+        Known real sources with ``x``, ``y`` in this frame's pixels, or ``template_x``,
+        ``template_y`` in the template's (and optional ``origin``).
     known_action : {"drop", "real"}
         Leave detections on a known source out, or label them Real (truthKind ``known``).
     pixel_scale : float, optional
@@ -458,6 +459,7 @@ def inject_frame(
     table["labelSource"] = "injection"
     keep = np.ones(len(table), bool)
     if known is not None and len(known) and len(table):
+        known = _known_on_frame(known, reg, template, frame)
         d = np.hypot(
             table["x"].to_numpy()[:, None] - known["x"].to_numpy()[None, :],
             table["y"].to_numpy()[:, None] - known["y"].to_numpy()[None, :],
@@ -523,6 +525,23 @@ def inject_frame(
             "noise_scale": np.broadcast_to(np.float32(k), shape),
         },
     ), psf
+
+
+def _known_on_frame(
+    known: pd.DataFrame, reg: Registration, template: Template, frame: Frame
+) -> pd.DataFrame:
+    """Known sources with ``x``, ``y`` in this frame's pixels; a catalogue in the template's
+    pixels (``template_x``, ``template_y``, as `realbogus variables` writes it) is mapped
+    through the frame's registration (or the two WCSs when it is not affine)."""
+    if {"x", "y"} <= set(known.columns):
+        return known
+    tx, ty = known["template_x"].to_numpy(float), known["template_y"].to_numpy(float)
+    if reg.matrix is not None:
+        m = reg.matrix
+        x, y = m[0, 0] * tx + m[0, 1] * ty + m[0, 2], m[1, 0] * tx + m[1, 1] * ty + m[1, 2]
+    else:
+        x, y = frame.wcs.world_to_pixel_values(*template.wcs.pixel_to_world_values(tx, ty))
+    return known.assign(x=np.asarray(x, float), y=np.asarray(y, float))
 
 
 def _fill_variances(

@@ -32,8 +32,9 @@ from .noise import pair_differences
 from .psf import read_psf, write_psf
 from .register import Stars, find_stars
 from .template import Template, read_template
+from .variables import LightCurve, find_variables, frame_fluxes, template_stars
 
-__all__ = ["FrameOptions", "inject_dataset", "read_known"]
+__all__ = ["FrameOptions", "field_variables", "inject_dataset", "read_known"]
 
 
 @dataclass(frozen=True)
@@ -65,24 +66,30 @@ class FrameOptions:
 
 def read_known(path: str | os.PathLike) -> pd.DataFrame:
     """A catalogue of known real sources: columns ``x``, ``y`` (0-based pixels of the science
-    frames) or ``ra``, ``dec`` (degrees; frames need a WCS), and optionally ``origin``."""
+    frames), ``template_x``, ``template_y`` (0-based pixels of the template: each frame's
+    registration maps them; `realbogus variables` writes these) or ``ra``, ``dec`` (degrees;
+    frames need a WCS), and optionally ``origin``. A ``variable`` column, when present, keeps
+    only its true rows."""
     from ..io.tables import read_table
 
     table = read_table(path)
     cols = set(table.columns)
-    if not ({"x", "y"} <= cols or {"ra", "dec"} <= cols):
+    if not ({"x", "y"} <= cols or {"template_x", "template_y"} <= cols or {"ra", "dec"} <= cols):
         msg = (
-            f"--known {path}: needs columns x, y (pixels) or ra, dec (degrees); has {sorted(cols)}"
+            f"--known {path}: needs columns x, y (pixels), template_x, template_y (template "
+            f"pixels) or ra, dec (degrees); has {sorted(cols)}"
         )
         raise InputError(msg)
+    if "variable" in cols:
+        table = table[table["variable"].astype(bool)].reset_index(drop=True)
     return table
 
 
 def _known_in_frame(known: pd.DataFrame | None, frame) -> pd.DataFrame | None:
     if known is None:
         return None
-    if {"x", "y"} <= set(known.columns):
-        return known
+    if {"x", "y"} <= set(known.columns) or {"template_x", "template_y"} <= set(known.columns):
+        return known  # template pixels: mapped in `inject_frame`, which has the registration
     if frame.wcs is None:
         msg = f"--known gives ra, dec but {frame.name} has no WCS; give x, y pixels instead"
         raise InputError(msg)
@@ -99,8 +106,8 @@ def _run_frame(task: tuple) -> tuple:
         return _run_frame_inner(task)
 
 
-def _run_frame_inner(task: tuple) -> tuple:
-    (index, path, template_path, cfg, seed, opts, survey, known) = task
+def _read_inputs(index: int, path: str, template_path: str, opts: FrameOptions) -> tuple:
+    """Frame `index` (its maps and flags), the template and its stars, the given PSFs."""
     frame = read_frame(
         path,
         variance=opts.variance[index] if opts.variance else None,
@@ -117,6 +124,12 @@ def _run_frame_inner(task: tuple) -> tuple:
         if opts.template_psf
         else None
     )
+    return frame, template, template_stars, psf, tpsf
+
+
+def _run_frame_inner(task: tuple) -> tuple:
+    (index, path, template_path, cfg, seed, opts, survey, known) = task
+    frame, template, template_stars, psf, tpsf = _read_inputs(index, path, template_path, opts)
     try:
         result, used_psf = inject_frame(
             frame,
@@ -358,3 +371,89 @@ def summarize_injection(
                 mad_sigma(pairs, 0.0) if pairs.size else nan
             )
     return out
+
+
+def _variables_frame(task: tuple) -> tuple[int, LightCurve]:
+    from threadpoolctl import threadpool_limits
+
+    index, path, template_path, cfg, opts, targets = task
+    with threadpool_limits(limits=1):
+        frame, template, stars, psf, tpsf = _read_inputs(index, path, template_path, opts)
+        try:
+            curve = frame_fluxes(
+                frame,
+                template,
+                targets,
+                config=cfg,
+                psf=psf,
+                template_psf=tpsf,
+                registration_stars=stars,
+            )
+        except InputError as exc:
+            msg = f"{frame.name}: {exc}"
+            raise InputError(msg) from exc
+    return index, curve
+
+
+def field_variables(
+    science: Sequence[str | os.PathLike],
+    template: str | os.PathLike,
+    *,
+    config: InjectConfig | None = None,
+    options: FrameOptions | None = None,
+    min_chi2: float = 5.0,
+    min_outliers: int = 3,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """The template's stars and which of them vary over the science frames
+    (`realbogus.injection.variables`; the ``realbogus variables`` command).
+
+    Parameters
+    ----------
+    science : sequence of path-like
+        The frames (at least 10: a light curve needs frames).
+    template : path-like
+        From ``realbogus template``.
+    config : InjectConfig, optional
+        Subtraction options (`inject`'s defaults).
+    options : FrameOptions, optional
+        How to read the frames (per-frame maps, gain, PSF models).
+    min_chi2, min_outliers : float, int
+        The variability rule (`variables.find_variables`).
+    workers : int, optional
+        Frame processes; None = one per CPU.
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    DataFrame
+        One row per template star (`variables.find_variables`); ``variable`` marks the
+        catalogue `inject --known` reads.
+    """
+    if len(science) < 10:
+        msg = f"--science: {len(science)} frames; finding variables needs at least 10"
+        raise InputError(msg)
+    config = config or InjectConfig(n_fakes=0)
+    options = options or FrameOptions()
+    template = str(template)
+    tmpl, _ = _template(template, os.stat(template).st_mtime_ns)
+    stars = template_stars(tmpl)
+    tasks = [(i, str(p), template, config, options, stars) for i, p in enumerate(science)]
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    curves: list[tuple[int, LightCurve]] = []
+    if n_workers == 1:
+        for task in tasks:
+            curves.append(_variables_frame(task))
+            if progress is not None:
+                progress(len(curves), len(tasks))
+    else:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            for res in pool.map(_variables_frame, tasks):
+                curves.append(res)
+                if progress is not None:
+                    progress(len(curves), len(tasks))
+    curves.sort(key=lambda c: c[0])
+    return find_variables(
+        [c for _, c in curves], stars, min_chi2=min_chi2, min_outliers=min_outliers
+    )
