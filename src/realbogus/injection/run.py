@@ -32,7 +32,7 @@ from .noise import pair_differences
 from .psf import read_psf, write_psf
 from .register import Stars, find_stars
 from .template import Template, read_template
-from .variables import LightCurve, find_variables, frame_fluxes, template_stars
+from .variables import LightCurve, find_variables, frame_fluxes, template_peaks
 
 __all__ = ["FrameOptions", "field_variables", "inject_dataset", "read_known"]
 
@@ -438,7 +438,7 @@ def field_variables(
     options = options or FrameOptions()
     template = str(template)
     tmpl, _ = _template(template, os.stat(template).st_mtime_ns)
-    stars = template_stars(tmpl)
+    stars = template_peaks(tmpl)
     tasks = [(i, str(p), template, config, options, stars) for i, p in enumerate(science)]
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     curves: list[tuple[int, LightCurve]] = []

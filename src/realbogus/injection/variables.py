@@ -35,7 +35,7 @@ from .noise import estimate_noise_scale
 from .register import Stars
 from .template import Template
 
-__all__ = ["LightCurve", "find_variables", "frame_fluxes", "template_stars"]
+__all__ = ["LightCurve", "find_variables", "frame_fluxes", "template_peaks"]
 
 #: |flux / error| beyond which a frame counts as an outlier of a star's light curve.
 OUTLIER_SIGMA = 5.0
@@ -58,7 +58,7 @@ class LightCurve:
     err: np.ndarray
 
 
-def template_stars(template: Template, *, min_snr: float = 10.0) -> Stars:
+def template_peaks(template: Template, *, min_snr: float = 10.0) -> Stars:
     """Stars of a (crowded) template, one per PSF-filtered peak.
 
     `register.find_stars` (sep isophotes) merges a crowded field into blends; here every local
@@ -133,7 +133,7 @@ def frame_fluxes(
     frame : Frame
     template : Template
     stars : Stars
-        Stars to measure, template pixels (`template_stars`).
+        Stars to measure, template pixels (`template_peaks`).
     config : InjectConfig, optional
         The subtraction options (`inject`'s defaults).
     psf, template_psf : ImagePSF, optional
