@@ -132,7 +132,8 @@ class Service:
         table = batch.table.reset_index(drop=True)
         ids = table["diaSourceId"].astype("int64")
         with self._lock:
-            new = (~ids.isin([i for i in ids if i in self.source]) & ~ids.duplicated()).to_numpy()
+            already = np.fromiter((i in self.source for i in ids), bool, len(ids))
+            new = ~already & ~ids.duplicated().to_numpy()
             kept = None
             if new.any():
                 kept = save_upload(payload, self.uploads)
