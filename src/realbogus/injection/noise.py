@@ -197,9 +197,9 @@ class NoiseModel:
     """The SNR map's noise factor as a smooth function of local source density D.
 
     k(x)^2 = K2(D(x)), K2 the SNR map's robust variance measured in quantile bins of D over the
-    quiet estimation pixels, made non-decreasing in D (`scipy.optimize.isotonic_regression`) and linearly
-    interpolated between the bins' median densities (constant beyond the first and last: no
-    extrapolation onto bright stars, where no quiet pixel was measured). It is used when the
+    quiet estimation pixels, made non-decreasing in D (`scipy.optimize.isotonic_regression`)
+    and linearly interpolated between the bins' median densities (constant beyond the first and
+    last: no extrapolation onto bright stars, where no quiet pixel was measured). It is used when the
     denser half of the bins is noisier than the sparser half by more than `MIN_SIGNIFICANCE`
     standard errors; a weighted straight line k^2 = a + b D through the bins is reported to
     describe it (on SAAO the measured K2 is flat among the faintest densities, rises steeply

@@ -221,8 +221,8 @@ def make_difference(
 ) -> Difference:
     """Subtract and make the matched-filter SNR map (no detection): see `run_dia` for the
     parameters. `noise_scale` (> 0: a number, or an (H, W) map) multiplies the subtraction's
-    variance plane by its square before the SNR map (an empirical rescaling of the noise, `realbogus.injection.noise`); 1
-    (the simulation) leaves it untouched."""
+    variance plane by its square before the SNR map (an empirical rescaling of the noise,
+    `realbogus.injection.noise`); 1 (the simulation) leaves it untouched."""
     size_y, size_x = science.shape
     nan_sci, nan_tpl = nan_science, nan_template
     fwhm_px = psf_science.fwhm_px()
