@@ -28,6 +28,26 @@ SaturationOption = Annotated[
     float | None, typer.Option(help="Saturation level (default: header, else the plateau).")
 ]
 
+# Options that `inject` and `variables` share.
+TemplateFileOption = Annotated[Path, typer.Option(help="Template FITS from `realbogus template`.")]
+MoreFramesArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="More science frames (what follows --science S1.fits).", show_default=False
+    ),
+]
+PsfOption = Annotated[
+    Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
+]
+TemplatePsfOption = Annotated[
+    Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
+]
+NoiseMapsOption = Annotated[
+    list[Path] | None,
+    typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
+]
+WorkersOption = Annotated[int | None, typer.Option(help="Processes (default: all cores).")]
+
 
 def template(
     frames: Annotated[list[Path], typer.Argument(help="FITS frames of one field and filter.")],
@@ -91,18 +111,13 @@ def template(
 
 
 def inject(
-    template: Annotated[Path, typer.Option(help="Template FITS from `realbogus template`.")],
+    template: TemplateFileOption,
     out: Annotated[Path, typer.Option(help="Output dataset directory.")],
     science: Annotated[
         list[Path] | None,
         typer.Option(help="Science frame(s): --science S1.fits S2.fits ... (or repeat the flag)."),
     ] = None,
-    more: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="More science frames (what follows --science S1.fits).", show_default=False
-        ),
-    ] = None,
+    more: MoreFramesArgument = None,
     fakes_per_image: Annotated[int, typer.Option(help="PSF fakes drawn per frame.")] = 60,
     copies: Annotated[
         int,
@@ -112,20 +127,13 @@ def inject(
         ),
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same dataset.")] = 0,
-    psf: Annotated[
-        Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
-    ] = None,
-    template_psf: Annotated[
-        Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
-    ] = None,
+    psf: PsfOption = None,
+    template_psf: TemplatePsfOption = None,
     variance: Annotated[
         list[Path] | None,
         typer.Option(help="Variance map per science frame, in order (repeat the flag)."),
     ] = None,
-    noise: Annotated[
-        list[Path] | None,
-        typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
-    ] = None,
+    noise: NoiseMapsOption = None,
     mask: Annotated[
         list[Path] | None,
         typer.Option(help="Bad-pixel mask per science frame (non-zero = bad; repeat the flag)."),
@@ -174,7 +182,7 @@ def inject(
     survey: Annotated[
         str | None, typer.Option(help="survey column (default: header TELESCOP).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    workers: WorkersOption = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output directory.")
     ] = False,
@@ -255,28 +263,16 @@ def inject(
 
 
 def variables(
-    template: Annotated[Path, typer.Option(help="Template FITS from `realbogus template`.")],
+    template: TemplateFileOption,
     out: Annotated[Path, typer.Option(help="Catalogue to write (CSV; .parquet for Parquet).")],
     science: Annotated[
         list[Path] | None,
         typer.Option(help="Science frames (at least 10): --science S1.fits S2.fits ..."),
     ] = None,
-    more: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="More science frames (what follows --science S1.fits).", show_default=False
-        ),
-    ] = None,
-    psf: Annotated[
-        Path | None, typer.Option(help="PSF model FITS for the science frames (default: measure).")
-    ] = None,
-    template_psf: Annotated[
-        Path | None, typer.Option(help="PSF model FITS of the template (default: its PSF HDU).")
-    ] = None,
-    noise: Annotated[
-        list[Path] | None,
-        typer.Option(help="Noise (sigma) map per science frame, in order (repeat the flag)."),
-    ] = None,
+    more: MoreFramesArgument = None,
+    psf: PsfOption = None,
+    template_psf: TemplatePsfOption = None,
+    noise: NoiseMapsOption = None,
     gain: GainOption = None,
     read_noise: ReadNoiseOption = None,
     saturation: SaturationOption = None,
@@ -286,7 +282,7 @@ def variables(
     min_outliers: Annotated[
         int, typer.Option(help="Least frames where the star is more than 5 sigma off.")
     ] = 3,
-    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    workers: WorkersOption = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out file.")
     ] = False,

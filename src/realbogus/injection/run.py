@@ -10,6 +10,7 @@ median factor the difference's noise was rescaled by, and the noise model's ``no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -170,6 +171,30 @@ def opts_known_action(known: pd.DataFrame | None) -> str:
     return "drop" if known is None else str(known.attrs.get("action", "drop"))
 
 
+def _map_frames(
+    run: Callable[[tuple], tuple],
+    tasks: list[tuple],
+    *,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple]:
+    """`run` over the frames' tasks (each starting with its frame index), in this process or
+    in `workers` processes (None: one per CPU); results in frame order."""
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    results: list[tuple] = []
+    with contextlib.ExitStack() as stack:
+        if n_workers == 1:
+            outputs = map(run, tasks)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=n_workers))
+            outputs = pool.map(run, tasks)
+        for res in outputs:
+            results.append(res)
+            if progress is not None:
+                progress(len(results), len(tasks))
+    return sorted(results, key=lambda r: r[0])
+
+
 def inject_dataset(
     science: Sequence[str | os.PathLike],
     template: str | os.PathLike,
@@ -243,20 +268,7 @@ def inject_dataset(
         (i, path, str(template), config, int(seed), options, survey, known)
         for i, path in enumerate(science)
     ]
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    results: list[tuple] = []
-    if n_workers == 1:
-        for task in tasks:
-            results.append(_run_frame(task))
-            if progress is not None:
-                progress(len(results), len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            for res in pool.map(_run_frame, tasks):
-                results.append(res)
-                if progress is not None:
-                    progress(len(results), len(tasks))
-    results.sort(key=lambda r: r[0])
+    results = _map_frames(_run_frame, tasks, workers=workers, progress=progress)
     table = pd.concat([r[2].table for r in results], ignore_index=True)
     stamps = Stamps(
         data=np.concatenate([r[2].stamps.data for r in results]),
@@ -440,20 +452,7 @@ def field_variables(
     tmpl, _ = _template(template, os.stat(template).st_mtime_ns)
     stars = template_peaks(tmpl)
     tasks = [(i, str(p), template, config, options, stars) for i, p in enumerate(science)]
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    curves: list[tuple[int, LightCurve]] = []
-    if n_workers == 1:
-        for task in tasks:
-            curves.append(_variables_frame(task))
-            if progress is not None:
-                progress(len(curves), len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            for res in pool.map(_variables_frame, tasks):
-                curves.append(res)
-                if progress is not None:
-                    progress(len(curves), len(tasks))
-    curves.sort(key=lambda c: c[0])
+    curves = _map_frames(_variables_frame, tasks, workers=workers, progress=progress)
     return find_variables(
         [c for _, c in curves], stars, min_chi2=min_chi2, min_outliers=min_outliers
     )
